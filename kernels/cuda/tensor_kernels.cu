@@ -1,0 +1,829 @@
+// CUDA kernels behind tensor/ops.h; the contract (and the op codes) is kernels/cuda/tensor_kernels.h and
+// mirrors kernels/cpu/tensor_kernels.h. Convention: every floating dtype is computed in float32 and
+// loaded/stored through the round-to-nearest-even conversions of kernels/dtype.h, so a bf16/f16 result
+// rounds exactly as the CPU oracle's does. One kernel per storage type; the op is a run-time switch.
+// Elementwise kernels take a 16-byte vector path when every pointer they touch is 16-byte aligned (views
+// may not be) and finish the last n % V elements with scalar accesses. Reductions are two fixed-order
+// passes through a per-(device, stream) float workspace: deterministic, no atomics.
+#include "kernels/cuda/tensor_kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <map>
+#include <type_traits>
+#include <mutex>
+#include <utility>
+
+#include "kernels/cuda_check.h"
+#include "kernels/philox.h"
+
+namespace pneumo::kernels::cuda {
+namespace {
+
+// ---- storage types and conversions ----------------------------------------------------------------
+struct Bf16 {
+  uint16_t bits;
+};
+struct F16 {
+  uint16_t bits;
+};
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(Bf16 v) { return bf16_bits_to_float(v.bits); }
+__device__ __forceinline__ float to_float(F16 v) { return f16_bits_to_float(v.bits); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ Bf16 from_float<Bf16>(float v) { return Bf16{float_to_bf16_bits(v)}; }
+template <>
+__device__ __forceinline__ F16 from_float<F16>(float v) { return F16{float_to_f16_bits(v)}; }
+
+// Float -> integer conversions truncate toward zero and saturate to the destination range (NaN -> 0).
+__device__ __forceinline__ void store_from_float(DType dt, void* dst, int64_t i, float f) {
+  switch (dt) {
+    case DType::F32: static_cast<float*>(dst)[i] = f; break;
+    case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16_bits(f); break;
+    case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16_bits(f); break;
+    case DType::U8: static_cast<uint8_t*>(dst)[i] = f != f ? 0 : static_cast<uint8_t>(fminf(fmaxf(truncf(f), 0.f), 255.f)); break;
+    case DType::I32: static_cast<int32_t*>(dst)[i] = __float2int_rz(f); break;
+    case DType::I64: static_cast<int64_t*>(dst)[i] = __float2ll_rz(f); break;
+    default: break;  // F64 rejected on the host
+  }
+}
+// Integer -> float rounds to nearest; integer -> narrower integer wraps (as a C++ static_cast does).
+__device__ __forceinline__ void store_from_int(DType dt, void* dst, int64_t i, int64_t v) {
+  switch (dt) {
+    case DType::F32: static_cast<float*>(dst)[i] = static_cast<float>(v); break;
+    case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16_bits(static_cast<float>(v)); break;
+    case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16_bits(static_cast<float>(v)); break;
+    case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v); break;
+    case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v); break;
+    case DType::I64: static_cast<int64_t*>(dst)[i] = v; break;
+    default: break;
+  }
+}
+
+// 16 bytes of T, loaded and stored as one uint4.
+template <typename T>
+union Pack {
+  static constexpr int kSize = 16 / sizeof(T);
+  uint4 raw;
+  T v[kSize];
+};
+template <typename T>
+__device__ __forceinline__ Pack<T> load_pack(const T* p, int64_t unit) {
+  Pack<T> r;
+  r.raw = reinterpret_cast<const uint4*>(p)[unit];
+  return r;
+}
+template <typename T>
+__device__ __forceinline__ void store_pack(T* p, int64_t unit, const Pack<T>& v) {
+  reinterpret_cast<uint4*>(p)[unit] = v.raw;
+}
+
+// Grid-stride walk over n elements: `pack(u)` for each whole 16-byte unit when `vec`, then `scalar(i)`
+// for the remaining elements (all of them when !vec).
+template <typename T, typename ScalarFn, typename PackFn>
+__device__ __forceinline__ void for_each_element(int64_t n, bool vec, ScalarFn scalar, PackFn pack) {
+  constexpr int V = Pack<T>::kSize;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t start = 0;
+  if (vec) {
+    const int64_t units = n / V;
+    for (int64_t u = tid; u < units; u += stride) pack(u);
+    start = units * V;
+  }
+  for (int64_t i = start + tid; i < n; i += stride) scalar(i);
+}
+
+constexpr int kFull = 0, kScalar = 1, kChannel = 2;  // ops::Broadcast
+
+__device__ __forceinline__ float apply_binary(int op, float a, float b) {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    default: return a / b;
+  }
+}
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float apply_unary(int op, float x) {
+  switch (op) {
+    case 0: return -x;
+    case 1: return expf(x);
+    case 2: return logf(x);
+    case 3: return sqrtf(x);
+    case 4: return fabsf(x);
+    case 5: return x > 0.0f ? x : 0.0f;
+    case 6: return sigmoid(x);
+    case 7: return tanhf(x);
+    default: return x * sigmoid(x);
+  }
+}
+
+// dx for dy given x and/or y = f(x) (only what the op needs is read).
+__device__ __forceinline__ float apply_unary_backward(int op, float x, float y, float dy) {
+  switch (op) {
+    case 0: return -dy;
+    case 1: return dy * y;
+    case 2: return dy / x;
+    case 3: return dy * 0.5f / y;
+    case 4: return x > 0.0f ? dy : (x < 0.0f ? -dy : 0.0f);
+    case 5: return x > 0.0f ? dy : 0.0f;
+    case 6: return dy * y * (1.0f - y);
+    case 7: return dy * (1.0f - y * y);
+    default: {
+      const float s = sigmoid(x);
+      return dy * (s + x * s * (1.0f - s));
+    }
+  }
+}
+
+// ---- elementwise kernels --------------------------------------------------------------------------
+template <typename U>
+__global__ void fill_kernel(U* out, int64_t n, U value, bool vec) {
+  for_each_element<U>(
+      n, vec, [&](int64_t i) { out[i] = value; },
+      [&](int64_t u) {
+        Pack<U> p;
+#pragma unroll
+        for (int k = 0; k < Pack<U>::kSize; ++k) p.v[k] = value;
+        store_pack(out, u, p);
+      });
+}
+
+template <typename S>
+__global__ void cast_kernel(const S* src, DType dst_dt, void* dst, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    if constexpr (std::is_same_v<S, float> || std::is_same_v<S, Bf16> || std::is_same_v<S, F16>) {
+      store_from_float(dst_dt, dst, i, to_float(src[i]));
+    } else {
+      store_from_int(dst_dt, dst, i, static_cast<int64_t>(src[i]));
+    }
+  }
+}
+
+template <typename T>
+__global__ void binary_kernel(int op, const T* a, int a_mode, const T* b, int b_mode, T* out, int64_t n,
+                              int64_t channels, bool vec) {
+  constexpr int V = Pack<T>::kSize;
+  const float a_scalar = a_mode == kScalar ? to_float(a[0]) : 0.0f;
+  const float b_scalar = b_mode == kScalar ? to_float(b[0]) : 0.0f;
+  auto operand = [&](const T* p, int mode, float s, int64_t i) {
+    return mode == kFull ? to_float(p[i]) : mode == kScalar ? s : to_float(p[i % channels]);
+  };
+  for_each_element<T>(
+      n, vec,
+      [&](int64_t i) { out[i] = from_float<T>(apply_binary(op, operand(a, a_mode, a_scalar, i), operand(b, b_mode, b_scalar, i))); },
+      [&](int64_t u) {
+        Pack<T> pa, pb, po;
+        if (a_mode == kFull) pa = load_pack(a, u);
+        if (b_mode == kFull) pb = load_pack(b, u);
+        int64_t c = (a_mode == kChannel || b_mode == kChannel) ? (u * V) % channels : 0;
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+          const float av = a_mode == kFull ? to_float(pa.v[k]) : a_mode == kScalar ? a_scalar : to_float(a[c]);
+          const float bv = b_mode == kFull ? to_float(pb.v[k]) : b_mode == kScalar ? b_scalar : to_float(b[c]);
+          po.v[k] = from_float<T>(apply_binary(op, av, bv));
+          if (++c == channels) c = 0;
+        }
+        store_pack(out, u, po);
+      });
+}
+
+// out = alpha * x + beta (axpy: out == a, x == b, beta == 0, plus a). Separately rounded multiply and add
+// (no FMA contraction) to round as the CPU does.
+template <typename T>
+__global__ void affine_kernel(const T* x, const T* addend, T* out, int64_t n, float alpha, float beta, bool vec) {
+  auto f = [&](float xv, float addv) { return __fadd_rn(__fadd_rn(__fmul_rn(alpha, xv), beta), addv); };
+  for_each_element<T>(
+      n, vec, [&](int64_t i) { out[i] = from_float<T>(f(to_float(x[i]), addend ? to_float(addend[i]) : 0.0f)); },
+      [&](int64_t u) {
+        Pack<T> px = load_pack(x, u), pa, po;
+        if (addend) pa = load_pack(addend, u);
+#pragma unroll
+        for (int k = 0; k < Pack<T>::kSize; ++k)
+          po.v[k] = from_float<T>(f(to_float(px.v[k]), addend ? to_float(pa.v[k]) : 0.0f));
+        store_pack(out, u, po);
+      });
+}
+
+template <typename T>
+__global__ void unary_kernel(int op, const T* x, T* out, int64_t n, bool vec) {
+  for_each_element<T>(
+      n, vec, [&](int64_t i) { out[i] = from_float<T>(apply_unary(op, to_float(x[i]))); },
+      [&](int64_t u) {
+        Pack<T> px = load_pack(x, u), po;
+#pragma unroll
+        for (int k = 0; k < Pack<T>::kSize; ++k) po.v[k] = from_float<T>(apply_unary(op, to_float(px.v[k])));
+        store_pack(out, u, po);
+      });
+}
+
+template <typename T>
+__global__ void unary_backward_kernel(int op, const T* x, const T* y, const T* dy, T* dx, int64_t n, bool vec) {
+  for_each_element<T>(
+      n, vec,
+      [&](int64_t i) {
+        const float xv = x ? to_float(x[i]) : 0.0f, yv = y ? to_float(y[i]) : 0.0f;
+        dx[i] = from_float<T>(apply_unary_backward(op, xv, yv, to_float(dy[i])));
+      },
+      [&](int64_t u) {
+        Pack<T> px, py, pd = load_pack(dy, u), po;
+        if (x) px = load_pack(x, u);
+        if (y) py = load_pack(y, u);
+#pragma unroll
+        for (int k = 0; k < Pack<T>::kSize; ++k) {
+          const float xv = x ? to_float(px.v[k]) : 0.0f, yv = y ? to_float(py.v[k]) : 0.0f;
+          po.v[k] = from_float<T>(apply_unary_backward(op, xv, yv, to_float(pd.v[k])));
+        }
+        store_pack(dx, u, po);
+      });
+}
+
+// out[b, p, c] = src[b, c] * scale for out viewed as [batch, inner, channels]; covers expand_channels
+// (batch 1, src [C]), expand_hw (src [N, C]) and expand_scalar (channels 1, inner n).
+template <typename T>
+__global__ void expand_kernel(const T* src, int64_t inner, int64_t channels, T* out, int64_t n, float scale,
+                              bool vec) {
+  const int64_t per_batch = inner * channels;
+  auto value = [&](int64_t b, int64_t c) { return from_float<T>(__fmul_rn(to_float(src[b * channels + c]), scale)); };
+  for_each_element<T>(
+      n, vec, [&](int64_t i) { out[i] = value(i / per_batch, i % channels); },
+      [&](int64_t u) {
+        const int64_t i0 = u * Pack<T>::kSize;
+        int64_t b = i0 / per_batch, r = i0 - b * per_batch, c = i0 % channels;
+        Pack<T> po;
+#pragma unroll
+        for (int k = 0; k < Pack<T>::kSize; ++k) {
+          po.v[k] = value(b, c);
+          if (++c == channels) c = 0;
+          if (++r == per_batch) r = 0, ++b;
+        }
+        store_pack(out, u, po);
+      });
+}
+
+template <typename U>
+__global__ void copy_rows_kernel(const char* src, int64_t src_pitch, char* dst, int64_t dst_pitch,
+                                 int64_t units_per_row, int64_t rows) {
+  const int64_t total = units_per_row * rows;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int64_t r = i / units_per_row, u = i - r * units_per_row;
+    reinterpret_cast<U*>(dst + r * dst_pitch)[u] = reinterpret_cast<const U*>(src + r * src_pitch)[u];
+  }
+}
+
+// Uniform: u * range + lo; normal: mean + stddev * z. Separately rounded as on the CPU, so uniform draws are
+// bit-identical across backends.
+template <typename T>
+__global__ void random_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, float a, float b, bool normal) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const uint64_t idx = static_cast<uint64_t>(i);
+    const float v = normal ? __fadd_rn(a, __fmul_rn(b, philox_normal_at(seed, offset, idx)))
+                           : __fadd_rn(__fmul_rn(philox_uniform_at(seed, offset, idx), b), a);
+    out[i] = from_float<T>(v);
+  }
+}
+
+// ---- reductions -----------------------------------------------------------------------------------
+constexpr int kReduceThreads = 256;
+constexpr int64_t kWorkspaceFloats = int64_t(1) << 20;  // 4 MiB per (device, stream), allocated once
+constexpr int64_t kTargetReduceBlocks = 1024;
+
+// Sum of a block's values in shared memory by a fixed tree; result in s[0].
+__device__ __forceinline__ float block_tree_sum(float* s, float v) {
+  s[threadIdx.x] = v;
+  __syncthreads();
+  for (int half = kReduceThreads / 2; half > 0; half >>= 1) {
+    if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
+    __syncthreads();
+  }
+  return s[0];
+}
+
+// Pass 1 of sum_all: block b sums a fixed grid-stride subset and writes out[b] (dtype out_dt).
+template <typename T>
+__global__ void __launch_bounds__(kReduceThreads) sum_all_kernel(const T* x, int64_t n, bool vec, DType out_dt,
+                                                                 void* out) {
+  __shared__ float s[kReduceThreads];
+  float acc = 0.0f;
+  for_each_element<T>(
+      n, vec, [&](int64_t i) { acc += to_float(x[i]); },
+      [&](int64_t u) {
+        Pack<T> p = load_pack(x, u);
+        float part = 0.0f;
+#pragma unroll
+        for (int k = 0; k < Pack<T>::kSize; ++k) part += to_float(p.v[k]);
+        acc += part;
+      });
+  const float total = block_tree_sum(s, acc);
+  if (threadIdx.x == 0) store_from_float(out_dt, out, blockIdx.x, total);
+}
+
+// Column sums of x viewed as [batch, rows, channels] (row-major). Block (g, tile, b) sums rows
+// [g * rows_per_chunk, ...) of batch b and writes out[(b * gridDim.x + g) * channels + c] (dtype out_dt).
+// Threads read consecutive addresses: with U = channels / W units of W channels (W = 16-byte vectors or
+// 1) and U <= 256, the block covers R = 256 / U rows at once, so small C (NHWC) stays coalesced; the R
+// row lanes are then combined by a fixed tree. With U > 256 each block takes 256 units of one tile.
+template <typename T, int W>
+__device__ __forceinline__ void column_sum_body(float (*partial)[kReduceThreads], const T* x, int64_t batch,
+                                                int64_t rows, int64_t channels, int64_t rows_per_chunk,
+                                                DType out_dt, void* out) {
+  const int t = threadIdx.x;
+  const int64_t units = channels / W;
+  const bool narrow = units <= kReduceThreads;
+  const int64_t lanes = narrow ? kReduceThreads / units : 1;  // rows read at once
+  const int64_t unit = narrow ? t % units : static_cast<int64_t>(blockIdx.y) * kReduceThreads + t;
+  const int64_t lane = narrow ? t / units : 0;
+  const bool active = narrow ? t < lanes * units : unit < units;
+  const int64_t g = blockIdx.x;
+  const int64_t row_begin = g * rows_per_chunk, row_end = min(rows, row_begin + rows_per_chunk);
+  for (int64_t b = blockIdx.z; b < batch; b += gridDim.z) {
+    float acc[W];
+#pragma unroll
+    for (int k = 0; k < W; ++k) acc[k] = 0.0f;
+    if (active) {
+      const T* base = x + b * rows * channels + unit * W;
+#pragma unroll 4
+      for (int64_t r = row_begin + lane; r < row_end; r += lanes) {
+        if constexpr (W == 1) {
+          acc[0] += to_float(base[r * channels]);
+        } else {
+          Pack<T> p = load_pack(base + r * channels, 0);
+#pragma unroll
+          for (int k = 0; k < W; ++k) acc[k] += to_float(p.v[k]);
+        }
+      }
+    }
+    const int64_t out_base = (b * gridDim.x + g) * channels;
+    if (narrow) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) partial[k][t] = acc[k];
+      __syncthreads();
+      for (int64_t live = lanes; live > 1;) {  // fold lanes [half, live) onto [0, live - half)
+        const int64_t half = (live + 1) / 2;
+        if (t < (live - half) * units) {
+#pragma unroll
+          for (int k = 0; k < W; ++k) partial[k][t] += partial[k][t + half * units];
+        }
+        __syncthreads();
+        live = half;
+      }
+      for (int64_t c = t; c < channels; c += kReduceThreads)
+        store_from_float(out_dt, out, out_base + c, partial[c % W][c / W]);
+      __syncthreads();
+    } else if (active) {
+#pragma unroll
+      for (int k = 0; k < W; ++k) store_from_float(out_dt, out, out_base + unit * W + k, acc[k]);
+    }
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kReduceThreads) column_sum_kernel(const T* x, int64_t batch, int64_t rows,
+                                                                    int64_t channels, int64_t rows_per_chunk,
+                                                                    bool vec, DType out_dt, void* out) {
+  __shared__ float partial[Pack<T>::kSize][kReduceThreads];
+  if (vec)
+    column_sum_body<T, Pack<T>::kSize>(partial, x, batch, rows, channels, rows_per_chunk, out_dt, out);
+  else
+    column_sum_body<T, 1>(partial, x, batch, rows, channels, rows_per_chunk, out_dt, out);
+}
+
+// ---- host helpers ---------------------------------------------------------------------------------
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 8192;
+
+int blocks_for(int64_t work) {
+  return static_cast<int>(std::min(kMaxBlocks, std::max<int64_t>(1, (work + kThreads - 1) / kThreads)));
+}
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+// Threads needed for n elements of `elem_size` bytes on the vector path.
+int64_t vector_work(int64_t n, size_t elem_size) {
+  const int64_t v = static_cast<int64_t>(16 / elem_size);
+  return n / v + n % v;
+}
+
+const char* float_dtypes_message() { return "CUDA kernels support float32, bfloat16 and float16 (float64 is CPU-only)"; }
+
+// Calls fn(tag) with a value of the storage type of a floating dtype; anything else is an error.
+template <typename Fn>
+void dispatch_float(DType dt, const char* what, Fn&& fn) {
+  switch (dt) {
+    case DType::F32: fn(float{}); break;
+    case DType::BF16: fn(Bf16{}); break;
+    case DType::F16: fn(F16{}); break;
+    default: PNEUMO_FAIL("kernels::cuda::", what, ": dtype ", dtype_name(dt), " not supported; ", float_dtypes_message());
+  }
+}
+
+template <typename Fn>
+void dispatch_any(DType dt, const char* what, Fn&& fn) {
+  switch (dt) {
+    case DType::F32: fn(float{}); break;
+    case DType::BF16: fn(Bf16{}); break;
+    case DType::F16: fn(F16{}); break;
+    case DType::U8: fn(uint8_t{}); break;
+    case DType::I32: fn(int32_t{}); break;
+    case DType::I64: fn(int64_t{}); break;
+    default: PNEUMO_FAIL("kernels::cuda::", what, ": dtype ", dtype_name(dt), " is CPU-only (CUDA has F32, BF16, F16, U8, I32, I64)");
+  }
+}
+
+void check_count(const char* what, int64_t n) { PNEUMO_CHECK(n >= 0, "kernels::cuda::", what, ": negative element count ", n); }
+
+int stream_device(cudaStream_t stream) {
+  int device = 0;
+#if CUDART_VERSION >= 12080
+  if (stream) {
+    PNEUMO_CUDA_CHECK(cudaStreamGetDevice(stream, &device));
+    return device;
+  }
+#endif
+  PNEUMO_CUDA_CHECK(cudaGetDevice(&device));
+  return device;
+}
+
+// Scratch for the first pass of reductions: one buffer per (device, stream), allocated on first use and
+// kept for the life of the process (work on one stream is ordered, so reuse across calls is safe).
+float* reduction_workspace(cudaStream_t stream) {
+  static std::mutex mutex;
+  static auto* buffers = new std::map<std::pair<int, cudaStream_t>, float*>();  // never freed: see above
+  const int device = stream_device(stream);
+  std::lock_guard<std::mutex> lock(mutex);
+  float*& p = (*buffers)[{device, stream}];
+  if (!p) PNEUMO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), kWorkspaceFloats * sizeof(float)));
+  return p;
+}
+
+struct ColumnSumPlan {
+  bool vec = false;
+  int64_t tiles = 1;
+  int64_t lanes = 1;
+};
+template <typename T>
+ColumnSumPlan plan_column_sum(const T* x, int64_t channels) {
+  ColumnSumPlan p;
+  const int64_t v = Pack<T>::kSize;
+  p.vec = aligned16(x) && channels % v == 0;
+  const int64_t units = p.vec ? channels / v : channels;
+  if (units <= kReduceThreads) {
+    p.lanes = kReduceThreads / units;
+  } else {
+    p.tiles = (units + kReduceThreads - 1) / kReduceThreads;
+  }
+  return p;
+}
+
+template <typename T>
+void launch_column_sum(const T* x, int64_t batch, int64_t rows, int64_t channels, int64_t chunks,
+                       int64_t rows_per_chunk, const ColumnSumPlan& plan, DType out_dt, void* out,
+                       cudaStream_t stream) {
+  PNEUMO_CHECK(plan.tiles <= 65535, "kernels::cuda: too many channels for a column sum: ", channels);
+  dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(plan.tiles),
+            static_cast<unsigned>(std::min<int64_t>(batch, 65535)));
+  column_sum_kernel<T><<<grid, kReduceThreads, 0, stream>>>(x, batch, rows, channels, rows_per_chunk, plan.vec,
+                                                            out_dt, out);
+  PNEUMO_LAUNCH_CHECK("column_sum_kernel");
+}
+
+// out[b, c] = sum over r of x[b, r, c]; sum_channels is batch 1, sum_hw is batch N.
+void column_sums(DType dt, const char* what, const void* x, int64_t batch, int64_t rows, int64_t channels,
+                 void* out, cudaStream_t stream) {
+  PNEUMO_CHECK(batch >= 0 && rows >= 0 && channels >= 0, "kernels::cuda::", what, ": bad sizes batch ", batch,
+               " rows ", rows, " channels ", channels);
+  dispatch_float(dt, what, [&](auto tag) {
+    using T = decltype(tag);
+    if (batch * channels == 0) return;
+    if (rows == 0) {
+      PNEUMO_CUDA_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(batch * channels) * sizeof(T), stream));
+      return;
+    }
+    const T* xt = static_cast<const T*>(x);
+    const ColumnSumPlan plan = plan_column_sum(xt, channels);
+    // Enough blocks to fill the GPU, at least ~16 row steps per thread, and partials that fit the workspace.
+    int64_t chunks = std::max<int64_t>(1, kTargetReduceBlocks / (batch * plan.tiles));
+    chunks = std::min(chunks, std::max<int64_t>(1, rows / (plan.lanes * 16)));
+    chunks = std::min(chunks, std::max<int64_t>(1, kWorkspaceFloats / (batch * channels)));
+    chunks = std::min<int64_t>(chunks, 65535);
+    const int64_t rows_per_chunk = (rows + chunks - 1) / chunks;
+    chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+    if (chunks == 1) {
+      launch_column_sum(xt, batch, rows, channels, 1, rows, plan, dt, out, stream);
+      return;
+    }
+    float* partial = reduction_workspace(stream);
+    launch_column_sum(xt, batch, rows, channels, chunks, rows_per_chunk, plan, DType::F32, partial, stream);
+    const ColumnSumPlan plan2 = plan_column_sum(static_cast<const float*>(partial), channels);
+    launch_column_sum(static_cast<const float*>(partial), batch, chunks, channels, 1, chunks, plan2, dt, out, stream);
+  });
+}
+
+// cuBLAS handle per device, created on first use; the mutex also serialises setStream + the call.
+struct BlasHandle {
+  cublasHandle_t handle = nullptr;
+  std::mutex mutex;
+};
+BlasHandle& blas_handle(int device) {
+  static std::mutex mutex;
+  static auto* handles = new std::map<int, BlasHandle*>();  // never destroyed: the driver may be gone at exit
+  std::lock_guard<std::mutex> lock(mutex);
+  BlasHandle*& h = (*handles)[device];
+  if (!h) {
+    int previous = 0;
+    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous));
+    PNEUMO_CUDA_CHECK(cudaSetDevice(device));
+    auto* created = new BlasHandle();
+    cublasStatus_t status = cublasCreate(&created->handle);
+    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetMathMode(created->handle, CUBLAS_DEFAULT_MATH);
+    PNEUMO_CUDA_CHECK(cudaSetDevice(previous));
+    if (status != CUBLAS_STATUS_SUCCESS) {
+      delete created;
+      PNEUMO_CUBLAS_CHECK(status);
+    }
+    h = created;
+  }
+  return *h;
+}
+
+}  // namespace
+
+// ---- public entry points --------------------------------------------------------------------------
+void fill(DType dt, void* out, int64_t n, double value, cudaStream_t stream) {
+  check_count("fill", n);
+  if (n == 0) return;
+  const size_t es = dtype_size(dt);
+  uint64_t bits = 0;
+  switch (dt) {
+    case DType::F32: bits = float_to_bits(static_cast<float>(value)); break;
+    case DType::BF16: bits = float_to_bf16_bits(static_cast<float>(value)); break;
+    case DType::F16: bits = float_to_f16_bits(static_cast<float>(value)); break;
+    case DType::U8: bits = static_cast<uint8_t>(static_cast<int64_t>(value)); break;
+    case DType::I32: bits = static_cast<uint32_t>(static_cast<int32_t>(value)); break;
+    case DType::I64: bits = static_cast<uint64_t>(static_cast<int64_t>(value)); break;
+    default: PNEUMO_FAIL("kernels::cuda::fill: dtype ", dtype_name(dt), " is CPU-only");
+  }
+  bool same_bytes = true;
+  for (size_t k = 1; k < es; ++k) same_bytes &= ((bits >> (8 * k)) & 0xff) == (bits & 0xff);
+  if (same_bytes) {  // zero, and the 0xFF poison pattern
+    PNEUMO_CUDA_CHECK(cudaMemsetAsync(out, static_cast<int>(bits & 0xff), static_cast<size_t>(n) * es, stream));
+    return;
+  }
+  const int blocks = blocks_for(aligned16(out) ? vector_work(n, es) : n);
+  const bool vec = aligned16(out);
+  switch (es) {
+    case 2: fill_kernel<uint16_t><<<blocks, kThreads, 0, stream>>>(static_cast<uint16_t*>(out), n, static_cast<uint16_t>(bits), vec); break;
+    case 4: fill_kernel<uint32_t><<<blocks, kThreads, 0, stream>>>(static_cast<uint32_t*>(out), n, static_cast<uint32_t>(bits), vec); break;
+    default: fill_kernel<uint64_t><<<blocks, kThreads, 0, stream>>>(static_cast<uint64_t*>(out), n, bits, vec); break;
+  }
+  PNEUMO_LAUNCH_CHECK("fill_kernel");
+}
+
+void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, cudaStream_t stream) {
+  check_count("cast", n);
+  dispatch_any(dst_dt, "cast", [](auto) {});  // rejects F64 as a destination
+  dispatch_any(src_dt, "cast", [&](auto tag) {
+    using S = decltype(tag);
+    if (n == 0) return;
+    if (src_dt == dst_dt) {
+      if (src != dst)
+        PNEUMO_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(S), cudaMemcpyDeviceToDevice, stream));
+      return;
+    }
+    cast_kernel<S><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const S*>(src), dst_dt, dst, n);
+    PNEUMO_LAUNCH_CHECK("cast_kernel");
+  });
+}
+
+void binary(DType dt, int op, const void* a, int a_mode, const void* b, int b_mode, void* out, int64_t n,
+            int64_t channels, cudaStream_t stream) {
+  check_count("binary", n);
+  PNEUMO_CHECK(op >= 0 && op <= 3, "kernels::cuda::binary: unknown op code ", op);
+  PNEUMO_CHECK(a_mode >= 0 && a_mode <= 2 && b_mode >= 0 && b_mode <= 2, "kernels::cuda::binary: bad broadcast modes ",
+               a_mode, ", ", b_mode);
+  PNEUMO_CHECK((a_mode != kChannel && b_mode != kChannel) || channels > 0,
+               "kernels::cuda::binary: per-channel broadcast needs channels > 0, got ", channels);
+  dispatch_float(dt, "binary", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    const bool vec = aligned16(out) && (a_mode != kFull || aligned16(a)) && (b_mode != kFull || aligned16(b));
+    binary_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
+        op, static_cast<const T*>(a), a_mode, static_cast<const T*>(b), b_mode, static_cast<T*>(out), n, channels, vec);
+    PNEUMO_LAUNCH_CHECK("binary_kernel");
+  });
+}
+
+void affine(DType dt, const void* x, void* out, int64_t n, double alpha, double beta, cudaStream_t stream) {
+  check_count("affine", n);
+  dispatch_float(dt, "affine", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    const bool vec = aligned16(x) && aligned16(out);
+    affine_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
+        static_cast<const T*>(x), nullptr, static_cast<T*>(out), n, static_cast<float>(alpha), static_cast<float>(beta), vec);
+    PNEUMO_LAUNCH_CHECK("affine_kernel");
+  });
+}
+
+void axpy(DType dt, void* a, const void* b, int64_t n, double alpha, cudaStream_t stream) {
+  check_count("axpy", n);
+  dispatch_float(dt, "axpy", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    const bool vec = aligned16(a) && aligned16(b);
+    affine_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
+        static_cast<const T*>(b), static_cast<const T*>(a), static_cast<T*>(a), n, static_cast<float>(alpha), 0.0f, vec);
+    PNEUMO_LAUNCH_CHECK("axpy_kernel");
+  });
+}
+
+void unary(DType dt, int op, const void* x, void* out, int64_t n, cudaStream_t stream) {
+  check_count("unary", n);
+  PNEUMO_CHECK(op >= 0 && op <= 8, "kernels::cuda::unary: unknown op code ", op);
+  dispatch_float(dt, "unary", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    const bool vec = aligned16(x) && aligned16(out);
+    unary_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
+        op, static_cast<const T*>(x), static_cast<T*>(out), n, vec);
+    PNEUMO_LAUNCH_CHECK("unary_kernel");
+  });
+}
+
+void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n,
+                    cudaStream_t stream) {
+  check_count("unary_backward", n);
+  PNEUMO_CHECK(op >= 0 && op <= 8, "kernels::cuda::unary_backward: unknown op code ", op);
+  // Which of x / y each op reads (see the formulas in apply_unary_backward).
+  const bool needs_x = op == 2 || op == 4 || op == 5 || op == 8;
+  const bool needs_y = op == 1 || op == 3 || op == 6 || op == 7;
+  PNEUMO_CHECK(!needs_x || x, "kernels::cuda::unary_backward: op ", op, " needs the input x");
+  PNEUMO_CHECK(!needs_y || y, "kernels::cuda::unary_backward: op ", op, " needs the output y");
+  if (!needs_x) x = nullptr;
+  if (!needs_y) y = nullptr;
+  dispatch_float(dt, "unary_backward", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    const bool vec = aligned16(dy) && aligned16(dx) && (!x || aligned16(x)) && (!y || aligned16(y));
+    unary_backward_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
+        op, static_cast<const T*>(x), static_cast<const T*>(y), static_cast<const T*>(dy), static_cast<T*>(dx), n, vec);
+    PNEUMO_LAUNCH_CHECK("unary_backward_kernel");
+  });
+}
+
+void sum_all(DType dt, const void* x, int64_t n, void* out, cudaStream_t stream) {
+  check_count("sum_all", n);
+  dispatch_float(dt, "sum_all", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) {
+      PNEUMO_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(T), stream));
+      return;
+    }
+    const T* xt = static_cast<const T*>(x);
+    const bool vec = aligned16(x);
+    // ~16 vector loads per thread before the grid grows, at most kTargetReduceBlocks partials.
+    const int64_t per_block = kReduceThreads * 16 * static_cast<int64_t>(Pack<T>::kSize);
+    const int64_t blocks = std::min(kTargetReduceBlocks, std::max<int64_t>(1, (n + per_block - 1) / per_block));
+    if (blocks == 1) {
+      sum_all_kernel<T><<<1, kReduceThreads, 0, stream>>>(xt, n, vec, dt, out);
+      PNEUMO_LAUNCH_CHECK("sum_all_kernel");
+      return;
+    }
+    float* partial = reduction_workspace(stream);
+    sum_all_kernel<T><<<static_cast<unsigned>(blocks), kReduceThreads, 0, stream>>>(xt, n, vec, DType::F32, partial);
+    PNEUMO_LAUNCH_CHECK("sum_all_kernel");
+    const ColumnSumPlan plan = plan_column_sum(static_cast<const float*>(partial), 1);
+    launch_column_sum(static_cast<const float*>(partial), 1, blocks, 1, 1, blocks, plan, dt, out, stream);
+  });
+}
+
+void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void* out, cudaStream_t stream) {
+  column_sums(dt, "sum_channels", x, 1, rows, channels, out, stream);
+}
+
+void sum_hw(DType dt, const void* x, int64_t batch, int64_t hw, int64_t channels, void* out, cudaStream_t stream) {
+  column_sums(dt, "sum_hw", x, batch, hw, channels, out, stream);
+}
+
+namespace {
+void expand(DType dt, const char* what, const void* src, int64_t batch, int64_t inner, int64_t channels, void* out,
+            double scale, cudaStream_t stream) {
+  PNEUMO_CHECK(batch >= 0 && inner >= 0 && channels >= 0, "kernels::cuda::", what, ": bad sizes ", batch, " x ",
+               inner, " x ", channels);
+  dispatch_float(dt, what, [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = batch * inner * channels;
+    if (n == 0) return;
+    const bool vec = aligned16(out);
+    expand_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
+        static_cast<const T*>(src), inner, channels, static_cast<T*>(out), n, static_cast<float>(scale), vec);
+    PNEUMO_LAUNCH_CHECK("expand_kernel");
+  });
+}
+}  // namespace
+
+void expand_channels(DType dt, const void* v, int64_t rows, int64_t channels, void* out, double scale,
+                     cudaStream_t stream) {
+  expand(dt, "expand_channels", v, 1, rows, channels, out, scale, stream);
+}
+
+void expand_hw(DType dt, const void* nc, int64_t batch, int64_t hw, int64_t channels, void* out, double scale,
+               cudaStream_t stream) {
+  expand(dt, "expand_hw", nc, batch, hw, channels, out, scale, stream);
+}
+
+void expand_scalar(DType dt, const void* s, int64_t n, void* out, double scale, cudaStream_t stream) {
+  expand(dt, "expand_scalar", s, 1, n, 1, out, scale, stream);
+}
+
+void gemm(DType dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+          int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc, cudaStream_t stream) {
+  PNEUMO_CHECK(M >= 0 && N >= 0 && K >= 0 && M <= INT_MAX && N <= INT_MAX && K <= INT_MAX,
+               "kernels::cuda::gemm: sizes M ", M, " N ", N, " K ", K, " out of range");
+  // Row strides: a row-major [rows, cols] matrix needs ld >= cols.
+  PNEUMO_CHECK(lda >= std::max<int64_t>(1, trans_a ? M : K) && ldb >= std::max<int64_t>(1, trans_b ? K : N) &&
+                   ldc >= std::max<int64_t>(1, N) && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX,
+               "kernels::cuda::gemm: bad leading dimensions lda ", lda, " ldb ", ldb, " ldc ", ldc, " for M ", M,
+               " N ", N, " K ", K, (trans_a ? " (A transposed)" : ""), (trans_b ? " (B transposed)" : ""));
+  cudaDataType_t type = CUDA_R_32F;
+  switch (dt) {
+    case DType::F32: type = CUDA_R_32F; break;
+    case DType::BF16: type = CUDA_R_16BF; break;
+    case DType::F16: type = CUDA_R_16F; break;
+    default: PNEUMO_FAIL("kernels::cuda::gemm: dtype ", dtype_name(dt), " not supported; ", float_dtypes_message());
+  }
+  if (M == 0 || N == 0) return;
+  const float alpha_f = static_cast<float>(alpha), beta_f = static_cast<float>(beta);
+  BlasHandle& h = blas_handle(stream_device(stream));
+  std::lock_guard<std::mutex> lock(h.mutex);
+  PNEUMO_CUBLAS_CHECK(cublasSetStream(h.handle, stream));
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
+  PNEUMO_CUBLAS_CHECK(cublasGemmEx(h.handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                   static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha_f, B, type,
+                                   static_cast<int>(ldb), A, type, static_cast<int>(lda), &beta_f, C, type,
+                                   static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  PNEUMO_LAUNCH_CHECK("cublasGemmEx");
+}
+
+void copy_rows(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t width, int64_t rows,
+               cudaStream_t stream) {
+  PNEUMO_CHECK(width >= 0 && rows >= 0 && src_pitch >= width && dst_pitch >= width,
+               "kernels::cuda::copy_rows: bad sizes width ", width, " rows ", rows, " pitches ", src_pitch, ", ", dst_pitch);
+  if (width == 0 || rows == 0) return;
+  if (width == src_pitch && width == dst_pitch) {
+    PNEUMO_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(width * rows), cudaMemcpyDeviceToDevice, stream));
+    return;
+  }
+  const uintptr_t all = reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(dst) |
+                        static_cast<uintptr_t>(src_pitch) | static_cast<uintptr_t>(dst_pitch) |
+                        static_cast<uintptr_t>(width);
+  const char* s = static_cast<const char*>(src);
+  char* d = static_cast<char*>(dst);
+  if ((all & 15u) == 0) {
+    copy_rows_kernel<uint4><<<blocks_for(width / 16 * rows), kThreads, 0, stream>>>(s, src_pitch, d, dst_pitch, width / 16, rows);
+  } else if ((all & 3u) == 0) {
+    copy_rows_kernel<uint32_t><<<blocks_for(width / 4 * rows), kThreads, 0, stream>>>(s, src_pitch, d, dst_pitch, width / 4, rows);
+  } else if ((all & 1u) == 0) {
+    copy_rows_kernel<uint16_t><<<blocks_for(width / 2 * rows), kThreads, 0, stream>>>(s, src_pitch, d, dst_pitch, width / 2, rows);
+  } else {
+    copy_rows_kernel<uint8_t><<<blocks_for(width * rows), kThreads, 0, stream>>>(s, src_pitch, d, dst_pitch, width, rows);
+  }
+  PNEUMO_LAUNCH_CHECK("copy_rows_kernel");
+}
+
+void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, float lo, float hi,
+                    cudaStream_t stream) {
+  check_count("random_uniform", n);
+  dispatch_float(dt, "random_uniform", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    random_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<T*>(out), n, seed, offset, lo, hi - lo, false);
+    PNEUMO_LAUNCH_CHECK("random_kernel(uniform)");
+  });
+}
+
+void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, float mean, float stddev,
+                   cudaStream_t stream) {
+  check_count("random_normal", n);
+  dispatch_float(dt, "random_normal", [&](auto tag) {
+    using T = decltype(tag);
+    if (n == 0) return;
+    random_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<T*>(out), n, seed, offset, mean, stddev, true);
+    PNEUMO_LAUNCH_CHECK("random_kernel(normal)");
+  });
+}
+
+}  // namespace pneumo::kernels::cuda
