@@ -1,0 +1,227 @@
+// The caching CUDA allocator (cuda_memory in tensor/allocator.h). Convention: a block is cudaMalloc'ed at its
+// rounded size (512 B granules up to 1 MiB, 2 MiB granules above), never split, and on release goes back to
+// the free list of the (device, stream) it was allocated on, where the next request on that stream takes the
+// smallest cached block that fits and is at most twice the rounded request (best fit). Work on one stream is
+// ordered, so reuse needs no event. cudaFree happens only in empty_cache() and on the out-of-memory retry.
+// Statistics count block sizes. One mutex guards everything. Built without CUDA: allocate() throws and the
+// statistics are zeros; round_size() works everywhere.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+
+#include "kernels/check.h"
+#include "tensor/allocator.h"
+#include "tensor/cuda_runtime.h"
+
+#if PNEUMO_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "kernels/cuda_check.h"
+#endif
+
+namespace pneumo::cuda_memory {
+
+namespace {
+constexpr size_t kSmallGranule = 512;
+constexpr size_t kLargeGranule = size_t(2) << 20;
+constexpr size_t kSmallLimit = size_t(1) << 20;
+}  // namespace
+
+size_t round_size(size_t bytes) {
+  if (bytes == 0) return 0;
+  if (bytes <= kSmallLimit) return (bytes + kSmallGranule - 1) / kSmallGranule * kSmallGranule;
+  PNEUMO_CHECK(bytes <= SIZE_MAX - kLargeGranule, "cuda_memory::round_size: request of ", bytes, " bytes is too large");
+  return (bytes + kLargeGranule - 1) / kLargeGranule * kLargeGranule;
+}
+
+#if PNEUMO_WITH_CUDA
+
+namespace {
+
+std::string gib(size_t bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.2f GiB", static_cast<double>(bytes) / static_cast<double>(size_t(1) << 30));
+  return buf;
+}
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous_));
+    changed_ = previous_ != device;
+    if (changed_) PNEUMO_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~DeviceGuard() {
+    if (changed_) cudaSetDevice(previous_);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool changed_ = false;
+};
+
+struct Block {
+  size_t size = 0;
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  bool in_use = false;
+};
+
+using PoolKey = std::pair<int, cudaStream_t>;
+
+class CachingAllocator {
+ public:
+  void* allocate(size_t bytes, int device) {
+    if (bytes == 0) return nullptr;
+    const size_t size = round_size(bytes);
+    cudaStream_t stream = cuda::current_stream(device);  // validates `device`; takes its own lock
+    std::lock_guard<std::mutex> lock(mutex_);
+    CudaMemoryStats& st = stats_for(device);
+    void* ptr = nullptr;
+    auto& pool = free_[PoolKey{device, stream}];
+    auto it = pool.lower_bound(size);
+    if (it != pool.end() && it->first <= 2 * size) {
+      ptr = it->second;
+      pool.erase(it);
+      ++st.cache_hits;
+    } else {
+      ptr = device_malloc(bytes, size, device);
+      blocks_[ptr] = Block{size, device, stream, false};
+    }
+    Block& b = blocks_[ptr];
+    b.in_use = true;
+    ++st.allocations;
+    st.allocated_bytes += b.size;
+    st.peak_allocated_bytes = std::max(st.peak_allocated_bytes, st.allocated_bytes);
+    return ptr;
+  }
+
+  void release(void* p, int device) {
+    if (!p) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = blocks_.find(p);
+    PNEUMO_CHECK(it != blocks_.end() && it->second.in_use, "cuda_memory::release: pointer ", p,
+                 " is not an allocation of the caching allocator in use (freed twice?)");
+    Block& b = it->second;
+    PNEUMO_CHECK(b.device == device, "cuda_memory::release: pointer ", p, " belongs to device ", b.device,
+                 ", released as device ", device);
+    b.in_use = false;
+    stats_for(b.device).allocated_bytes -= b.size;
+    free_[PoolKey{b.device, b.stream}].emplace(b.size, p);
+  }
+
+  CudaMemoryStats stats(int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (device < 0 || device >= static_cast<int>(stats_.size())) return {};
+    return stats_[device];
+  }
+
+  void reset_peak(int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (device < 0 || device >= static_cast<int>(stats_.size())) return;
+    stats_[device].peak_allocated_bytes = stats_[device].allocated_bytes;
+    stats_[device].peak_reserved_bytes = stats_[device].reserved_bytes;
+  }
+
+  void empty_cache() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_cached_locked(-1);
+  }
+
+ private:
+  CudaMemoryStats& stats_for(int device) {
+    if (device >= static_cast<int>(stats_.size())) stats_.resize(device + 1);
+    return stats_[device];
+  }
+
+  // cudaFree of every cached block (of `device`, or all devices for -1). cudaFree waits for the device, so
+  // work still queued on a block's stream finishes first.
+  void free_cached_locked(int device) {
+    for (auto pool = free_.begin(); pool != free_.end(); ++pool) {
+      if (device >= 0 && pool->first.first != device) continue;
+      if (pool->second.empty()) continue;
+      DeviceGuard guard(pool->first.first);
+      CudaMemoryStats& st = stats_for(pool->first.first);
+      for (auto& entry : pool->second) {
+        PNEUMO_CUDA_CHECK(cudaFree(entry.second));
+        blocks_.erase(entry.second);
+        st.reserved_bytes -= entry.first;
+        ++st.cuda_free_calls;
+      }
+      pool->second.clear();
+    }
+  }
+
+  void* device_malloc(size_t requested, size_t size, int device) {
+    DeviceGuard guard(device);
+    void* ptr = nullptr;
+    cudaError_t e = cudaMalloc(&ptr, size);
+    if (e == cudaErrorMemoryAllocation) {  // give the cache back to the driver and try once more
+      cudaGetLastError();
+      free_cached_locked(device);
+      e = cudaMalloc(&ptr, size);
+    }
+    CudaMemoryStats& st = stats_for(device);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      size_t free_bytes = 0, total_bytes = 0;
+      if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) cudaGetLastError();
+      PNEUMO_FAIL("CUDA out of memory: asked for ", requested, " bytes (", gib(requested), "); in use ",
+                  gib(st.allocated_bytes), ", peak ", gib(st.peak_allocated_bytes), ", cached ",
+                  gib(st.reserved_bytes - st.allocated_bytes), " on device ", device, " (driver reports ",
+                  gib(free_bytes), " free of ", gib(total_bytes), ")");
+    }
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      PNEUMO_FAIL("cuda_memory::allocate: cudaMalloc of ", size, " bytes on device ", device, " failed: ",
+                  cudaGetErrorString(e));
+    }
+    ++st.cuda_malloc_calls;
+    st.reserved_bytes += size;
+    st.peak_reserved_bytes = std::max(st.peak_reserved_bytes, st.reserved_bytes);
+    return ptr;
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<void*, Block> blocks_;                   // every block held from the driver
+  std::map<PoolKey, std::multimap<size_t, void*>> free_;     // cached blocks by size, per (device, stream)
+  std::vector<CudaMemoryStats> stats_;                       // per device
+};
+
+// Never destroyed: tensors held by other statics may be released after main returns, and the driver may
+// already be shut down then.
+CachingAllocator& allocator() {
+  static auto* instance = new CachingAllocator();
+  return *instance;
+}
+
+}  // namespace
+
+void* allocate(size_t bytes, int device) { return allocator().allocate(bytes, device); }
+void release(void* p, int device) { allocator().release(p, device); }
+CudaMemoryStats stats(int device) { return allocator().stats(device); }
+void reset_peak(int device) { allocator().reset_peak(device); }
+void empty_cache() { allocator().empty_cache(); }
+
+#else  // ---- built without CUDA ----------------------------------------------------------------------
+
+void* allocate(size_t bytes, int device) {
+  PNEUMO_FAIL("cuda_memory::allocate: cannot allocate ", bytes, " bytes on cuda:", device,
+              ": pneumo was built without CUDA (configure with -DPNEUMO_CUDA=ON)");
+}
+void release(void*, int) {}
+CudaMemoryStats stats(int) { return {}; }
+void reset_peak(int) {}
+void empty_cache() {}
+
+#endif
+
+}  // namespace pneumo::cuda_memory
