@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <map>
 #include <type_traits>
 #include <mutex>
@@ -44,25 +45,26 @@ __device__ __forceinline__ Bf16 from_float<Bf16>(float v) { return Bf16{float_to
 template <>
 __device__ __forceinline__ F16 from_float<F16>(float v) { return F16{float_to_f16_bits(v)}; }
 
-// Float -> integer conversions truncate toward zero and saturate to the destination range (NaN -> 0).
+// As the CPU oracle: float -> U8 rounds to nearest and clamps to [0, 255]; float -> I32/I64 truncates toward
+// zero (saturating here, NaN -> 0, where the CPU's out-of-range behaviour is undefined).
 __device__ __forceinline__ void store_from_float(DType dt, void* dst, int64_t i, float f) {
   switch (dt) {
     case DType::F32: static_cast<float*>(dst)[i] = f; break;
     case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16_bits(f); break;
     case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16_bits(f); break;
-    case DType::U8: static_cast<uint8_t*>(dst)[i] = f != f ? 0 : static_cast<uint8_t>(fminf(fmaxf(truncf(f), 0.f), 255.f)); break;
+    case DType::U8: static_cast<uint8_t*>(dst)[i] = f != f ? 0 : static_cast<uint8_t>(fminf(fmaxf(rintf(f), 0.f), 255.f)); break;
     case DType::I32: static_cast<int32_t*>(dst)[i] = __float2int_rz(f); break;
     case DType::I64: static_cast<int64_t*>(dst)[i] = __float2ll_rz(f); break;
     default: break;  // F64 rejected on the host
   }
 }
-// Integer -> float rounds to nearest; integer -> narrower integer wraps (as a C++ static_cast does).
+// Integer -> float rounds to nearest; integer -> U8 clamps to [0, 255] and I64 -> I32 wraps, as on the CPU.
 __device__ __forceinline__ void store_from_int(DType dt, void* dst, int64_t i, int64_t v) {
   switch (dt) {
     case DType::F32: static_cast<float*>(dst)[i] = static_cast<float>(v); break;
     case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16_bits(static_cast<float>(v)); break;
     case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16_bits(static_cast<float>(v)); break;
-    case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v); break;
+    case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); break;
     case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v); break;
     case DType::I64: static_cast<int64_t*>(dst)[i] = v; break;
     default: break;
@@ -126,7 +128,7 @@ __device__ __forceinline__ float apply_unary(int op, float x) {
     case 5: return x > 0.0f ? x : 0.0f;
     case 6: return sigmoid(x);
     case 7: return tanhf(x);
-    default: return x * sigmoid(x);
+    default: return x / (1.0f + expf(-x));
   }
 }
 
@@ -254,10 +256,13 @@ __global__ void unary_backward_kernel(int op, const T* x, const T* y, const T* d
 // out[b, p, c] = src[b, c] * scale for out viewed as [batch, inner, channels]; covers expand_channels
 // (batch 1, src [C]), expand_hw (src [N, C]) and expand_scalar (channels 1, inner n).
 template <typename T>
-__global__ void expand_kernel(const T* src, int64_t inner, int64_t channels, T* out, int64_t n, float scale,
+__global__ void expand_kernel(const T* src, int64_t inner, int64_t channels, T* out, int64_t n, double scale,
                               bool vec) {
   const int64_t per_batch = inner * channels;
-  auto value = [&](int64_t b, int64_t c) { return from_float<T>(__fmul_rn(to_float(src[b * channels + c]), scale)); };
+  // The product in double, rounded once to float (then to T), exactly as the CPU oracle does.
+  auto value = [&](int64_t b, int64_t c) {
+    return from_float<T>(static_cast<float>(scale * static_cast<double>(to_float(src[b * channels + c]))));
+  };
   for_each_element<T>(
       n, vec, [&](int64_t i) { out[i] = value(i / per_batch, i % channels); },
       [&](int64_t u) {
@@ -285,15 +290,15 @@ __global__ void copy_rows_kernel(const char* src, int64_t src_pitch, char* dst, 
   }
 }
 
-// Uniform: u * range + lo; normal: mean + stddev * z. Separately rounded as on the CPU, so uniform draws are
-// bit-identical across backends.
+// Uniform: fma(range, u, lo); normal: fma(stddev, z, mean): one rounding, exactly as the CPU oracle's
+// std::fma, so uniform draws are bit-identical across backends.
 template <typename T>
 __global__ void random_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, float a, float b, bool normal) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const uint64_t idx = static_cast<uint64_t>(i);
-    const float v = normal ? __fadd_rn(a, __fmul_rn(b, philox_normal_at(seed, offset, idx)))
-                           : __fadd_rn(__fmul_rn(philox_uniform_at(seed, offset, idx), b), a);
+    const float v = normal ? __fmaf_rn(b, philox_normal_at(seed, offset, idx), a)
+                           : __fmaf_rn(b, philox_uniform_at(seed, offset, idx), a);
     out[i] = from_float<T>(v);
   }
 }
@@ -571,7 +576,7 @@ void fill(DType dt, void* out, int64_t n, double value, cudaStream_t stream) {
     case DType::F32: bits = float_to_bits(static_cast<float>(value)); break;
     case DType::BF16: bits = float_to_bf16_bits(static_cast<float>(value)); break;
     case DType::F16: bits = float_to_f16_bits(static_cast<float>(value)); break;
-    case DType::U8: bits = static_cast<uint8_t>(static_cast<int64_t>(value)); break;
+    case DType::U8: bits = static_cast<uint8_t>(std::min(255.0, std::max(0.0, std::nearbyint(value)))); break;
     case DType::I32: bits = static_cast<uint32_t>(static_cast<int32_t>(value)); break;
     case DType::I64: bits = static_cast<uint64_t>(static_cast<int64_t>(value)); break;
     default: PNEUMO_FAIL("kernels::cuda::fill: dtype ", dtype_name(dt), " is CPU-only");
@@ -729,7 +734,7 @@ void expand(DType dt, const char* what, const void* src, int64_t batch, int64_t 
     if (n == 0) return;
     const bool vec = aligned16(out);
     expand_kernel<T><<<blocks_for(vec ? vector_work(n, sizeof(T)) : n), kThreads, 0, stream>>>(
-        static_cast<const T*>(src), inner, channels, static_cast<T*>(out), n, static_cast<float>(scale), vec);
+        static_cast<const T*>(src), inner, channels, static_cast<T*>(out), n, scale, vec);
     PNEUMO_LAUNCH_CHECK("expand_kernel");
   });
 }
