@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/check.h"
 #include "support/checkers.h"
 #include "tensor/allocator.h"
 #include "tensor/ops.h"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "autograd/functions.h"
+#include "kernels/check.h"
 #include "support/checkers.h"
 #include "tensor/ops.h"
 
@@ -389,6 +390,19 @@ TEST(OpsGpu, PhiloxDrawsMatchTheCpu) {
           if (!(std::fabs(g[i] - c[i]) <= 1e-6 * std::max(1.0f, std::fabs(c[i])))) ++bad;
         EXPECT_EQ(bad, 0u) << "normal draws differ beyond 1e-6";
       }
+}
+
+TEST(OpsGpu, Float16Ops) {
+  PNEUMO_REQUIRE_CUDA();
+  const Shape s = {3, 5, 7, 13};
+  for (const auto& op : kBinaries)
+    compare_gpu_cpu([&](const VarList& v) { return op.fn(v[0], v[1]); }, {rand_cpu(s, -2, 2), rand_cpu({13}, 0.5f, 2)},
+                    opts(DType::F16));
+  for (const auto& u : kUnaries)
+    compare_gpu_cpu([&](const VarList& v) { return ag::unary(u.op, v[0]); }, {rand_cpu(s, u.lo, u.hi)}, opts(DType::F16));
+  compare_gpu_cpu([](const VarList& v) { return ag::sum_hw(v[0]); }, {rand_cpu(s, 0.1f, 1)}, opts(DType::F16));
+  compare_gpu_cpu([](const VarList& v) { return ag::matmul(v[0], v[1], false, true); },
+                  {rand_cpu({37, 19}, -1, 1), rand_cpu({23, 19}, -1, 1)}, opts(DType::F16));
 }
 
 TEST(OpsGpu, EmptyTensorsAreFine) {
