@@ -65,9 +65,15 @@ TEST(OpsGpu, BinaryBroadcastScalarAndChannel) {
       for (const Shape& s : shapes) {
         SCOPED_TRACE(std::string(op.name) + " " + dtype_name(dt) + " " + shape_str(s));
         auto f = [&](const VarList& v) { return op.fn(v[0], v[1]); };
-        compare_gpu_cpu(f, {rand_cpu(s, -2, 2), rand_cpu({1}, 0.5f, 2)}, opts(dt));           // b scalar
-        compare_gpu_cpu(f, {rand_cpu(s, -2, 2), rand_cpu({s.back()}, 0.5f, 2)}, opts(dt));    // b per channel
-        compare_gpu_cpu(f, {rand_cpu({1}, 0.5f, 2), rand_cpu(s, 0.5f, 2)}, opts(dt));         // a scalar
+        compare_gpu_cpu(f, {rand_cpu(s, -2, 2), rand_cpu({s.back()}, 0.5f, 2)}, opts(dt));  // b per channel
+        // Scalar operands: elementwise forward, then the gradients through a sum of positive terms. (With the
+        // checker's random projection the scalar's gradient is a sum of n terms of mixed sign whose result
+        // can be far smaller than its rounding error in bf16, which no fixed tolerance handles.)
+        auto sum_f = [&](const VarList& v) { return ag::sum(op.fn(v[0], v[1])); };
+        compare_gpu_cpu(f, {rand_cpu(s, -2, 2), rand_cpu({1}, 0.5f, 2)}, opts(dt, false));  // b scalar
+        compare_gpu_cpu(f, {rand_cpu({1}, 0.5f, 2), rand_cpu(s, 0.5f, 2)}, opts(dt, false));  // a scalar
+        compare_gpu_cpu(sum_f, {rand_cpu(s, 0.5f, 2), rand_cpu({1}, 0.5f, 2)}, opts(dt));
+        compare_gpu_cpu(sum_f, {rand_cpu({1}, 0.5f, 2), rand_cpu(s, 0.5f, 2)}, opts(dt));
       }
 }
 
@@ -92,23 +98,42 @@ const NamedUnary kUnaries[] = {
     {ops::UnaryOp::Sigmoid, -6, 6}, {ops::UnaryOp::Tanh, -3, 3},    {ops::UnaryOp::Swish, -6, 6},
 };
 
+// In 16-bit, tanh and sigmoid backward use the rounded output y: 1 - y^2 and y (1 - y) lose their relative
+// precision as y -> 1 (an absolute error of about |dy| * ulp(y)), as in any bf16 training; hence a wider
+// absolute gradient tolerance for those two only.
+GpuCheckOptions unary_opts(ops::UnaryOp op, DType dt) {
+  GpuCheckOptions o = opts(dt);
+  const bool from_output = op == ops::UnaryOp::Tanh || op == ops::UnaryOp::Sigmoid;
+  if (from_output && dt == DType::BF16) o.grad_tol = {3e-2, 2e-2};
+  if (from_output && dt == DType::F16) o.grad_tol = {6e-3, 4e-3};
+  return o;
+}
+
 TEST(OpsGpu, UnaryForwardAndBackward) {
   PNEUMO_REQUIRE_CUDA();
   for (const auto& u : kUnaries)
     for (DType dt : kDTypes)
       for (const Shape& s : elementwise_shapes()) {
         SCOPED_TRACE(std::string(ops::unary_name(u.op)) + " " + dtype_name(dt) + " " + shape_str(s));
-        compare_gpu_cpu([&](const VarList& v) { return ag::unary(u.op, v[0]); }, {rand_cpu(s, u.lo, u.hi)}, opts(dt));
+        compare_gpu_cpu([&](const VarList& v) { return ag::unary(u.op, v[0]); }, {rand_cpu(s, u.lo, u.hi)},
+                        unary_opts(u.op, dt));
       }
 }
 
 TEST(OpsGpu, NamedUnaryWrappers) {
   PNEUMO_REQUIRE_CUDA();
   using Fn = Variable (*)(const Variable&);
-  const Fn fns[] = {ag::neg, ag::exp, ag::abs, ag::relu, ag::sigmoid, ag::tanh, ag::swish};
-  for (Fn fn : fns)
+  struct Named {
+    Fn fn;
+    ops::UnaryOp op;
+  };
+  const Named fns[] = {{ag::neg, ops::UnaryOp::Neg},         {ag::exp, ops::UnaryOp::Exp},   {ag::abs, ops::UnaryOp::Abs},
+                       {ag::relu, ops::UnaryOp::Relu},       {ag::sigmoid, ops::UnaryOp::Sigmoid},
+                       {ag::tanh, ops::UnaryOp::Tanh},       {ag::swish, ops::UnaryOp::Swish}};
+  for (const Named& f : fns)
     for (DType dt : kDTypes)
-      compare_gpu_cpu([&](const VarList& v) { return fn(v[0]); }, {rand_cpu({3, 5, 7, 13}, -2, 2)}, opts(dt));
+      compare_gpu_cpu([&](const VarList& v) { return f.fn(v[0]); }, {rand_cpu({3, 5, 7, 13}, -2, 2)},
+                      unary_opts(f.op, dt));
   for (DType dt : kDTypes) {
     compare_gpu_cpu([](const VarList& v) { return ag::log(v[0]); }, {rand_cpu({3, 5, 7, 13}, 0.2f, 3)}, opts(dt));
     compare_gpu_cpu([](const VarList& v) { return ag::sqrt(v[0]); }, {rand_cpu({3, 5, 7, 13}, 0.2f, 3)}, opts(dt));
@@ -258,7 +283,9 @@ TEST(OpsGpu, MisalignedViewsTakeTheScalarPath) {
     for (const auto& u : kUnaries) {
       Tensor yc = ops::unary(u.op, a.cpu), yg = ops::unary(u.op, a.gpu);
       expect_close_gpu(yg, yc, dt, std::string("unary ") + ops::unary_name(u.op));
-      expect_close_gpu(ops::unary_backward(u.op, a.gpu, yg, b.gpu), ops::unary_backward(u.op, a.cpu, yc, b.cpu), dt,
+      // The CPU backward gets the GPU's (rounded) y, so both sides see identical inputs.
+      expect_close_gpu(ops::unary_backward(u.op, a.gpu, yg, b.gpu),
+                       ops::unary_backward(u.op, a.cpu, yg.to(Device::cpu()).to(DType::F32), b.cpu), dt,
                        std::string("unary_backward ") + ops::unary_name(u.op));
     }
     expect_close_gpu(ops::sum(a.gpu), ops::sum(a.cpu), dt, "sum");
@@ -399,7 +426,8 @@ TEST(OpsGpu, Float16Ops) {
     compare_gpu_cpu([&](const VarList& v) { return op.fn(v[0], v[1]); }, {rand_cpu(s, -2, 2), rand_cpu({13}, 0.5f, 2)},
                     opts(DType::F16));
   for (const auto& u : kUnaries)
-    compare_gpu_cpu([&](const VarList& v) { return ag::unary(u.op, v[0]); }, {rand_cpu(s, u.lo, u.hi)}, opts(DType::F16));
+    compare_gpu_cpu([&](const VarList& v) { return ag::unary(u.op, v[0]); }, {rand_cpu(s, u.lo, u.hi)},
+                    unary_opts(u.op, DType::F16));
   compare_gpu_cpu([](const VarList& v) { return ag::sum_hw(v[0]); }, {rand_cpu(s, 0.1f, 1)}, opts(DType::F16));
   compare_gpu_cpu([](const VarList& v) { return ag::matmul(v[0], v[1], false, true); },
                   {rand_cpu({37, 19}, -1, 1), rand_cpu({23, 19}, -1, 1)}, opts(DType::F16));
