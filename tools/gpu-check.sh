@@ -175,6 +175,13 @@ write_report() {
       grep -B1 -A8 'Failure$' "$out/tests_gpu.log" | head -n 80
       echo '```'
     fi
+    if [ -f "$out/tests_gpu.log" ] && grep -q '^BANDWIDTH' "$out/tests_gpu.log"; then
+      echo
+      echo "Memory-bound ops, NHWC [4, 256, 256, 64] (TensorKernelsGpu.BandwidthReport):"
+      echo '```'
+      grep '^BANDWIDTH' "$out/tests_gpu.log" | sed 's/^BANDWIDTH //'
+      echo '```'
+    fi
     echo
     echo "## CPU tests (ctest -L cpu)"
     echo
