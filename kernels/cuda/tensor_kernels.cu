@@ -45,29 +45,50 @@ __device__ __forceinline__ Bf16 from_float<Bf16>(float v) { return Bf16{float_to
 template <>
 __device__ __forceinline__ F16 from_float<F16>(float v) { return F16{float_to_f16_bits(v)}; }
 
-// As the CPU oracle: float -> U8 rounds to nearest and clamps to [0, 255]; float -> I32/I64 truncates toward
-// zero (saturating here, NaN -> 0, where the CPU's out-of-range behaviour is undefined).
+template <typename T>
+constexpr bool kIsFloatStorage = std::is_same_v<T, float> || std::is_same_v<T, Bf16> || std::is_same_v<T, F16>;
+
+// Conversions of casts, as the CPU oracle does them: float -> U8 rounds to nearest and clamps to [0, 255];
+// float -> I32/I64 truncates toward zero (saturating here, NaN -> 0, where the CPU's out-of-range behaviour
+// is undefined); integer -> float rounds to nearest; integer -> U8 clamps; I64 -> I32 wraps.
+template <typename D>
+__device__ __forceinline__ D convert_float_to(float f) {
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    return f != f ? 0 : static_cast<uint8_t>(fminf(fmaxf(rintf(f), 0.f), 255.f));
+  } else if constexpr (std::is_same_v<D, int32_t>) {
+    return __float2int_rz(f);
+  } else if constexpr (std::is_same_v<D, int64_t>) {
+    return __float2ll_rz(f);
+  } else {
+    return from_float<D>(f);
+  }
+}
+template <typename D>
+__device__ __forceinline__ D convert_int_to(int64_t v) {
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+  } else if constexpr (std::is_same_v<D, int32_t> || std::is_same_v<D, int64_t>) {
+    return static_cast<D>(v);
+  } else {
+    return from_float<D>(static_cast<float>(v));
+  }
+}
+template <typename S, typename D>
+__device__ __forceinline__ D convert(S s) {
+  if constexpr (kIsFloatStorage<S>) {
+    return convert_float_to<D>(to_float(s));
+  } else {
+    return convert_int_to<D>(static_cast<int64_t>(s));
+  }
+}
+
+// Stores a float result as dtype dt (reductions write float partials or the final dtype).
 __device__ __forceinline__ void store_from_float(DType dt, void* dst, int64_t i, float f) {
   switch (dt) {
     case DType::F32: static_cast<float*>(dst)[i] = f; break;
-    case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16_bits(f); break;
-    case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16_bits(f); break;
-    case DType::U8: static_cast<uint8_t*>(dst)[i] = f != f ? 0 : static_cast<uint8_t>(fminf(fmaxf(rintf(f), 0.f), 255.f)); break;
-    case DType::I32: static_cast<int32_t*>(dst)[i] = __float2int_rz(f); break;
-    case DType::I64: static_cast<int64_t*>(dst)[i] = __float2ll_rz(f); break;
-    default: break;  // F64 rejected on the host
-  }
-}
-// Integer -> float rounds to nearest; integer -> U8 clamps to [0, 255] and I64 -> I32 wraps, as on the CPU.
-__device__ __forceinline__ void store_from_int(DType dt, void* dst, int64_t i, int64_t v) {
-  switch (dt) {
-    case DType::F32: static_cast<float*>(dst)[i] = static_cast<float>(v); break;
-    case DType::BF16: static_cast<uint16_t*>(dst)[i] = float_to_bf16_bits(static_cast<float>(v)); break;
-    case DType::F16: static_cast<uint16_t*>(dst)[i] = float_to_f16_bits(static_cast<float>(v)); break;
-    case DType::U8: static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v)); break;
-    case DType::I32: static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(v); break;
-    case DType::I64: static_cast<int64_t*>(dst)[i] = v; break;
-    default: break;
+    case DType::BF16: static_cast<Bf16*>(dst)[i] = from_float<Bf16>(f); break;
+    case DType::F16: static_cast<F16*>(dst)[i] = from_float<F16>(f); break;
+    default: break;  // reductions are floating only (checked on the host)
   }
 }
 
@@ -163,15 +184,64 @@ __global__ void fill_kernel(U* out, int64_t n, U value, bool vec) {
       });
 }
 
-template <typename S>
-__global__ void cast_kernel(const S* src, DType dst_dt, void* dst, int64_t n) {
+// Casts move groups of 8 elements: 16-byte accesses for 2/4/8-byte types, one 8-byte access for U8.
+constexpr int kCastGroup = 8;
+template <typename T>
+struct alignas(16) CastGroup {
+  T v[kCastGroup];
+};
+template <typename T>
+__device__ __forceinline__ void load_group(const T* p, CastGroup<T>& g) {
+  constexpr int kBytes = kCastGroup * sizeof(T);
+  if constexpr (kBytes >= 16) {
+#pragma unroll
+    for (int j = 0; j < kBytes / 16; ++j) reinterpret_cast<uint4*>(g.v)[j] = reinterpret_cast<const uint4*>(p)[j];
+  } else {
+    *reinterpret_cast<uint2*>(g.v) = *reinterpret_cast<const uint2*>(p);
+  }
+}
+template <typename T>
+__device__ __forceinline__ void store_group(T* p, const CastGroup<T>& g) {
+  constexpr int kBytes = kCastGroup * sizeof(T);
+  if constexpr (kBytes >= 16) {
+#pragma unroll
+    for (int j = 0; j < kBytes / 16; ++j) reinterpret_cast<uint4*>(p)[j] = reinterpret_cast<const uint4*>(g.v)[j];
+  } else {
+    *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(g.v);
+  }
+}
+
+template <typename S, typename D>
+__device__ __forceinline__ void cast_elements(const S* src, D* dst, int64_t n, bool vec) {
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    if constexpr (std::is_same_v<S, float> || std::is_same_v<S, Bf16> || std::is_same_v<S, F16>) {
-      store_from_float(dst_dt, dst, i, to_float(src[i]));
-    } else {
-      store_from_int(dst_dt, dst, i, static_cast<int64_t>(src[i]));
+  int64_t start = 0;
+  if (vec) {
+    const int64_t groups = n / kCastGroup;
+    for (int64_t g = tid; g < groups; g += stride) {
+      CastGroup<S> in;
+      CastGroup<D> out;
+      load_group(src + g * kCastGroup, in);
+#pragma unroll
+      for (int k = 0; k < kCastGroup; ++k) out.v[k] = convert<S, D>(in.v[k]);
+      store_group(dst + g * kCastGroup, out);
     }
+    start = groups * kCastGroup;
+  }
+  for (int64_t i = start + tid; i < n; i += stride) dst[i] = convert<S, D>(src[i]);
+}
+
+// One kernel per source type; the destination type is a run-time switch (uniform across the grid).
+template <typename S>
+__global__ void cast_kernel(const S* src, DType dst_dt, void* dst, int64_t n, bool vec) {
+  switch (dst_dt) {
+    case DType::F32: cast_elements(src, static_cast<float*>(dst), n, vec); break;
+    case DType::BF16: cast_elements(src, static_cast<Bf16*>(dst), n, vec); break;
+    case DType::F16: cast_elements(src, static_cast<F16*>(dst), n, vec); break;
+    case DType::U8: cast_elements(src, static_cast<uint8_t*>(dst), n, vec); break;
+    case DType::I32: cast_elements(src, static_cast<int32_t*>(dst), n, vec); break;
+    case DType::I64: cast_elements(src, static_cast<int64_t*>(dst), n, vec); break;
+    default: break;  // F64 rejected on the host
   }
 }
 
@@ -608,7 +678,9 @@ void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, cud
         PNEUMO_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(n) * sizeof(S), cudaMemcpyDeviceToDevice, stream));
       return;
     }
-    cast_kernel<S><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const S*>(src), dst_dt, dst, n);
+    const bool vec = aligned16(src) && aligned16(dst);
+    cast_kernel<S><<<blocks_for(vec ? n / kCastGroup + n % kCastGroup : n), kThreads, 0, stream>>>(
+        static_cast<const S*>(src), dst_dt, dst, n, vec);
     PNEUMO_LAUNCH_CHECK("cast_kernel");
   });
 }

@@ -365,6 +365,9 @@ TEST(OpsGpu, CastsOfFractionsMatchTheCpuBitForBit) {
       SCOPED_TRACE(std::string(dtype_name(src)) + " -> " + dtype_name(dst));
       Tensor xs = x.to(src);
       EXPECT_EQ(bytes_of(xs.to(Device::cuda()).to(dst)), bytes_of(xs.to(dst)));
+      // A view starting one element in: misaligned, so the scalar path.
+      const int64_t len = xs.numel();
+      EXPECT_EQ(bytes_of(xs.to(Device::cuda()).slice(1, len).to(dst)), bytes_of(xs.slice(1, len).to(dst)));
     }
 }
 
