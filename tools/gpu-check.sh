@@ -5,6 +5,7 @@
 # and log are recorded, and the report is always written. Whole run time-boxed to ~7.5 minutes.
 #   usage: tools/gpu-check.sh OUTDIR
 #   env:   BUILD_DIR (default build-gpu), GPU_CHECK_BUDGET_S (default 450), CUDNN_ROOT (optional)
+#   exit:  0 when every step succeeded, 1 when any failed (the report is written either way)
 # Benchmarks: build/pneumo-kernel-bench (if built), `pneumo bench --device cuda --suite all` (if the command
 # exists), and every executable bench/gpu/* run as `FILE BUILD_DIR` with PNEUMO_BUILD_DIR, PNEUMO_REPORT_DIR
 # (= OUTDIR) and PNEUMO_TIME_LEFT_S in the environment; each one's output goes into the report.
@@ -26,6 +27,7 @@ jobs=$(nproc 2>/dev/null || echo 4)
 
 steps=()  # "name|status|seconds|log"
 report_written=0
+failed_steps=0
 
 time_left() { echo $(( budget - ($(date +%s) - start) )); }
 
@@ -49,6 +51,7 @@ run_step() {
   [ $rc -ne 0 ] && status="FAILED (exit $rc)"
   [ $rc -eq 124 ] || [ $rc -eq 137 ] && status="TIMED OUT after ${limit}s"
   steps+=("$name|$status|$dt|$log")
+  [ $rc -ne 0 ] && failed_steps=$((failed_steps + 1))
   tail -n 5 "$out/$log" | sed 's/^/   /' | tee -a "$out/console.log"
   echo "   -> $status in ${dt}s" | tee -a "$out/console.log"
   return $rc
@@ -260,4 +263,5 @@ if [ -d "$repo/bench/gpu" ]; then
 fi
 
 write_report
-exit 0
+# Exit status: 0 when every step succeeded, 1 otherwise (the report says which).
+[ "$failed_steps" -eq 0 ]

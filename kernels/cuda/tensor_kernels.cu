@@ -14,8 +14,8 @@
 #include <climits>
 #include <cmath>
 #include <map>
-#include <type_traits>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cuda_check.h"
