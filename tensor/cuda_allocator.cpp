@@ -3,7 +3,9 @@
 // the free list of the (device, stream) it was allocated on, where the next request on that stream takes the
 // smallest cached block that fits and is at most twice the rounded request (best fit). Work on one stream is
 // ordered, so reuse needs no event. cudaFree happens only in empty_cache() and on the out-of-memory retry.
-// Statistics count block sizes. One mutex guards everything. Built without CUDA: allocate() throws and the
+// allocated_bytes counts rounded request sizes (as CudaMemoryStats documents), reserved_bytes whole blocks,
+// so reserved - allocated is the cache plus the slack of blocks reused for smaller requests. One mutex
+// guards everything. Built without CUDA: allocate() throws and the
 // statistics are zeros; round_size() works everywhere.
 #include <algorithm>
 #include <cstdint>
@@ -69,10 +71,10 @@ class DeviceGuard {
 };
 
 struct Block {
-  size_t size = 0;
+  size_t size = 0;       // bytes held from the driver
+  size_t in_use = 0;     // rounded size of the request it serves now; 0 when cached
   int device = 0;
   cudaStream_t stream = nullptr;
-  bool in_use = false;
 };
 
 using PoolKey = std::pair<int, cudaStream_t>;
@@ -94,12 +96,12 @@ class CachingAllocator {
       ++st.cache_hits;
     } else {
       ptr = device_malloc(bytes, size, device);
-      blocks_[ptr] = Block{size, device, stream, false};
+      blocks_[ptr] = Block{size, 0, device, stream};
     }
     Block& b = blocks_[ptr];
-    b.in_use = true;
+    b.in_use = size;
     ++st.allocations;
-    st.allocated_bytes += b.size;
+    st.allocated_bytes += size;
     st.peak_allocated_bytes = std::max(st.peak_allocated_bytes, st.allocated_bytes);
     return ptr;
   }
@@ -108,13 +110,13 @@ class CachingAllocator {
     if (!p) return;
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = blocks_.find(p);
-    PNEUMO_CHECK(it != blocks_.end() && it->second.in_use, "cuda_memory::release: pointer ", p,
+    PNEUMO_CHECK(it != blocks_.end() && it->second.in_use > 0, "cuda_memory::release: pointer ", p,
                  " is not an allocation of the caching allocator in use (freed twice?)");
     Block& b = it->second;
     PNEUMO_CHECK(b.device == device, "cuda_memory::release: pointer ", p, " belongs to device ", b.device,
                  ", released as device ", device);
-    b.in_use = false;
-    stats_for(b.device).allocated_bytes -= b.size;
+    stats_for(b.device).allocated_bytes -= b.in_use;
+    b.in_use = 0;
     free_[PoolKey{b.device, b.stream}].emplace(b.size, p);
   }
 
