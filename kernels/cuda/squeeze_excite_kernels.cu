@@ -1,0 +1,318 @@
+// Fused squeeze-excite on NHWC, CUDA (contract in squeeze_excite_kernels.h). Forward: (1) per-(n, split, c)
+// partial sums of x over a range of pixels, one warp reading 32 x 4 consecutive channels of a pixel;
+// (2) one block per sample finishes the pool in a fixed order, runs the two small FCs (a warp per hidden
+// unit, shuffle sums) and writes the gate; (3) y = x * gate, 4-wide. Backward: (1) partial sums of x and
+// dy*x in one pass; (2) per sample: gate recomputed, dz2, dz1 and dpooled; (3) weight gradients summed
+// over samples in order (one thread per weight); (4) dx = dy * gate + dpooled / HW, 4-wide.
+// No atomics anywhere: every sum has a fixed order, so the results are bit-reproducible.
+#include "kernels/cuda/squeeze_excite_kernels.h"
+
+#include <algorithm>
+
+#include "kernels/cuda/train_device_util.cuh"
+#include "kernels/cuda_check.h"
+
+namespace pneumo::kernels::cuda {
+namespace {
+
+using train_detail::Bf16;
+using train_detail::load4;
+using train_detail::load_f;
+using train_detail::sigmoidf_;
+using train_detail::store4;
+using train_detail::store_f;
+
+constexpr int kPoolLanes = 32;  // threads across channels
+constexpr int kPoolRows = 8;    // threads across pixels
+constexpr int kTargetBlocks = 1024;
+
+struct SeLayout {
+  int64_t splits, rows_per_split;
+  size_t partial_x, partial_dyx, pooled, gate, dz2, dpooled, z1, h, dz1, total;
+};
+
+SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R) {
+  SeLayout L{};
+  const int64_t groups = (C + kPoolLanes * 4 - 1) / (kPoolLanes * 4);
+  int64_t splits = (kTargetBlocks + N * groups - 1) / (N * groups);
+  splits = std::max<int64_t>(1, std::min(splits, (HW + 63) / 64));  // at least 64 pixels per split
+  L.rows_per_split = (HW + splits - 1) / splits;
+  L.splits = (HW + L.rows_per_split - 1) / L.rows_per_split;
+  size_t off = 0;
+  auto take = [&](size_t floats) {
+    size_t at = off;
+    off += train_detail::align256(floats * sizeof(float));
+    return at;
+  };
+  L.partial_x = take(N * L.splits * C);
+  L.partial_dyx = take(N * L.splits * C);
+  L.pooled = take(N * C);
+  L.gate = take(N * C);
+  L.dz2 = take(N * C);
+  L.dpooled = take(N * C);
+  L.z1 = take(N * R);
+  L.h = take(N * R);
+  L.dz1 = take(N * R);
+  L.total = off;
+  return L;
+}
+
+// Partial sums over pixels [s * rows, (s+1) * rows) of sample n for the block's channels:
+// partial_x[n, s, c] = sum x; partial_dyx[n, s, c] = sum dy * x (when dy is given).
+template <typename T>
+__global__ void se_pool_kernel(const T* __restrict__ x, const T* __restrict__ dy, int64_t HW, int64_t C,
+                               int64_t splits, int64_t rows, bool vec, float* __restrict__ partial_x,
+                               float* __restrict__ partial_dyx) {
+  __shared__ float sx[kPoolRows][kPoolLanes * 4];
+  __shared__ float sdyx[kPoolRows][kPoolLanes * 4];
+  const int64_t n = blockIdx.z, s = blockIdx.y;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kPoolLanes * 4 + threadIdx.x * 4;
+  const int64_t p_begin = s * rows, p_end = min(HW, p_begin + rows);
+  float ax[4] = {0, 0, 0, 0}, adyx[4] = {0, 0, 0, 0};
+  if (c0 < C) {
+    const int64_t base = n * HW * C;
+    for (int64_t p = p_begin + threadIdx.y; p < p_end; p += kPoolRows) {
+      const int64_t i = base + p * C + c0;
+      float xv[4], dv[4];
+      if (vec) {
+        load4(x, i, xv);
+        if (dy) load4(dy, i, dv);
+      } else {
+        for (int k = 0; k < 4; ++k) {
+          const bool in = c0 + k < C;
+          xv[k] = in ? load_f(x, i + k) : 0.0f;
+          dv[k] = in && dy ? load_f(dy, i + k) : 0.0f;
+        }
+      }
+      for (int k = 0; k < 4; ++k) {
+        ax[k] += xv[k];
+        if (dy) adyx[k] += dv[k] * xv[k];
+      }
+    }
+  }
+  for (int k = 0; k < 4; ++k) {
+    sx[threadIdx.y][threadIdx.x * 4 + k] = ax[k];
+    sdyx[threadIdx.y][threadIdx.x * 4 + k] = adyx[k];
+  }
+  __syncthreads();
+  // Thread row 0 sums the kPoolRows partials of each of its channels in order.
+  if (threadIdx.y == 0 && c0 < C) {
+    for (int k = 0; k < 4 && c0 + k < C; ++k) {
+      float tx = 0.0f, tdyx = 0.0f;
+      for (int r = 0; r < kPoolRows; ++r) {
+        tx += sx[r][threadIdx.x * 4 + k];
+        tdyx += sdyx[r][threadIdx.x * 4 + k];
+      }
+      const int64_t o = (n * splits + s) * C + c0 + k;
+      partial_x[o] = tx;
+      if (dy) partial_dyx[o] = tdyx;
+    }
+  }
+}
+
+__device__ __forceinline__ float act_forward(int act, float z) { return act == 0 ? fmaxf(z, 0.0f) : z * sigmoidf_(z); }
+__device__ __forceinline__ float act_grad(int act, float z) {
+  if (act == 0) return z > 0.0f ? 1.0f : 0.0f;
+  const float s = sigmoidf_(z);
+  return s * (1.0f + z * (1.0f - s));
+}
+
+// One block per sample: pooled, the FCs and the gate; with `backward` also dz2, dz1 and dpooled / HW.
+template <typename T>
+__global__ void se_gate_kernel(const float* __restrict__ partial_x, const float* __restrict__ partial_dyx,
+                               const T* __restrict__ w1, const T* __restrict__ b1, const T* __restrict__ w2,
+                               const T* __restrict__ b2, int64_t HW, int64_t C, int64_t R, int64_t splits, int act,
+                               bool backward, float* __restrict__ pooled, float* __restrict__ gate,
+                               float* __restrict__ z1, float* __restrict__ h, float* __restrict__ dz2,
+                               float* __restrict__ dz1, float* __restrict__ dpooled) {
+  const int64_t n = blockIdx.x;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  float* P = pooled + n * C;
+  float* G = gate + n * C;
+  float* Z1 = z1 + n * R;
+  float* H = h + n * R;
+  const float inv_hw = 1.0f / static_cast<float>(HW);
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    float s = 0.0f;
+    for (int64_t k = 0; k < splits; ++k) s += partial_x[(n * splits + k) * C + c];
+    P[c] = s * inv_hw;
+  }
+  __syncthreads();
+  for (int64_t r = warp; r < R; r += warps) {
+    float z = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) z += load_f(w1, r * C + c) * P[c];
+    z = train_detail::warp_sum(z);
+    if (lane == 0) {
+      z += load_f(b1, r);
+      Z1[r] = z;
+      H[r] = act_forward(act, z);
+    }
+  }
+  __syncthreads();
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    float z = load_f(b2, c);
+    for (int64_t r = 0; r < R; ++r) z += load_f(w2, c * R + r) * H[r];
+    G[c] = sigmoidf_(z);
+  }
+  if (!backward) return;
+  __syncthreads();
+  float* DZ2 = dz2 + n * C;
+  float* DZ1 = dz1 + n * R;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    float dg = 0.0f;
+    for (int64_t k = 0; k < splits; ++k) dg += partial_dyx[(n * splits + k) * C + c];
+    const float g = G[c];
+    DZ2[c] = dg * g * (1.0f - g);
+  }
+  __syncthreads();
+  for (int64_t r = warp; r < R; r += warps) {
+    float dh = 0.0f;
+    for (int64_t c = lane; c < C; c += 32) dh += load_f(w2, c * R + r) * DZ2[c];
+    dh = train_detail::warp_sum(dh);
+    if (lane == 0) DZ1[r] = dh * act_grad(act, Z1[r]);
+  }
+  __syncthreads();
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    float dp = 0.0f;
+    for (int64_t r = 0; r < R; ++r) dp += load_f(w1, r * C + c) * DZ1[r];
+    dpooled[n * C + c] = dp * inv_hw;
+  }
+}
+
+// out = a * gate[n, c] (+ add[n, c]) over all N * HW * C elements (forward: a = x; backward: a = dy).
+template <typename T>
+__global__ void se_scale_kernel(const T* __restrict__ a, const float* __restrict__ gate,
+                                const float* __restrict__ add, int64_t total, int64_t HWC, int64_t C, bool vec,
+                                T* __restrict__ out) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (vec) {
+    for (int64_t u = tid; u < total / 4; u += stride) {
+      const int64_t i = u * 4;
+      const int64_t n = i / HWC, c = i % C;  // C % 4 == 0: the 4 elements share n and are channels c..c+3
+      float v[4];
+      load4(a, i, v);
+      for (int k = 0; k < 4; ++k) {
+        v[k] = v[k] * gate[n * C + c + k];
+        if (add) v[k] += add[n * C + c + k];
+      }
+      store4(out, i, v);
+    }
+    return;
+  }
+  for (int64_t i = tid; i < total; i += stride) {
+    const int64_t n = i / HWC, c = i % C;
+    float v = load_f(a, i) * gate[n * C + c];
+    if (add) v += add[n * C + c];
+    store_f(out, i, v);
+  }
+}
+
+// One thread per weight: sums over the N samples in order.
+template <typename T>
+__global__ void se_weight_grad_kernel(const float* __restrict__ pooled, const float* __restrict__ h,
+                                      const float* __restrict__ dz2, const float* __restrict__ dz1, int64_t N,
+                                      int64_t C, int64_t R, T* __restrict__ dw1, T* __restrict__ db1,
+                                      T* __restrict__ dw2, T* __restrict__ db2) {
+  const int64_t total = 2 * R * C + R + C;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float s = 0.0f;
+    if (i < R * C) {  // dw1[r, c] = sum_n dz1[n, r] pooled[n, c]
+      const int64_t r = i / C, c = i % C;
+      for (int64_t n = 0; n < N; ++n) s += dz1[n * R + r] * pooled[n * C + c];
+      store_f(dw1, i, s);
+    } else if (i < 2 * R * C) {  // dw2[c, r] = sum_n dz2[n, c] h[n, r]
+      const int64_t j = i - R * C, c = j / R, r = j % R;
+      for (int64_t n = 0; n < N; ++n) s += dz2[n * C + c] * h[n * R + r];
+      store_f(dw2, j, s);
+    } else if (i < 2 * R * C + R) {
+      const int64_t r = i - 2 * R * C;
+      for (int64_t n = 0; n < N; ++n) s += dz1[n * R + r];
+      store_f(db1, r, s);
+    } else {
+      const int64_t c = i - 2 * R * C - R;
+      for (int64_t n = 0; n < N; ++n) s += dz2[n * C + c];
+      store_f(db2, c, s);
+    }
+  }
+}
+
+int elementwise_blocks(int64_t work) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((work + 255) / 256, 65535 * 8)));
+}
+
+template <typename T>
+void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, const void* b1_, const void* w2_,
+            const void* b2_, int64_t N, int64_t HW, int64_t C, int64_t R, int act, void* out_, void* dw1, void* db1,
+            void* dw2, void* db2, void* workspace, cudaStream_t stream) {
+  const T* x = static_cast<const T*>(x_);
+  const T* dy = static_cast<const T*>(dy_);
+  const SeLayout L = se_layout(N, HW, C, R);
+  char* ws = static_cast<char*>(workspace);
+  auto F = [&](size_t off) { return reinterpret_cast<float*>(ws + off); };
+  const bool vec = C % 4 == 0 && train_detail::vec4_aligned<T>(x) && train_detail::vec4_aligned<T>(dy) &&
+                   train_detail::vec4_aligned<T>(out_);
+  const dim3 pool_grid(static_cast<unsigned>((C + kPoolLanes * 4 - 1) / (kPoolLanes * 4)),
+                       static_cast<unsigned>(L.splits), static_cast<unsigned>(N));
+  se_pool_kernel<T><<<pool_grid, dim3(kPoolLanes, kPoolRows), 0, stream>>>(
+      x, backward ? dy : nullptr, HW, C, L.splits, L.rows_per_split, vec, F(L.partial_x), F(L.partial_dyx));
+  PNEUMO_LAUNCH_CHECK("se_pool_kernel");
+  se_gate_kernel<T><<<static_cast<unsigned>(N), 256, 0, stream>>>(
+      F(L.partial_x), F(L.partial_dyx), static_cast<const T*>(w1_), static_cast<const T*>(b1_),
+      static_cast<const T*>(w2_), static_cast<const T*>(b2_), HW, C, R, L.splits, act, backward, F(L.pooled),
+      F(L.gate), F(L.z1), F(L.h), F(L.dz2), F(L.dz1), F(L.dpooled));
+  PNEUMO_LAUNCH_CHECK("se_gate_kernel");
+  const int64_t total = N * HW * C;
+  if (backward) {
+    se_weight_grad_kernel<T><<<elementwise_blocks(2 * R * C + R + C), 256, 0, stream>>>(
+        F(L.pooled), F(L.h), F(L.dz2), F(L.dz1), N, C, R, static_cast<T*>(dw1), static_cast<T*>(db1),
+        static_cast<T*>(dw2), static_cast<T*>(db2));
+    PNEUMO_LAUNCH_CHECK("se_weight_grad_kernel");
+  }
+  se_scale_kernel<T><<<elementwise_blocks(vec ? total / 4 : total), 256, 0, stream>>>(
+      backward ? dy : x, F(L.gate), backward ? F(L.dpooled) : nullptr, total, HW * C, C, vec,
+      static_cast<T*>(out_));
+  PNEUMO_LAUNCH_CHECK("se_scale_kernel");
+}
+
+void check_args(DType dt, int64_t N, int64_t HW, int64_t C, int64_t R, int act) {
+  PNEUMO_CHECK(dt == DType::F32 || dt == DType::BF16, "squeeze_excite (CUDA): dtype ", dtype_name(dt),
+               " not supported (F32, BF16)");
+  PNEUMO_CHECK(act == 0 || act == 1, "squeeze_excite: activation code ", act);
+  PNEUMO_CHECK(N > 0 && HW > 0 && C > 0 && R > 0 && N <= 65535, "squeeze_excite (CUDA): sizes N ", N, " HW ", HW,
+               " C ", C, " R ", R);
+}
+
+}  // namespace
+
+size_t squeeze_excite_workspace_bytes(int64_t batch, int64_t hw, int64_t channels, int64_t reduced) {
+  return se_layout(batch, hw, channels, reduced).total;
+}
+
+void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void* b1, const void* w2, const void* b2,
+                            int64_t batch, int64_t hw, int64_t channels, int64_t reduced, int act, void* y,
+                            void* workspace, cudaStream_t stream) {
+  check_args(dt, batch, hw, channels, reduced, act);
+  if (dt == DType::F32)
+    se_run<float>(false, x, nullptr, w1, b1, w2, b2, batch, hw, channels, reduced, act, y, nullptr, nullptr, nullptr,
+                  nullptr, workspace, stream);
+  else
+    se_run<Bf16>(false, x, nullptr, w1, b1, w2, b2, batch, hw, channels, reduced, act, y, nullptr, nullptr, nullptr,
+                 nullptr, workspace, stream);
+}
+
+void squeeze_excite_backward(DType dt, const void* x, const void* dy, const void* w1, const void* b1, const void* w2,
+                             const void* b2, int64_t batch, int64_t hw, int64_t channels, int64_t reduced, int act,
+                             void* dx, void* dw1, void* db1, void* dw2, void* db2, void* workspace,
+                             cudaStream_t stream) {
+  check_args(dt, batch, hw, channels, reduced, act);
+  if (dt == DType::F32)
+    se_run<float>(true, x, dy, w1, b1, w2, b2, batch, hw, channels, reduced, act, dx, dw1, db1, dw2, db2, workspace,
+                  stream);
+  else
+    se_run<Bf16>(true, x, dy, w1, b1, w2, b2, batch, hw, channels, reduced, act, dx, dw1, db1, dw2, db2, workspace,
+                 stream);
+}
+
+}  // namespace pneumo::kernels::cuda
