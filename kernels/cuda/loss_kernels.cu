@@ -45,16 +45,30 @@ int partial_blocks(int64_t n) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads * 8 - 1) / (kThreads * 8), kMaxPartials)));
 }
 
+// Grid-stride over 4-element units when `vec` (then n % 4 == 0), else over elements.
 template <typename T>
 __global__ void binary_loss_partial_kernel(int kind, float gamma, const T* __restrict__ x, const T* __restrict__ t,
-                                           int64_t n, float* __restrict__ partial) {
+                                           int64_t n, bool vec, float* __restrict__ partial) {
   __shared__ float scratch[32];
   float s = 0.0f;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float v, g;
-    binary_element(kind, gamma, load_f(x, i), load_f(t, i), &v, &g);
-    s += v;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  float v, g;
+  if (vec) {
+    for (int64_t u = tid; u < n / 4; u += stride) {
+      float xv[4], tv[4];
+      load4(x, u * 4, xv);
+      load4(t, u * 4, tv);
+      for (int k = 0; k < 4; ++k) {
+        binary_element(kind, gamma, xv[k], tv[k], &v, &g);
+        s += v;
+      }
+    }
+  } else {
+    for (int64_t i = tid; i < n; i += stride) {
+      binary_element(kind, gamma, load_f(x, i), load_f(t, i), &v, &g);
+      s += v;
+    }
   }
   s = train_detail::block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
@@ -71,11 +85,26 @@ __global__ void finish_sum_kernel(const float* __restrict__ partial, int count, 
 
 template <typename T>
 __global__ void binary_loss_backward_kernel(int kind, float gamma, const T* __restrict__ x, const T* __restrict__ t,
-                                            int64_t n, const float* __restrict__ grad_loss, T* __restrict__ dx) {
+                                            int64_t n, bool vec, const float* __restrict__ grad_loss,
+                                            T* __restrict__ dx) {
   const float scale = *grad_loss / static_cast<float>(n);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float v, g;
+  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  float v, g;
+  if (vec) {
+    for (int64_t u = tid; u < n / 4; u += stride) {
+      float xv[4], tv[4], out[4];
+      load4(x, u * 4, xv);
+      load4(t, u * 4, tv);
+      for (int k = 0; k < 4; ++k) {
+        binary_element(kind, gamma, xv[k], tv[k], &v, &g);
+        out[k] = g * scale;
+      }
+      train_detail::store4(dx, u * 4, out);
+    }
+    return;
+  }
+  for (int64_t i = tid; i < n; i += stride) {
     binary_element(kind, gamma, load_f(x, i), load_f(t, i), &v, &g);
     store_f(dx, i, g * scale);
   }
@@ -150,25 +179,48 @@ __global__ void dice_finish_kernel(const float* __restrict__ partial, int64_t B,
   }
 }
 
+// One sample per blockIdx.y: its num/den are read once; 32-bit indices inside the sample (M < 2^31).
 template <typename T>
-__global__ void dice_backward_kernel(const T* __restrict__ x, const T* __restrict__ t, int64_t B, int64_t M,
-                                     const float* __restrict__ stats, const float* __restrict__ grad_loss,
+__global__ void dice_backward_kernel(const T* __restrict__ x, const T* __restrict__ t, int64_t B, uint32_t M,
+                                     bool vec, const float* __restrict__ stats, const float* __restrict__ grad_loss,
                                      T* __restrict__ dx) {
+  const int64_t b = blockIdx.y;
   const float score = stats[2 * B];
   const bool passes = score >= 0.0f && score <= kDiceClampMax;
   const float outer = passes ? -2.0f * *grad_loss / static_cast<float>(B) : 0.0f;
-  const int64_t n = B * M;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t b = i / M;
-    const float num = stats[2 * b], den = stats[2 * b + 1];
-    const float p = sigmoidf_(load_f(x, i)), tv = load_f(t, i);
-    store_f(dx, i, outer / (den * den) * (tv * den - 2.0f * p * num) * p * (1.0f - p));
+  const float num = stats[2 * b], den = stats[2 * b + 1];
+  const float coef = outer / (den * den), two_num = 2.0f * num;
+  const T* xb = x + b * M;
+  const T* tb = t + b * M;
+  T* db = dx + b * M;
+  const uint32_t stride = gridDim.x * blockDim.x, tid = blockIdx.x * blockDim.x + threadIdx.x;
+  if (vec) {
+    for (uint32_t u = tid; u < M / 4; u += stride) {
+      float xv[4], tv[4], out[4];
+      load4(xb, u * 4, xv);
+      load4(tb, u * 4, tv);
+      for (int k = 0; k < 4; ++k) {
+        const float p = sigmoidf_(xv[k]);
+        out[k] = coef * (tv[k] * den - two_num * p) * p * (1.0f - p);
+      }
+      train_detail::store4(db, u * 4, out);
+    }
+    return;
+  }
+  for (uint32_t j = tid; j < M; j += stride) {
+    const float p = sigmoidf_(load_f(xb, j)), tv = load_f(tb, j);
+    store_f(db, j, coef * (tv * den - two_num * p) * p * (1.0f - p));
   }
 }
 
 int elementwise_blocks(int64_t n) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)));
+}
+
+template <typename T>
+bool vec_ok(int64_t n, const void* a, const void* b, const void* c) {
+  return n % 4 == 0 && train_detail::vec4_aligned<T>(a) && train_detail::vec4_aligned<T>(b) &&
+         train_detail::vec4_aligned<T>(c);
 }
 
 void check_dtype(const char* op, DType dt) {
@@ -187,10 +239,12 @@ void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, c
   const int blocks = partial_blocks(n);
   if (dt == DType::F32)
     binary_loss_partial_kernel<float><<<blocks, kThreads, 0, stream>>>(
-        kind, static_cast<float>(gamma), static_cast<const float*>(logits), static_cast<const float*>(targets), n, partial);
+        kind, static_cast<float>(gamma), static_cast<const float*>(logits), static_cast<const float*>(targets), n,
+        vec_ok<float>(n, logits, targets, nullptr), partial);
   else
     binary_loss_partial_kernel<Bf16><<<blocks, kThreads, 0, stream>>>(
-        kind, static_cast<float>(gamma), static_cast<const Bf16*>(logits), static_cast<const Bf16*>(targets), n, partial);
+        kind, static_cast<float>(gamma), static_cast<const Bf16*>(logits), static_cast<const Bf16*>(targets), n,
+        vec_ok<Bf16>(n, logits, targets, nullptr), partial);
   PNEUMO_LAUNCH_CHECK("binary_loss_partial_kernel");
   finish_sum_kernel<<<1, kThreads, 0, stream>>>(partial, blocks, static_cast<float>(1.0 / static_cast<double>(n)), loss);
   PNEUMO_LAUNCH_CHECK("finish_sum_kernel");
@@ -199,15 +253,15 @@ void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, c
 void binary_loss_backward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
                           const float* grad_loss, void* dlogits, cudaStream_t stream) {
   check_dtype("binary loss", dt);
-  const int blocks = elementwise_blocks(n);
+  const int blocks = elementwise_blocks(n % 4 == 0 ? n / 4 : n);
   if (dt == DType::F32)
     binary_loss_backward_kernel<float><<<blocks, kThreads, 0, stream>>>(
         kind, static_cast<float>(gamma), static_cast<const float*>(logits), static_cast<const float*>(targets), n,
-        grad_loss, static_cast<float*>(dlogits));
+        vec_ok<float>(n, logits, targets, dlogits), grad_loss, static_cast<float*>(dlogits));
   else
     binary_loss_backward_kernel<Bf16><<<blocks, kThreads, 0, stream>>>(
         kind, static_cast<float>(gamma), static_cast<const Bf16*>(logits), static_cast<const Bf16*>(targets), n,
-        grad_loss, static_cast<Bf16*>(dlogits));
+        vec_ok<Bf16>(n, logits, targets, dlogits), grad_loss, static_cast<Bf16*>(dlogits));
   PNEUMO_LAUNCH_CHECK("binary_loss_backward_kernel");
 }
 
@@ -243,15 +297,26 @@ void soft_dice_forward(DType dt, const void* logits, const void* targets, int64_
 void soft_dice_backward(DType dt, const void* logits, const void* targets, int64_t batch, int64_t per_sample,
                         const float* stats, const float* grad_loss, void* dlogits, cudaStream_t stream) {
   check_dtype("soft dice", dt);
-  const int blocks = elementwise_blocks(batch * per_sample);
-  if (dt == DType::F32)
-    dice_backward_kernel<float><<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(logits),
-                                                                static_cast<const float*>(targets), batch, per_sample,
-                                                                stats, grad_loss, static_cast<float*>(dlogits));
-  else
-    dice_backward_kernel<Bf16><<<blocks, kThreads, 0, stream>>>(static_cast<const Bf16*>(logits),
-                                                               static_cast<const Bf16*>(targets), batch, per_sample,
-                                                               stats, grad_loss, static_cast<Bf16*>(dlogits));
+  PNEUMO_CHECK(batch > 0 && batch <= 65535 && per_sample > 0 && per_sample < (int64_t(1) << 31),
+               "soft dice (CUDA): batch ", batch, " per sample ", per_sample);
+  const bool vec4 = per_sample % 4 == 0;
+  const int64_t units = vec4 ? per_sample / 4 : per_sample;
+  const dim3 grid(static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((units + kThreads - 1) / kThreads,
+                                                                                 std::max<int64_t>(1, 2048 / batch)))),
+                  static_cast<unsigned>(batch));
+  if (dt == DType::F32) {
+    const bool v = vec4 && train_detail::vec4_aligned<float>(logits) && train_detail::vec4_aligned<float>(targets) &&
+                   train_detail::vec4_aligned<float>(dlogits);
+    dice_backward_kernel<float><<<grid, kThreads, 0, stream>>>(
+        static_cast<const float*>(logits), static_cast<const float*>(targets), batch,
+        static_cast<uint32_t>(per_sample), v, stats, grad_loss, static_cast<float*>(dlogits));
+  } else {
+    const bool v = vec4 && train_detail::vec4_aligned<Bf16>(logits) && train_detail::vec4_aligned<Bf16>(targets) &&
+                   train_detail::vec4_aligned<Bf16>(dlogits);
+    dice_backward_kernel<Bf16><<<grid, kThreads, 0, stream>>>(
+        static_cast<const Bf16*>(logits), static_cast<const Bf16*>(targets), batch,
+        static_cast<uint32_t>(per_sample), v, stats, grad_loss, static_cast<Bf16*>(dlogits));
+  }
   PNEUMO_LAUNCH_CHECK("dice_backward_kernel");
 }
 

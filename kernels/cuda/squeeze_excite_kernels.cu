@@ -179,32 +179,33 @@ __global__ void se_gate_kernel(const float* __restrict__ partial_x, const float*
   }
 }
 
-// out = a * gate[n, c] (+ add[n, c]) over all N * HW * C elements (forward: a = x; backward: a = dy).
+// out = a * gate[n, c] (+ add[n, c]) over one sample per blockIdx.y (forward: a = x; backward: a = dy, add =
+// dpooled / HW). Indices inside a sample are 32-bit (HWC < 2^31 is checked on the host): the channel of an
+// element is a 32-bit modulo, cheap next to the memory traffic.
 template <typename T>
 __global__ void se_scale_kernel(const T* __restrict__ a, const float* __restrict__ gate,
-                                const float* __restrict__ add, int64_t total, int64_t HWC, int64_t C, bool vec,
+                                const float* __restrict__ add, uint32_t HWC, uint32_t C, bool vec,
                                 T* __restrict__ out) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t n = blockIdx.y;
+  const T* an = a + n * HWC;
+  T* on = out + n * HWC;
+  const float* gn = gate + n * C;
+  const float* dn = add ? add + n * C : nullptr;
+  const uint32_t stride = gridDim.x * blockDim.x;
+  const uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x;
   if (vec) {
-    for (int64_t u = tid; u < total / 4; u += stride) {
-      const int64_t i = u * 4;
-      const int64_t n = i / HWC, c = i % C;  // C % 4 == 0: the 4 elements share n and are channels c..c+3
+    for (uint32_t u = tid; u < HWC / 4; u += stride) {
+      const uint32_t j = u * 4, c = j % C;  // C % 4 == 0: channels c..c+3 of one pixel
       float v[4];
-      load4(a, i, v);
-      for (int k = 0; k < 4; ++k) {
-        v[k] = v[k] * gate[n * C + c + k];
-        if (add) v[k] += add[n * C + c + k];
-      }
-      store4(out, i, v);
+      load4(an, j, v);
+      for (int k = 0; k < 4; ++k) v[k] = dn ? v[k] * gn[c + k] + dn[c + k] : v[k] * gn[c + k];
+      store4(on, j, v);
     }
     return;
   }
-  for (int64_t i = tid; i < total; i += stride) {
-    const int64_t n = i / HWC, c = i % C;
-    float v = load_f(a, i) * gate[n * C + c];
-    if (add) v += add[n * C + c];
-    store_f(out, i, v);
+  for (uint32_t j = tid; j < HWC; j += stride) {
+    const uint32_t c = j % C;
+    store_f(on, j, dn ? load_f(an, j) * gn[c] + dn[c] : load_f(an, j) * gn[c]);
   }
 }
 
@@ -263,16 +264,20 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
       static_cast<const T*>(w2_), static_cast<const T*>(b2_), HW, C, R, L.splits, act, backward, F(L.pooled),
       F(L.gate), F(L.z1), F(L.h), F(L.dz2), F(L.dz1), F(L.dpooled));
   PNEUMO_LAUNCH_CHECK("se_gate_kernel");
-  const int64_t total = N * HW * C;
   if (backward) {
     se_weight_grad_kernel<T><<<elementwise_blocks(2 * R * C + R + C), 256, 0, stream>>>(
         F(L.pooled), F(L.h), F(L.dz2), F(L.dz1), N, C, R, static_cast<T*>(dw1), static_cast<T*>(db1),
         static_cast<T*>(dw2), static_cast<T*>(db2));
     PNEUMO_LAUNCH_CHECK("se_weight_grad_kernel");
   }
-  se_scale_kernel<T><<<elementwise_blocks(vec ? total / 4 : total), 256, 0, stream>>>(
-      backward ? dy : x, F(L.gate), backward ? F(L.dpooled) : nullptr, total, HW * C, C, vec,
-      static_cast<T*>(out_));
+  const int64_t per_sample = HW * C;
+  const int64_t units = vec ? per_sample / 4 : per_sample;
+  const dim3 scale_grid(static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((units + 255) / 256,
+                                                                                      std::max<int64_t>(1, 2048 / N)))),
+                        static_cast<unsigned>(N));
+  se_scale_kernel<T><<<scale_grid, 256, 0, stream>>>(backward ? dy : x, F(L.gate), backward ? F(L.dpooled) : nullptr,
+                                                     static_cast<uint32_t>(per_sample), static_cast<uint32_t>(C), vec,
+                                                     static_cast<T*>(out_));
   PNEUMO_LAUNCH_CHECK("se_scale_kernel");
 }
 
@@ -280,8 +285,9 @@ void check_args(DType dt, int64_t N, int64_t HW, int64_t C, int64_t R, int act) 
   PNEUMO_CHECK(dt == DType::F32 || dt == DType::BF16, "squeeze_excite (CUDA): dtype ", dtype_name(dt),
                " not supported (F32, BF16)");
   PNEUMO_CHECK(act == 0 || act == 1, "squeeze_excite: activation code ", act);
-  PNEUMO_CHECK(N > 0 && HW > 0 && C > 0 && R > 0 && N <= 65535, "squeeze_excite (CUDA): sizes N ", N, " HW ", HW,
-               " C ", C, " R ", R);
+  PNEUMO_CHECK(N > 0 && HW > 0 && C > 0 && R > 0 && N <= 65535 && HW <= 65535 * 64 && HW * C < (int64_t(1) << 31),
+               "squeeze_excite (CUDA): sizes N ", N, " HW ", HW, " C ", C, " R ", R,
+               " (N <= 65535 and H*W*C < 2^31 per sample)");
 }
 
 }  // namespace
