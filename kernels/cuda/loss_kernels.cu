@@ -1,7 +1,7 @@
 // Fused losses on CUDA (contract in loss_kernels.h). BCE/focal: a grid-stride pass computing each element's
 // loss into per-block partial sums, one block finishing them in order and dividing by n; backward one
-// elementwise pass. Dice: one pass over (sample, split) tiles for sum p t, sum p^2, sum t^2; one block
-// finishing per sample (num, den), the score and the clamped loss; backward one elementwise pass. The
+// elementwise pass. Dice: one pass over (sample, split) tiles for sum p t, sum p^2, sum t^2; a block per
+// sample finishing (num, den), one thread the score and the clamped loss; backward one elementwise pass. The
 // grid shapes depend only on the sizes (never on the device), so the sums are bit-reproducible.
 #include "kernels/cuda/loss_kernels.h"
 
@@ -157,26 +157,34 @@ __global__ void dice_partial_kernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
-// One block: per-sample num/den (thread b sums its sample's splits in order), then the score in order.
-__global__ void dice_finish_kernel(const float* __restrict__ partial, int64_t B, int64_t splits, float smooth,
-                                   float* __restrict__ stats, float* __restrict__ loss) {
-  for (int64_t b = threadIdx.x; b < B; b += blockDim.x) {
-    float pt = 0.0f, pp = 0.0f, tt = 0.0f;
-    for (int64_t s = 0; s < splits; ++s) {
-      const float* o = partial + (b * splits + s) * 3;
-      pt += o[0], pp += o[1], tt += o[2];
-    }
+// One block per sample: its splits' partials summed in a fixed order -> num = sum p t + s,
+// den = sum p^2 + sum t^2 + s.
+__global__ void dice_sample_kernel(const float* __restrict__ partial, int64_t splits, float smooth,
+                                   float* __restrict__ stats) {
+  __shared__ float scratch[32];
+  const int64_t b = blockIdx.x;
+  float pt = 0.0f, pp = 0.0f, tt = 0.0f;
+  for (int64_t s = threadIdx.x; s < splits; s += blockDim.x) {
+    const float* o = partial + (b * splits + s) * 3;
+    pt += o[0], pp += o[1], tt += o[2];
+  }
+  pt = train_detail::block_sum(pt, scratch);
+  pp = train_detail::block_sum(pp, scratch);
+  tt = train_detail::block_sum(tt, scratch);
+  if (threadIdx.x == 0) {
     stats[2 * b] = pt + smooth;
     stats[2 * b + 1] = pp + tt + smooth;
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float score = 0.0f;
-    for (int64_t b = 0; b < B; ++b) score += 2.0f * (stats[2 * b] / stats[2 * b + 1]);
-    score /= static_cast<float>(B);
-    stats[2 * B] = score;
-    *loss = 1.0f - fminf(fmaxf(score, 0.0f), kDiceClampMax);
-  }
+}
+
+// One thread: score = sum_b 2 num_b / den_b / B in order, and the clamped loss.
+__global__ void dice_score_kernel(int64_t B, float* __restrict__ stats, float* __restrict__ loss) {
+  if (threadIdx.x != 0) return;
+  float score = 0.0f;
+  for (int64_t b = 0; b < B; ++b) score += 2.0f * (stats[2 * b] / stats[2 * b + 1]);
+  score /= static_cast<float>(B);
+  stats[2 * B] = score;
+  *loss = 1.0f - fminf(fmaxf(score, 0.0f), kDiceClampMax);
 }
 
 // One sample per blockIdx.y: its num/den are read once; 32-bit indices inside the sample (M < 2^31).
@@ -290,8 +298,11 @@ void soft_dice_forward(DType dt, const void* logits, const void* targets, int64_
                                                             partial);
   }
   PNEUMO_LAUNCH_CHECK("dice_partial_kernel");
-  dice_finish_kernel<<<1, kThreads, 0, stream>>>(partial, batch, L.splits, static_cast<float>(smooth), stats, loss);
-  PNEUMO_LAUNCH_CHECK("dice_finish_kernel");
+  dice_sample_kernel<<<static_cast<unsigned>(batch), kThreads, 0, stream>>>(partial, L.splits,
+                                                                           static_cast<float>(smooth), stats);
+  PNEUMO_LAUNCH_CHECK("dice_sample_kernel");
+  dice_score_kernel<<<1, 32, 0, stream>>>(batch, stats, loss);
+  PNEUMO_LAUNCH_CHECK("dice_score_kernel");
 }
 
 void soft_dice_backward(DType dt, const void* logits, const void* targets, int64_t batch, int64_t per_sample,

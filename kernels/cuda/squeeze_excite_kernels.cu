@@ -1,9 +1,10 @@
 // Fused squeeze-excite on NHWC, CUDA (contract in squeeze_excite_kernels.h). Forward: (1) per-(n, split, c)
 // partial sums of x over a range of pixels, one warp reading 32 x 4 consecutive channels of a pixel;
-// (2) one block per sample finishes the pool in a fixed order, runs the two small FCs (a warp per hidden
-// unit, shuffle sums) and writes the gate; (3) y = x * gate, 4-wide. Backward: (1) partial sums of x and
-// dy*x in one pass; (2) per sample: gate recomputed, dz2, dz1 and dpooled; (3) weight gradients summed
-// over samples in order (one thread per weight); (4) dx = dy * gate + dpooled / HW, 4-wide.
+// (2) FC1: the pool finished in a fixed order, one warp per hidden unit (shuffle sums); (3) FC2 + sigmoid,
+// one thread per channel; (4) y = x * gate, 4-wide. Backward: (1) partial sums of x and dy*x in one pass;
+// (2)-(3) the gate recomputed, with dz2; then dz1 (a warp per hidden unit) and dpooled (a thread per
+// channel); weight gradients summed over samples in order (one thread per weight); dx = dy * gate +
+// dpooled / HW, 4-wide.
 // No atomics anywhere: every sum has a fixed order, so the results are bit-reproducible.
 #include "kernels/cuda/squeeze_excite_kernels.h"
 
@@ -117,66 +118,91 @@ __device__ __forceinline__ float act_grad(int act, float z) {
   return s * (1.0f + z * (1.0f - s));
 }
 
-// One block per sample: pooled, the FCs and the gate; with `backward` also dz2, dz1 and dpooled / HW.
+// The small per-sample work is spread over many blocks (grid y = sample) so that a deep layer (C = 2048,
+// R = 128) does not run on N blocks: FC1 one warp per hidden unit, FC2 and the channel-wise steps one thread
+// per channel. Every sum runs in a fixed order.
+constexpr int kFcThreads = 256;
+constexpr int kFcWarps = kFcThreads / 32;
+
+// pooled[n, :] (finished from the partials, kept in shared memory; block x == 0 also stores it), then for
+// the block's 8 hidden units z1 = W1 pooled + b1 and h = act(z1).
 template <typename T>
-__global__ void se_gate_kernel(const float* __restrict__ partial_x, const float* __restrict__ partial_dyx,
-                               const T* __restrict__ w1, const T* __restrict__ b1, const T* __restrict__ w2,
-                               const T* __restrict__ b2, int64_t HW, int64_t C, int64_t R, int64_t splits, int act,
-                               bool backward, float* __restrict__ pooled, float* __restrict__ gate,
-                               float* __restrict__ z1, float* __restrict__ h, float* __restrict__ dz2,
-                               float* __restrict__ dz1, float* __restrict__ dpooled) {
-  const int64_t n = blockIdx.x;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  float* P = pooled + n * C;
-  float* G = gate + n * C;
-  float* Z1 = z1 + n * R;
-  float* H = h + n * R;
+__global__ void se_fc1_kernel(const float* __restrict__ partial_x, const T* __restrict__ w1,
+                              const T* __restrict__ b1, int64_t HW, int64_t C, int64_t R, int64_t splits, int act,
+                              float* __restrict__ pooled, float* __restrict__ z1, float* __restrict__ h) {
+  extern __shared__ float pooled_s[];
+  const int64_t n = blockIdx.y;
   const float inv_hw = 1.0f / static_cast<float>(HW);
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     float s = 0.0f;
     for (int64_t k = 0; k < splits; ++k) s += partial_x[(n * splits + k) * C + c];
-    P[c] = s * inv_hw;
+    pooled_s[c] = s * inv_hw;
+    if (blockIdx.x == 0) pooled[n * C + c] = s * inv_hw;
   }
   __syncthreads();
-  for (int64_t r = warp; r < R; r += warps) {
-    float z = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) z += load_f(w1, r * C + c) * P[c];
-    z = train_detail::warp_sum(z);
-    if (lane == 0) {
-      z += load_f(b1, r);
-      Z1[r] = z;
-      H[r] = act_forward(act, z);
-    }
+  const int lane = threadIdx.x & 31;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kFcWarps + (threadIdx.x >> 5);
+  if (r >= R) return;
+  float z = 0.0f;
+  for (int64_t c = lane; c < C; c += 32) z += load_f(w1, r * C + c) * pooled_s[c];
+  z = train_detail::warp_sum(z);
+  if (lane == 0) {
+    z += load_f(b1, r);
+    z1[n * R + r] = z;
+    h[n * R + r] = act_forward(act, z);
   }
+}
+
+// gate[n, c] = sigmoid(W2 h + b2) for the block's 256 channels; with partial_dyx (backward) also
+// dz2[n, c] = (sum_hw dy x) * g * (1 - g).
+template <typename T>
+__global__ void se_fc2_kernel(const float* __restrict__ h, const T* __restrict__ w2, const T* __restrict__ b2,
+                              const float* __restrict__ partial_dyx, int64_t C, int64_t R, int64_t splits,
+                              float* __restrict__ gate, float* __restrict__ dz2) {
+  extern __shared__ float h_s[];
+  const int64_t n = blockIdx.y;
+  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h_s[r] = h[n * R + r];
   __syncthreads();
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    float z = load_f(b2, c);
-    for (int64_t r = 0; r < R; ++r) z += load_f(w2, c * R + r) * H[r];
-    G[c] = sigmoidf_(z);
-  }
-  if (!backward) return;
-  __syncthreads();
-  float* DZ2 = dz2 + n * C;
-  float* DZ1 = dz1 + n * R;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float z = load_f(b2, c);
+  for (int64_t r = 0; r < R; ++r) z += load_f(w2, c * R + r) * h_s[r];
+  const float g = sigmoidf_(z);
+  gate[n * C + c] = g;
+  if (partial_dyx) {
     float dg = 0.0f;
     for (int64_t k = 0; k < splits; ++k) dg += partial_dyx[(n * splits + k) * C + c];
-    const float g = G[c];
-    DZ2[c] = dg * g * (1.0f - g);
+    dz2[n * C + c] = dg * g * (1.0f - g);
   }
+}
+
+// Backward, one warp per hidden unit: dz1[n, r] = (sum_c W2[c, r] dz2[n, c]) * act'(z1[n, r]).
+template <typename T>
+__global__ void se_dh_kernel(const float* __restrict__ dz2, const float* __restrict__ z1, const T* __restrict__ w2,
+                             int64_t C, int64_t R, int act, float* __restrict__ dz1) {
+  const int64_t n = blockIdx.y;
+  const int lane = threadIdx.x & 31;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kFcWarps + (threadIdx.x >> 5);
+  if (r >= R) return;
+  float dh = 0.0f;
+  for (int64_t c = lane; c < C; c += 32) dh += load_f(w2, c * R + r) * dz2[n * C + c];
+  dh = train_detail::warp_sum(dh);
+  if (lane == 0) dz1[n * R + r] = dh * act_grad(act, z1[n * R + r]);
+}
+
+// Backward, one thread per channel: dpooled[n, c] / HW = (sum_r W1[r, c] dz1[n, r]) / HW.
+template <typename T>
+__global__ void se_dpooled_kernel(const float* __restrict__ dz1, const T* __restrict__ w1, int64_t HW, int64_t C,
+                                  int64_t R, float* __restrict__ dpooled) {
+  extern __shared__ float dz1_s[];
+  const int64_t n = blockIdx.y;
+  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) dz1_s[r] = dz1[n * R + r];
   __syncthreads();
-  for (int64_t r = warp; r < R; r += warps) {
-    float dh = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) dh += load_f(w2, c * R + r) * DZ2[c];
-    dh = train_detail::warp_sum(dh);
-    if (lane == 0) DZ1[r] = dh * act_grad(act, Z1[r]);
-  }
-  __syncthreads();
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    float dp = 0.0f;
-    for (int64_t r = 0; r < R; ++r) dp += load_f(w1, r * C + c) * DZ1[r];
-    dpooled[n * C + c] = dp * inv_hw;
-  }
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float dp = 0.0f;
+  for (int64_t r = 0; r < R; ++r) dp += load_f(w1, r * C + c) * dz1_s[r];
+  dpooled[n * C + c] = dp / static_cast<float>(HW);
 }
 
 // out = a * gate[n, c] (+ add[n, c]) over one sample per blockIdx.y (forward: a = x; backward: a = dy, add =
@@ -259,11 +285,25 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
   se_pool_kernel<T><<<pool_grid, dim3(kPoolLanes, kPoolRows), 0, stream>>>(
       x, backward ? dy : nullptr, HW, C, L.splits, L.rows_per_split, vec, F(L.partial_x), F(L.partial_dyx));
   PNEUMO_LAUNCH_CHECK("se_pool_kernel");
-  se_gate_kernel<T><<<static_cast<unsigned>(N), 256, 0, stream>>>(
-      F(L.partial_x), F(L.partial_dyx), static_cast<const T*>(w1_), static_cast<const T*>(b1_),
-      static_cast<const T*>(w2_), static_cast<const T*>(b2_), HW, C, R, L.splits, act, backward, F(L.pooled),
-      F(L.gate), F(L.z1), F(L.h), F(L.dz2), F(L.dz1), F(L.dpooled));
-  PNEUMO_LAUNCH_CHECK("se_gate_kernel");
+  const T* w1 = static_cast<const T*>(w1_);
+  const T* w2 = static_cast<const T*>(w2_);
+  const unsigned r_blocks = static_cast<unsigned>((R + kFcWarps - 1) / kFcWarps);
+  const unsigned c_blocks = static_cast<unsigned>((C + kFcThreads - 1) / kFcThreads);
+  se_fc1_kernel<T><<<dim3(r_blocks, static_cast<unsigned>(N)), kFcThreads, C * sizeof(float), stream>>>(
+      F(L.partial_x), w1, static_cast<const T*>(b1_), HW, C, R, L.splits, act, F(L.pooled), F(L.z1), F(L.h));
+  PNEUMO_LAUNCH_CHECK("se_fc1_kernel");
+  se_fc2_kernel<T><<<dim3(c_blocks, static_cast<unsigned>(N)), kFcThreads, R * sizeof(float), stream>>>(
+      F(L.h), w2, static_cast<const T*>(b2_), backward ? F(L.partial_dyx) : nullptr, C, R, L.splits, F(L.gate),
+      F(L.dz2));
+  PNEUMO_LAUNCH_CHECK("se_fc2_kernel");
+  if (backward) {
+    se_dh_kernel<T><<<dim3(r_blocks, static_cast<unsigned>(N)), kFcThreads, 0, stream>>>(F(L.dz2), F(L.z1), w2, C, R,
+                                                                                          act, F(L.dz1));
+    PNEUMO_LAUNCH_CHECK("se_dh_kernel");
+    se_dpooled_kernel<T><<<dim3(c_blocks, static_cast<unsigned>(N)), kFcThreads, R * sizeof(float), stream>>>(
+        F(L.dz1), w1, HW, C, R, F(L.dpooled));
+    PNEUMO_LAUNCH_CHECK("se_dpooled_kernel");
+  }
   if (backward) {
     se_weight_grad_kernel<T><<<elementwise_blocks(2 * R * C + R + C), 256, 0, stream>>>(
         F(L.pooled), F(L.h), F(L.dz2), F(L.dz1), N, C, R, static_cast<T*>(dw1), static_cast<T*>(db1),
@@ -288,6 +328,8 @@ void check_args(DType dt, int64_t N, int64_t HW, int64_t C, int64_t R, int act) 
   PNEUMO_CHECK(N > 0 && HW > 0 && C > 0 && R > 0 && N <= 65535 && HW <= 65535 * 64 && HW * C < (int64_t(1) << 31),
                "squeeze_excite (CUDA): sizes N ", N, " HW ", HW, " C ", C, " R ", R,
                " (N <= 65535 and H*W*C < 2^31 per sample)");
+  PNEUMO_CHECK(C <= 12288 && R <= 12288, "squeeze_excite (CUDA): C ", C, " / R ", R,
+               " above 12288 (the pooled vector lives in 48 KB of shared memory)");
 }
 
 }  // namespace
