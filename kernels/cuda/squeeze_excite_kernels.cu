@@ -1,10 +1,10 @@
 // Fused squeeze-excite on NHWC, CUDA (contract in squeeze_excite_kernels.h). Forward: (1) per-(n, split, c)
-// partial sums of x over a range of pixels, one warp reading 32 x 4 consecutive channels of a pixel;
+// partial sums of x over a range of pixels, one warp reading 32 x 16 bytes of consecutive channels of a pixel;
 // (2) FC1: the pool finished in a fixed order, one warp per hidden unit (shuffle sums); (3) FC2 + sigmoid,
-// one thread per channel; (4) y = x * gate, 4-wide. Backward: (1) partial sums of x and dy*x in one pass;
+// one thread per channel; (4) y = x * gate, 16-byte vectors. Backward: (1) partial sums of x and dy*x in one pass;
 // (2)-(3) the gate recomputed, with dz2; then dz1 (a warp per hidden unit) and dpooled (a thread per
 // channel); weight gradients summed over samples in order (one thread per weight); dx = dy * gate +
-// dpooled / HW, 4-wide.
+// dpooled / HW, 16-byte vectors.
 // No atomics anywhere: every sum has a fixed order, so the results are bit-reproducible.
 #include "kernels/cuda/squeeze_excite_kernels.h"
 
@@ -17,10 +17,8 @@ namespace pneumo::kernels::cuda {
 namespace {
 
 using train_detail::Bf16;
-using train_detail::load4;
 using train_detail::load_f;
 using train_detail::sigmoidf_;
-using train_detail::store4;
 using train_detail::store_f;
 
 constexpr int kPoolLanes = 32;  // threads across channels
@@ -59,50 +57,53 @@ SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R) {
 }
 
 // Partial sums over pixels [s * rows, (s+1) * rows) of sample n for the block's channels:
-// partial_x[n, s, c] = sum x; partial_dyx[n, s, c] = sum dy * x (when dy is given).
+// partial_x[n, s, c] = sum x; partial_dyx[n, s, c] = sum dy * x (when dy is given). Each thread owns
+// W = 16 bytes of channels (4 float32 / 8 bfloat16), read as one vector when `vec`.
 template <typename T>
 __global__ void se_pool_kernel(const T* __restrict__ x, const T* __restrict__ dy, int64_t HW, int64_t C,
                                int64_t splits, int64_t rows, bool vec, float* __restrict__ partial_x,
                                float* __restrict__ partial_dyx) {
-  __shared__ float sx[kPoolRows][kPoolLanes * 4];
-  __shared__ float sdyx[kPoolRows][kPoolLanes * 4];
+  constexpr int W = train_detail::kVecWidth<T>;
+  __shared__ float sx[kPoolRows][kPoolLanes * W];
+  __shared__ float sdyx[kPoolRows][kPoolLanes * W];
   const int64_t n = blockIdx.z, s = blockIdx.y;
-  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kPoolLanes * 4 + threadIdx.x * 4;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.x) * kPoolLanes * W + threadIdx.x * W;
   const int64_t p_begin = s * rows, p_end = min(HW, p_begin + rows);
-  float ax[4] = {0, 0, 0, 0}, adyx[4] = {0, 0, 0, 0};
+  float ax[W], adyx[W];
+  for (int k = 0; k < W; ++k) ax[k] = adyx[k] = 0.0f;
   if (c0 < C) {
     const int64_t base = n * HW * C;
     for (int64_t p = p_begin + threadIdx.y; p < p_end; p += kPoolRows) {
       const int64_t i = base + p * C + c0;
-      float xv[4], dv[4];
+      float xv[W], dv[W];
       if (vec) {
-        load4(x, i, xv);
-        if (dy) load4(dy, i, dv);
+        train_detail::load_vec(x, i, xv);
+        if (dy) train_detail::load_vec(dy, i, dv);
       } else {
-        for (int k = 0; k < 4; ++k) {
+        for (int k = 0; k < W; ++k) {
           const bool in = c0 + k < C;
           xv[k] = in ? load_f(x, i + k) : 0.0f;
           dv[k] = in && dy ? load_f(dy, i + k) : 0.0f;
         }
       }
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < W; ++k) {
         ax[k] += xv[k];
         if (dy) adyx[k] += dv[k] * xv[k];
       }
     }
   }
-  for (int k = 0; k < 4; ++k) {
-    sx[threadIdx.y][threadIdx.x * 4 + k] = ax[k];
-    sdyx[threadIdx.y][threadIdx.x * 4 + k] = adyx[k];
+  for (int k = 0; k < W; ++k) {
+    sx[threadIdx.y][threadIdx.x * W + k] = ax[k];
+    sdyx[threadIdx.y][threadIdx.x * W + k] = adyx[k];
   }
   __syncthreads();
   // Thread row 0 sums the kPoolRows partials of each of its channels in order.
   if (threadIdx.y == 0 && c0 < C) {
-    for (int k = 0; k < 4 && c0 + k < C; ++k) {
+    for (int k = 0; k < W && c0 + k < C; ++k) {
       float tx = 0.0f, tdyx = 0.0f;
       for (int r = 0; r < kPoolRows; ++r) {
-        tx += sx[r][threadIdx.x * 4 + k];
-        tdyx += sdyx[r][threadIdx.x * 4 + k];
+        tx += sx[r][threadIdx.x * W + k];
+        tdyx += sdyx[r][threadIdx.x * W + k];
       }
       const int64_t o = (n * splits + s) * C + c0 + k;
       partial_x[o] = tx;
@@ -212,6 +213,7 @@ template <typename T>
 __global__ void se_scale_kernel(const T* __restrict__ a, const float* __restrict__ gate,
                                 const float* __restrict__ add, uint32_t HWC, uint32_t C, bool vec,
                                 T* __restrict__ out) {
+  constexpr int W = train_detail::kVecWidth<T>;
   const int64_t n = blockIdx.y;
   const T* an = a + n * HWC;
   T* on = out + n * HWC;
@@ -220,12 +222,12 @@ __global__ void se_scale_kernel(const T* __restrict__ a, const float* __restrict
   const uint32_t stride = gridDim.x * blockDim.x;
   const uint32_t tid = blockIdx.x * blockDim.x + threadIdx.x;
   if (vec) {
-    for (uint32_t u = tid; u < HWC / 4; u += stride) {
-      const uint32_t j = u * 4, c = j % C;  // C % 4 == 0: channels c..c+3 of one pixel
-      float v[4];
-      load4(an, j, v);
-      for (int k = 0; k < 4; ++k) v[k] = dn ? v[k] * gn[c + k] + dn[c + k] : v[k] * gn[c + k];
-      store4(on, j, v);
+    for (uint32_t u = tid; u < HWC / W; u += stride) {
+      const uint32_t j = u * W, c = j % C;  // C % W == 0: channels c..c+W-1 of one pixel
+      float v[W];
+      train_detail::load_vec(an, j, v);
+      for (int k = 0; k < W; ++k) v[k] = dn ? v[k] * gn[c + k] + dn[c + k] : v[k] * gn[c + k];
+      train_detail::store_vec(on, j, v);
     }
     return;
   }
@@ -278,9 +280,10 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
   const SeLayout L = se_layout(N, HW, C, R);
   char* ws = static_cast<char*>(workspace);
   auto F = [&](size_t off) { return reinterpret_cast<float*>(ws + off); };
-  const bool vec = C % 4 == 0 && train_detail::vec4_aligned<T>(x) && train_detail::vec4_aligned<T>(dy) &&
-                   train_detail::vec4_aligned<T>(out_);
-  const dim3 pool_grid(static_cast<unsigned>((C + kPoolLanes * 4 - 1) / (kPoolLanes * 4)),
+  constexpr int W = train_detail::kVecWidth<T>;
+  const bool vec = C % W == 0 && train_detail::aligned16(x) && train_detail::aligned16(dy) &&
+                   train_detail::aligned16(out_);
+  const dim3 pool_grid(static_cast<unsigned>((C + kPoolLanes * W - 1) / (kPoolLanes * W)),
                        static_cast<unsigned>(L.splits), static_cast<unsigned>(N));
   se_pool_kernel<T><<<pool_grid, dim3(kPoolLanes, kPoolRows), 0, stream>>>(
       x, backward ? dy : nullptr, HW, C, L.splits, L.rows_per_split, vec, F(L.partial_x), F(L.partial_dyx));
@@ -311,7 +314,7 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
     PNEUMO_LAUNCH_CHECK("se_weight_grad_kernel");
   }
   const int64_t per_sample = HW * C;
-  const int64_t units = vec ? per_sample / 4 : per_sample;
+  const int64_t units = vec ? per_sample / W : per_sample;
   const dim3 scale_grid(static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((units + 255) / 256,
                                                                                       std::max<int64_t>(1, 2048 / N)))),
                         static_cast<unsigned>(N));

@@ -42,6 +42,31 @@ __device__ __forceinline__ void store4(Bf16* p, int64_t i, const float v[4]) {
   *reinterpret_cast<uint2*>(p + i) = r;
 }
 
+// 16 bytes of T as floats: 4 float32 or 8 bfloat16 (kVecWidth<T>) at p[i], i a multiple of the width and
+// p 16-byte aligned.
+template <typename T>
+constexpr int kVecWidth = 16 / static_cast<int>(sizeof(T));
+__device__ __forceinline__ void load_vec(const float* p, int64_t i, float out[4]) { load4(p, i, out); }
+__device__ __forceinline__ void store_vec(float* p, int64_t i, const float v[4]) { store4(p, i, v); }
+__device__ __forceinline__ void load_vec(const Bf16* p, int64_t i, float out[8]) {
+  const uint4 v = *reinterpret_cast<const uint4*>(p + i);
+  const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+  for (int k = 0; k < 4; ++k) {
+    out[2 * k] = bf16_bits_to_float(static_cast<uint16_t>(w[k] & 0xffffu));
+    out[2 * k + 1] = bf16_bits_to_float(static_cast<uint16_t>(w[k] >> 16));
+  }
+}
+__device__ __forceinline__ void store_vec(Bf16* p, int64_t i, const float v[8]) {
+  uint32_t w[4];
+  for (int k = 0; k < 4; ++k)
+    w[k] = static_cast<uint32_t>(float_to_bf16_bits(v[2 * k])) |
+           (static_cast<uint32_t>(float_to_bf16_bits(v[2 * k + 1])) << 16);
+  *reinterpret_cast<uint4*>(p + i) = make_uint4(w[0], w[1], w[2], w[3]);
+}
+__host__ __device__ inline bool aligned16(const void* p) {
+  return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 // True when a pointer allows the 4-element vector path for element type T.
 template <typename T>
 __host__ __device__ inline bool vec4_aligned(const void* p) {
