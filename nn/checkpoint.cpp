@@ -277,7 +277,9 @@ std::string LoadReport::str() const {
 }
 
 void save_state(const Module& module, const std::string& path, const Metadata& metadata) {
-  save_safetensors(path, module.state_dict(), metadata);
+  Metadata with_version = metadata;
+  with_version.emplace("pneumo_version", PNEUMO_VERSION);  // kept if the caller set one
+  save_safetensors(path, module.state_dict(), with_version);
 }
 
 LoadReport load_state(Module& module, const std::string& path, bool strict) {

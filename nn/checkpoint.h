@@ -44,7 +44,7 @@ struct LoadReport {
   std::string str() const;  // one readable paragraph listing every problem
 };
 
-// Parameters and buffers of `module` (Module::state_dict) plus metadata.
+// Parameters and buffers of `module` (Module::state_dict) plus metadata (and 'pneumo_version').
 void save_state(const Module& module, const std::string& path, const Metadata& metadata = {});
 // Loads by name. Floating tensors of another floating dtype are cast; values go to the module's device.
 // strict: any missing/unexpected/mis-shaped tensor throws (naming the file and listing all of them) and

@@ -168,6 +168,7 @@ TEST(Checkpoint, LoadStateReportsMissingUnexpectedAndMisShaped) {
   EXPECT_TRUE(r.ok()) << r.str();
   EXPECT_EQ(r.loaded.size(), 3u);
   EXPECT_EQ(r.metadata.at("epoch"), "7");
+  EXPECT_EQ(r.metadata.at("pneumo_version"), PNEUMO_VERSION);
   EXPECT_EQ(dst.state_dict()[0].second.to_vector(), src.state_dict()[0].second.to_vector());
 
   // weight mis-shaped, bias missing, one unexpected tensor; running_mean stored as F64 (cast on load).
