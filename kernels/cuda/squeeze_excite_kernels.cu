@@ -30,9 +30,11 @@ struct SeLayout {
   size_t partial_x, partial_dyx, pooled, gate, dz2, dpooled, z1, h, dz1, total;
 };
 
-SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R) {
+// vec_width: channels per pool thread (4 for float32, 8 for bfloat16); the pixel splits are chosen so that
+// the pool grid has about kTargetBlocks blocks whatever the channel-group count.
+SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R, int vec_width) {
   SeLayout L{};
-  const int64_t groups = (C + kPoolLanes * 4 - 1) / (kPoolLanes * 4);
+  const int64_t groups = (C + kPoolLanes * vec_width - 1) / (kPoolLanes * vec_width);
   int64_t splits = (kTargetBlocks + N * groups - 1) / (N * groups);
   splits = std::max<int64_t>(1, std::min(splits, (HW + 63) / 64));  // at least 64 pixels per split
   L.rows_per_split = (HW + splits - 1) / splits;
@@ -277,10 +279,10 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
             void* dw2, void* db2, void* workspace, cudaStream_t stream) {
   const T* x = static_cast<const T*>(x_);
   const T* dy = static_cast<const T*>(dy_);
-  const SeLayout L = se_layout(N, HW, C, R);
+  constexpr int W = train_detail::kVecWidth<T>;
+  const SeLayout L = se_layout(N, HW, C, R, W);
   char* ws = static_cast<char*>(workspace);
   auto F = [&](size_t off) { return reinterpret_cast<float*>(ws + off); };
-  constexpr int W = train_detail::kVecWidth<T>;
   const bool vec = C % W == 0 && train_detail::aligned16(x) && train_detail::aligned16(dy) &&
                    train_detail::aligned16(out_);
   const dim3 pool_grid(static_cast<unsigned>((C + kPoolLanes * W - 1) / (kPoolLanes * W)),
@@ -338,7 +340,7 @@ void check_args(DType dt, int64_t N, int64_t HW, int64_t C, int64_t R, int act) 
 }  // namespace
 
 size_t squeeze_excite_workspace_bytes(int64_t batch, int64_t hw, int64_t channels, int64_t reduced) {
-  return se_layout(batch, hw, channels, reduced).total;
+  return std::max(se_layout(batch, hw, channels, reduced, 4).total, se_layout(batch, hw, channels, reduced, 8).total);
 }
 
 void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void* b1, const void* w2, const void* b2,
