@@ -1,6 +1,6 @@
 // Fused squeeze-excite on NHWC, CUDA (contract in squeeze_excite_kernels.h). Forward: (1) per-(n, split, c)
 // partial sums of x over a range of pixels, one warp reading 32 x 16 bytes of consecutive channels of a pixel;
-// (2) FC1: the pool finished in a fixed order, one warp per hidden unit (shuffle sums); (3) FC2 + sigmoid,
+// (2) the pool finished in a fixed order; FC1 one warp per hidden unit (shuffle sums); (3) FC2 + sigmoid,
 // one thread per channel; (4) y = x * gate, 16-byte vectors. Backward: (1) partial sums of x and dy*x in one pass;
 // (2)-(3) the gate recomputed, with dz2; then dz1 (a warp per hidden unit) and dpooled (a thread per
 // channel); weight gradients summed over samples in order (one thread per weight); dx = dy * gate +
@@ -27,7 +27,7 @@ constexpr int kTargetBlocks = 1024;
 
 struct SeLayout {
   int64_t splits, rows_per_split;
-  size_t partial_x, partial_dyx, pooled, gate, dz2, dpooled, z1, h, dz1, total;
+  size_t partial_x, partial_dyx, pooled, dgate, gate, dz2, dpooled, z1, h, dz1, total;
 };
 
 // vec_width: channels per pool thread (4 for float32, 8 for bfloat16); the pixel splits are chosen so that
@@ -48,6 +48,7 @@ SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R, int vec_width) {
   L.partial_x = take(N * L.splits * C);
   L.partial_dyx = take(N * L.splits * C);
   L.pooled = take(N * C);
+  L.dgate = take(N * C);
   L.gate = take(N * C);
   L.dz2 = take(N * C);
   L.dpooled = take(N * C);
@@ -127,21 +128,42 @@ __device__ __forceinline__ float act_grad(int act, float z) {
 constexpr int kFcThreads = 256;
 constexpr int kFcWarps = kFcThreads / 32;
 
-// pooled[n, :] (finished from the partials, kept in shared memory; block x == 0 also stores it), then for
-// the block's 8 hidden units z1 = W1 pooled + b1 and h = act(z1).
+// Finishes the pool: pooled[n, c] = (sum_s partial_x[n, s, c]) / HW and, with partial_dyx (backward),
+// dgate[n, c] = sum_s partial_dyx[n, s, c]. Block (32 channels, 8 split rows): each thread sums every 8th
+// split, then thread row 0 adds the 8 row sums in order: short dependency chains, a fixed order.
+__global__ void se_finish_pool_kernel(const float* __restrict__ partial_x, const float* __restrict__ partial_dyx,
+                                      int64_t HW, int64_t C, int64_t splits, float* __restrict__ pooled,
+                                      float* __restrict__ dgate) {
+  __shared__ float sx[8][33], sd[8][33];
+  const int64_t n = blockIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  float ax = 0.0f, ad = 0.0f;
+  if (c < C) {
+    for (int64_t k = threadIdx.y; k < splits; k += 8) {
+      ax += partial_x[(n * splits + k) * C + c];
+      if (partial_dyx) ad += partial_dyx[(n * splits + k) * C + c];
+    }
+  }
+  sx[threadIdx.y][threadIdx.x] = ax;
+  sd[threadIdx.y][threadIdx.x] = ad;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return;
+  float tx = 0.0f, td = 0.0f;
+  for (int r = 0; r < 8; ++r) {
+    tx += sx[r][threadIdx.x];
+    td += sd[r][threadIdx.x];
+  }
+  pooled[n * C + c] = tx / static_cast<float>(HW);
+  if (partial_dyx) dgate[n * C + c] = td;
+}
+
+// For the block's 8 hidden units (a warp each): z1 = W1 pooled + b1 and h = act(z1).
 template <typename T>
-__global__ void se_fc1_kernel(const float* __restrict__ partial_x, const T* __restrict__ w1,
-                              const T* __restrict__ b1, int64_t HW, int64_t C, int64_t R, int64_t splits, int act,
-                              float* __restrict__ pooled, float* __restrict__ z1, float* __restrict__ h) {
+__global__ void se_fc1_kernel(const float* __restrict__ pooled, const T* __restrict__ w1, const T* __restrict__ b1,
+                              int64_t C, int64_t R, int act, float* __restrict__ z1, float* __restrict__ h) {
   extern __shared__ float pooled_s[];
   const int64_t n = blockIdx.y;
-  const float inv_hw = 1.0f / static_cast<float>(HW);
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    float s = 0.0f;
-    for (int64_t k = 0; k < splits; ++k) s += partial_x[(n * splits + k) * C + c];
-    pooled_s[c] = s * inv_hw;
-    if (blockIdx.x == 0) pooled[n * C + c] = s * inv_hw;
-  }
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) pooled_s[c] = pooled[n * C + c];
   __syncthreads();
   const int lane = threadIdx.x & 31;
   const int64_t r = static_cast<int64_t>(blockIdx.x) * kFcWarps + (threadIdx.x >> 5);
@@ -156,12 +178,12 @@ __global__ void se_fc1_kernel(const float* __restrict__ partial_x, const T* __re
   }
 }
 
-// gate[n, c] = sigmoid(W2 h + b2) for the block's 256 channels; with partial_dyx (backward) also
-// dz2[n, c] = (sum_hw dy x) * g * (1 - g).
+// gate[n, c] = sigmoid(W2 h + b2) for the block's 256 channels; with dgate (backward) also
+// dz2[n, c] = dgate * g * (1 - g), dgate = sum_hw dy x.
 template <typename T>
 __global__ void se_fc2_kernel(const float* __restrict__ h, const T* __restrict__ w2, const T* __restrict__ b2,
-                              const float* __restrict__ partial_dyx, int64_t C, int64_t R, int64_t splits,
-                              float* __restrict__ gate, float* __restrict__ dz2) {
+                              const float* __restrict__ dgate, int64_t C, int64_t R, float* __restrict__ gate,
+                              float* __restrict__ dz2) {
   extern __shared__ float h_s[];
   const int64_t n = blockIdx.y;
   for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h_s[r] = h[n * R + r];
@@ -172,11 +194,7 @@ __global__ void se_fc2_kernel(const float* __restrict__ h, const T* __restrict__
   for (int64_t r = 0; r < R; ++r) z += load_f(w2, c * R + r) * h_s[r];
   const float g = sigmoidf_(z);
   gate[n * C + c] = g;
-  if (partial_dyx) {
-    float dg = 0.0f;
-    for (int64_t k = 0; k < splits; ++k) dg += partial_dyx[(n * splits + k) * C + c];
-    dz2[n * C + c] = dg * g * (1.0f - g);
-  }
+  if (dgate) dz2[n * C + c] = dgate[n * C + c] * g * (1.0f - g);
 }
 
 // Backward, one warp per hidden unit: dz1[n, r] = (sum_c W2[c, r] dz2[n, c]) * act'(z1[n, r]).
@@ -294,12 +312,15 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
   const T* w2 = static_cast<const T*>(w2_);
   const unsigned r_blocks = static_cast<unsigned>((R + kFcWarps - 1) / kFcWarps);
   const unsigned c_blocks = static_cast<unsigned>((C + kFcThreads - 1) / kFcThreads);
+  se_finish_pool_kernel<<<dim3(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>(N)), dim3(32, 8), 0,
+                          stream>>>(F(L.partial_x), backward ? F(L.partial_dyx) : nullptr, HW, C, L.splits,
+                                    F(L.pooled), F(L.dgate));
+  PNEUMO_LAUNCH_CHECK("se_finish_pool_kernel");
   se_fc1_kernel<T><<<dim3(r_blocks, static_cast<unsigned>(N)), kFcThreads, C * sizeof(float), stream>>>(
-      F(L.partial_x), w1, static_cast<const T*>(b1_), HW, C, R, L.splits, act, F(L.pooled), F(L.z1), F(L.h));
+      F(L.pooled), w1, static_cast<const T*>(b1_), C, R, act, F(L.z1), F(L.h));
   PNEUMO_LAUNCH_CHECK("se_fc1_kernel");
   se_fc2_kernel<T><<<dim3(c_blocks, static_cast<unsigned>(N)), kFcThreads, R * sizeof(float), stream>>>(
-      F(L.h), w2, static_cast<const T*>(b2_), backward ? F(L.partial_dyx) : nullptr, C, R, L.splits, F(L.gate),
-      F(L.dz2));
+      F(L.h), w2, static_cast<const T*>(b2_), backward ? F(L.dgate) : nullptr, C, R, F(L.gate), F(L.dz2));
   PNEUMO_LAUNCH_CHECK("se_fc2_kernel");
   if (backward) {
     se_dh_kernel<T><<<dim3(r_blocks, static_cast<unsigned>(N)), kFcThreads, 0, stream>>>(F(L.dz2), F(L.z1), w2, C, R,
