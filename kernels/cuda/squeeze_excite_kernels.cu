@@ -21,6 +21,24 @@ using train_detail::load_f;
 using train_detail::sigmoidf_;
 using train_detail::store_f;
 
+// Channels per thread in the pool and scale passes: 16 bytes of float32; bfloat16 takes 8 (16 bytes) or 4
+// (8 bytes) as PNEUMO_SE_BF16_WIDTH says (the kernel bench compares the two).
+#ifndef PNEUMO_SE_BF16_WIDTH
+#define PNEUMO_SE_BF16_WIDTH 8
+#endif
+template <typename T>
+constexpr int kSeWidth = sizeof(T) == 4 ? 4 : PNEUMO_SE_BF16_WIDTH;
+__device__ __forceinline__ void se_load(const float* p, int64_t i, float* out) { train_detail::load4(p, i, out); }
+__device__ __forceinline__ void se_store(float* p, int64_t i, const float* v) { train_detail::store4(p, i, v); }
+__device__ __forceinline__ void se_load(const Bf16* p, int64_t i, float* out) {
+  if (PNEUMO_SE_BF16_WIDTH == 8) train_detail::load_vec(p, i, out);
+  else train_detail::load4(p, i, out);
+}
+__device__ __forceinline__ void se_store(Bf16* p, int64_t i, const float* v) {
+  if (PNEUMO_SE_BF16_WIDTH == 8) train_detail::store_vec(p, i, v);
+  else train_detail::store4(p, i, v);
+}
+
 constexpr int kPoolLanes = 32;  // threads across channels
 constexpr int kPoolRows = 8;    // threads across pixels
 constexpr int kTargetBlocks = 1024;
@@ -66,7 +84,7 @@ template <typename T>
 __global__ void se_pool_kernel(const T* __restrict__ x, const T* __restrict__ dy, int64_t HW, int64_t C,
                                int64_t splits, int64_t rows, bool vec, float* __restrict__ partial_x,
                                float* __restrict__ partial_dyx) {
-  constexpr int W = train_detail::kVecWidth<T>;
+  constexpr int W = kSeWidth<T>;
   __shared__ float sx[kPoolRows][kPoolLanes * W];
   __shared__ float sdyx[kPoolRows][kPoolLanes * W];
   const int64_t n = blockIdx.z, s = blockIdx.y;
@@ -80,8 +98,8 @@ __global__ void se_pool_kernel(const T* __restrict__ x, const T* __restrict__ dy
       const int64_t i = base + p * C + c0;
       float xv[W], dv[W];
       if (vec) {
-        train_detail::load_vec(x, i, xv);
-        if (dy) train_detail::load_vec(dy, i, dv);
+        se_load(x, i, xv);
+        if (dy) se_load(dy, i, dv);
       } else {
         for (int k = 0; k < W; ++k) {
           const bool in = c0 + k < C;
@@ -233,7 +251,7 @@ template <typename T>
 __global__ void se_scale_kernel(const T* __restrict__ a, const float* __restrict__ gate,
                                 const float* __restrict__ add, uint32_t HWC, uint32_t C, bool vec,
                                 T* __restrict__ out) {
-  constexpr int W = train_detail::kVecWidth<T>;
+  constexpr int W = kSeWidth<T>;
   const int64_t n = blockIdx.y;
   const T* an = a + n * HWC;
   T* on = out + n * HWC;
@@ -245,9 +263,9 @@ __global__ void se_scale_kernel(const T* __restrict__ a, const float* __restrict
     for (uint32_t u = tid; u < HWC / W; u += stride) {
       const uint32_t j = u * W, c = j % C;  // C % W == 0: channels c..c+W-1 of one pixel
       float v[W];
-      train_detail::load_vec(an, j, v);
+      se_load(an, j, v);
       for (int k = 0; k < W; ++k) v[k] = dn ? v[k] * gn[c + k] + dn[c + k] : v[k] * gn[c + k];
-      train_detail::store_vec(on, j, v);
+      se_store(on, j, v);
     }
     return;
   }
@@ -297,7 +315,7 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
             void* dw2, void* db2, void* workspace, cudaStream_t stream) {
   const T* x = static_cast<const T*>(x_);
   const T* dy = static_cast<const T*>(dy_);
-  constexpr int W = train_detail::kVecWidth<T>;
+  constexpr int W = kSeWidth<T>;
   const SeLayout L = se_layout(N, HW, C, R, W);
   char* ws = static_cast<char*>(workspace);
   auto F = [&](size_t off) { return reinterpret_cast<float*>(ws + off); };
