@@ -21,10 +21,11 @@ using train_detail::load_f;
 using train_detail::sigmoidf_;
 using train_detail::store_f;
 
-// Channels per thread in the pool and scale passes: 16 bytes of float32; bfloat16 takes 8 (16 bytes) or 4
-// (8 bytes) as PNEUMO_SE_BF16_WIDTH says (the kernel bench compares the two).
+// Channels per thread in the pool and scale passes: 16 bytes of float32; bfloat16 takes 4 (8 bytes) or 8
+// (16 bytes) as PNEUMO_SE_BF16_WIDTH says. 4 won on an H200 (4x256x256x256: forward 0.136 vs 0.152 ms,
+// backward 0.193 vs 0.267 ms; bench/results/h200-se-bf16-width-*.json).
 #ifndef PNEUMO_SE_BF16_WIDTH
-#define PNEUMO_SE_BF16_WIDTH 8
+#define PNEUMO_SE_BF16_WIDTH 4
 #endif
 template <typename T>
 constexpr int kSeWidth = sizeof(T) == 4 ? 4 : PNEUMO_SE_BF16_WIDTH;
