@@ -34,12 +34,15 @@ std::vector<DType> activation_dtypes(const Context& ctx) {
 void bench_squeeze_excite(Context& ctx) {
   struct Shape4 {
     int64_t N, H, W, C, R;
+    int act;  // 0 ReLU (SE-ResNeXt50 at 1024 px), 1 swish (EfficientNet-B5 at 768 px, stride-8 stage)
     const char* where;
   };
   const bool big = ctx.gpu || ctx.full;
   const std::vector<Shape4> shapes =
-      big ? std::vector<Shape4>{{4, 256, 256, 256, 16, "layer1"}, {4, 32, 32, 2048, 128, "layer4"}}
-          : std::vector<Shape4>{{1, 128, 128, 256, 16, "layer1/16"}};
+      big ? std::vector<Shape4>{{4, 256, 256, 256, 16, 0, "layer1"},
+                                {4, 32, 32, 2048, 128, 0, "layer4"},
+                                {4, 96, 96, 384, 16, 1, "b5 stage3"}}
+          : std::vector<Shape4>{{1, 128, 128, 256, 16, 0, "layer1/16"}, {1, 48, 48, 384, 16, 1, "b5 stage3/16"}};
   for (const Shape4& s : shapes) {
     for (DType dt : activation_dtypes(ctx)) {
       const int64_t n = s.N * s.H * s.W * s.C;
@@ -53,27 +56,29 @@ void bench_squeeze_excite(Context& ctx) {
       dy.fill_random(dt, -1, 1, 2);
       for (Buffer* b : {&w1, &b1, &w2, &b2}) b->fill_random(dt, -0.3f, 0.3f, 3);
       const std::string shape = nhwc(s.N, s.H, s.W, s.C) + " " + s.where;
+      const std::string fwd = s.act ? "se_forward (swish)" : "se_forward (relu)";
+      const std::string bwd = s.act ? "se_backward (swish)" : "se_backward (relu)";
       if (ctx.gpu) {
 #if PNEUMO_WITH_CUDA
         Buffer ws = ctx.alloc(kernels::cuda::squeeze_excite_workspace_bytes(s.N, s.H * s.W, s.C, s.R));
-        ctx.run("se_forward (relu)", shape, dt, 2.0 * n * es, [&] {
+        ctx.run(fwd, shape, dt, 2.0 * n * es, [&] {
           kernels::cuda::squeeze_excite_forward(dt, x.data(), w1.data(), b1.data(), w2.data(), b2.data(), s.N,
-                                                s.H * s.W, s.C, s.R, 0, y.data(), ws.data(), ctx.stream);
+                                                s.H * s.W, s.C, s.R, s.act, y.data(), ws.data(), ctx.stream);
         });
-        ctx.run("se_backward (relu)", shape, dt, 3.0 * n * es, [&] {
+        ctx.run(bwd, shape, dt, 3.0 * n * es, [&] {
           kernels::cuda::squeeze_excite_backward(dt, x.data(), dy.data(), w1.data(), b1.data(), w2.data(), b2.data(),
-                                                 s.N, s.H * s.W, s.C, s.R, 0, y.data(), dw1.data(), db1.data(),
+                                                 s.N, s.H * s.W, s.C, s.R, s.act, y.data(), dw1.data(), db1.data(),
                                                  dw2.data(), db2.data(), ws.data(), ctx.stream);
         });
 #endif
       } else {
-        ctx.run("se_forward (relu)", shape, dt, 2.0 * n * es, [&] {
+        ctx.run(fwd, shape, dt, 2.0 * n * es, [&] {
           kernels::cpu::squeeze_excite_forward(dt, x.data(), w1.data(), b1.data(), w2.data(), b2.data(), s.N,
-                                               s.H * s.W, s.C, s.R, 0, y.data());
+                                               s.H * s.W, s.C, s.R, s.act, y.data());
         });
-        ctx.run("se_backward (relu)", shape, dt, 3.0 * n * es, [&] {
+        ctx.run(bwd, shape, dt, 3.0 * n * es, [&] {
           kernels::cpu::squeeze_excite_backward(dt, x.data(), dy.data(), w1.data(), b1.data(), w2.data(), b2.data(),
-                                                s.N, s.H * s.W, s.C, s.R, 0, y.data(), dw1.data(), db1.data(),
+                                                s.N, s.H * s.W, s.C, s.R, s.act, y.data(), dw1.data(), db1.data(),
                                                 dw2.data(), db2.data());
         });
       }
