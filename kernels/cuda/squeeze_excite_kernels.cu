@@ -1,10 +1,10 @@
 // Fused squeeze-excite on NHWC, CUDA (contract in squeeze_excite_kernels.h). Forward: (1) per-(n, split, c)
-// partial sums of x over a range of pixels, one warp reading 32 x 16 bytes of consecutive channels of a pixel;
+// partial sums of x over a range of pixels, one warp reading 32 x W consecutive channels of a pixel;
 // (2) the pool finished in a fixed order; FC1 one warp per hidden unit (shuffle sums); (3) FC2 + sigmoid,
-// one thread per channel; (4) y = x * gate, 16-byte vectors. Backward: (1) partial sums of x and dy*x in one pass;
+// one thread per channel; (4) y = x * gate, vectorised. Backward: (1) partial sums of x and dy*x in one pass;
 // (2)-(3) the gate recomputed, with dz2; then dz1 (a warp per hidden unit) and dpooled (a thread per
 // channel); weight gradients summed over samples in order (one thread per weight); dx = dy * gate +
-// dpooled / HW, 16-byte vectors.
+// dpooled / HW, vectorised.
 // No atomics anywhere: every sum has a fixed order, so the results are bit-reproducible.
 #include "kernels/cuda/squeeze_excite_kernels.h"
 
@@ -49,7 +49,7 @@ struct SeLayout {
   size_t partial_x, partial_dyx, pooled, dgate, gate, dz2, dpooled, z1, h, dz1, total;
 };
 
-// vec_width: channels per pool thread (4 for float32, 8 for bfloat16); the pixel splits are chosen so that
+// vec_width: channels per pool thread (kSeWidth<T>); the pixel splits are chosen so that
 // the pool grid has about kTargetBlocks blocks whatever the channel-group count.
 SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R, int vec_width) {
   SeLayout L{};
@@ -80,7 +80,7 @@ SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R, int vec_width) {
 
 // Partial sums over pixels [s * rows, (s+1) * rows) of sample n for the block's channels:
 // partial_x[n, s, c] = sum x; partial_dyx[n, s, c] = sum dy * x (when dy is given). Each thread owns
-// W = 16 bytes of channels (4 float32 / 8 bfloat16), read as one vector when `vec`.
+// W = kSeWidth<T> consecutive channels, read as one vector when `vec`.
 template <typename T>
 __global__ void se_pool_kernel(const T* __restrict__ x, const T* __restrict__ dy, int64_t HW, int64_t C,
                                int64_t splits, int64_t rows, bool vec, float* __restrict__ partial_x,
