@@ -1,0 +1,317 @@
+// safetensors reading/writing with a hostile-file-proof header check, and name-based state loading.
+#include "nn/checkpoint.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "kernels/check.h"
+
+namespace pneumo::nn {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr uint64_t kMaxHeaderBytes = 100u * 1000u * 1000u;  // the safetensors library's own limit
+
+#define CKPT_FAIL(path, ...) PNEUMO_FAIL("safetensors file '", path, "': ", __VA_ARGS__)
+
+bool parse_dtype(const std::string& s, DType* out) {
+  static const std::pair<const char*, DType> table[] = {{"F32", DType::F32}, {"F64", DType::F64},
+                                                        {"BF16", DType::BF16}, {"F16", DType::F16},
+                                                        {"U8", DType::U8},   {"I32", DType::I32},
+                                                        {"I64", DType::I64}};
+  for (const auto& e : table)
+    if (s == e.first) {
+      *out = e.second;
+      return true;
+    }
+  return false;
+}
+
+// One tensor entry of a validated header.
+struct Entry {
+  std::string name;
+  DType dtype;
+  Shape shape;
+  uint64_t begin, end;
+};
+
+struct Header {
+  std::vector<Entry> entries;  // sorted by begin
+  Metadata metadata;
+  uint64_t data_start = 0;     // file offset of the byte buffer
+};
+
+class File {
+ public:
+  File(const std::string& path, const char* mode) : path_(path), f_(std::fopen(path.c_str(), mode)) {
+    if (!f_) CKPT_FAIL(path, "cannot open (", std::strerror(errno), ")");
+  }
+  ~File() {
+    if (f_) std::fclose(f_);
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  std::FILE* get() const { return f_; }
+  uint64_t size() const {
+    struct stat st;
+    if (fstat(fileno(f_), &st) != 0) CKPT_FAIL(path_, "cannot stat (", std::strerror(errno), ")");
+    return static_cast<uint64_t>(st.st_size);
+  }
+  void read_at(uint64_t offset, void* dst, uint64_t bytes) const {
+    if (bytes == 0) return;
+    if (fseeko(f_, static_cast<off_t>(offset), SEEK_SET) != 0 || std::fread(dst, 1, bytes, f_) != bytes)
+      CKPT_FAIL(path_, "short read of ", bytes, " bytes at offset ", offset);
+  }
+
+ private:
+  std::string path_;
+  std::FILE* f_;
+};
+
+uint64_t json_uint(const std::string& path, const std::string& name, const char* what, const json& v) {
+  if (!v.is_number_integer() && !v.is_number_unsigned())
+    CKPT_FAIL(path, "tensor '", name, "': ", what, " must be a non-negative integer, got ", v.dump());
+  if (v.is_number_integer() && v.get<int64_t>() < 0)
+    CKPT_FAIL(path, "tensor '", name, "': ", what, " is negative (", v.dump(), ")");
+  return v.get<uint64_t>();
+}
+
+Header read_header(const std::string& path, const File& file) {
+  const uint64_t file_size = file.size();
+  if (file_size < 8) CKPT_FAIL(path, "file is ", file_size, " bytes, shorter than the 8-byte header length");
+  unsigned char len_bytes[8];
+  file.read_at(0, len_bytes, 8);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
+  if (header_len > file_size - 8)
+    CKPT_FAIL(path, "header length ", header_len, " exceeds the file (", file_size, " bytes): truncated or not a safetensors file");
+  if (header_len > kMaxHeaderBytes) CKPT_FAIL(path, "header length ", header_len, " exceeds the 100 MB limit");
+  if (header_len < 2) CKPT_FAIL(path, "header of ", header_len, " bytes cannot hold a JSON object");
+  std::string text(header_len, '\0');
+  file.read_at(8, text.data(), header_len);
+
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::exception& e) {
+    CKPT_FAIL(path, "header is not valid JSON (", e.what(), ")");
+  }
+  if (!root.is_object()) CKPT_FAIL(path, "header must be a JSON object");
+
+  Header h;
+  h.data_start = 8 + header_len;
+  const uint64_t data_size = file_size - h.data_start;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const std::string& name = it.key();
+    const json& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) CKPT_FAIL(path, "__metadata__ must be an object of strings");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) CKPT_FAIL(path, "__metadata__ value of '", m.key(), "' is not a string");
+        h.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    if (name.empty()) CKPT_FAIL(path, "a tensor has an empty name");
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+      CKPT_FAIL(path, "tensor '", name, "' needs dtype, shape and data_offsets");
+    Entry e;
+    e.name = name;
+    if (!v["dtype"].is_string() || !parse_dtype(v["dtype"].get<std::string>(), &e.dtype))
+      CKPT_FAIL(path, "tensor '", name, "': unsupported dtype ", v["dtype"].dump(),
+                " (F32, F64, BF16, F16, U8, I32, I64)");
+    const json& shape = v["shape"];
+    if (!shape.is_array() || shape.size() > 16) CKPT_FAIL(path, "tensor '", name, "': shape must be an array of at most 16 dims");
+    uint64_t numel = 1;
+    for (const json& d : shape) {
+      const uint64_t dim = json_uint(path, name, "a shape dimension", d);
+      if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+          (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim))
+        CKPT_FAIL(path, "tensor '", name, "': shape ", shape.dump(), " overflows");
+      numel *= dim;
+      e.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const uint64_t esize = dtype_size(e.dtype);
+    if (numel > data_size / esize + 1)
+      CKPT_FAIL(path, "tensor '", name, "': shape ", shape.dump(), " needs more bytes than the file holds (",
+                data_size, ")");
+    const json& off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2) CKPT_FAIL(path, "tensor '", name, "': data_offsets must be [begin, end]");
+    e.begin = json_uint(path, name, "data_offsets[0]", off[0]);
+    e.end = json_uint(path, name, "data_offsets[1]", off[1]);
+    if (e.begin > e.end || e.end > data_size)
+      CKPT_FAIL(path, "tensor '", name, "': data_offsets [", e.begin, ", ", e.end, "] outside the data (",
+                data_size, " bytes)");
+    if (e.end - e.begin != numel * esize)
+      CKPT_FAIL(path, "tensor '", name, "': data_offsets span ", e.end - e.begin, " bytes but shape ", shape.dump(),
+                " of ", v["dtype"].get<std::string>(), " needs ", numel * esize);
+    h.entries.push_back(std::move(e));
+  }
+  std::sort(h.entries.begin(), h.entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  for (size_t i = 1; i < h.entries.size(); ++i)
+    if (h.entries[i].begin < h.entries[i - 1].end)
+      CKPT_FAIL(path, "tensors '", h.entries[i - 1].name, "' and '", h.entries[i].name, "' overlap in the data");
+  return h;
+}
+
+void write_all(int fd, const void* data, size_t bytes, const std::string& tmp) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    ssize_t n = ::write(fd, p, bytes);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) CKPT_FAIL(tmp, "write failed (", std::strerror(errno), ")");
+    p += n;
+    bytes -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+const char* safetensors_dtype_name(DType dt) {
+  switch (dt) {
+    case DType::F32: return "F32";
+    case DType::F64: return "F64";
+    case DType::BF16: return "BF16";
+    case DType::F16: return "F16";
+    case DType::U8: return "U8";
+    case DType::I32: return "I32";
+    case DType::I64: return "I64";
+  }
+  return "?";
+}
+
+void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
+  json header = json::object();
+  std::set<std::string> names;
+  std::vector<Tensor> host;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    if (name.empty() || name == "__metadata__") CKPT_FAIL(path, "invalid tensor name '", name, "'");
+    if (!names.insert(name).second) CKPT_FAIL(path, "tensor name '", name, "' appears twice");
+    if (!t.defined()) CKPT_FAIL(path, "tensor '", name, "' is undefined");
+    host.push_back(t.cpu());
+    const uint64_t bytes = host.back().nbytes();
+    header[name] = {{"dtype", safetensors_dtype_name(t.dtype())}, {"shape", t.shape()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  unsigned char len_bytes[8];
+  for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) CKPT_FAIL(path, "cannot create temporary file '", tmp, "' (", std::strerror(errno), ")");
+  try {
+    write_all(fd, len_bytes, 8, tmp);
+    write_all(fd, text.data(), text.size(), tmp);
+    for (const Tensor& t : host) write_all(fd, t.raw_data(), t.nbytes(), tmp);
+    if (::fsync(fd) != 0) CKPT_FAIL(tmp, "fsync failed (", std::strerror(errno), ")");
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    CKPT_FAIL(tmp, "close failed (", std::strerror(errno), ")");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    CKPT_FAIL(path, "cannot rename the temporary file into place (", std::strerror(err), ")");
+  }
+}
+
+SafetensorsContents load_safetensors(const std::string& path) {
+  File file(path, "rb");
+  Header h = read_header(path, file);
+  SafetensorsContents out;
+  out.metadata = std::move(h.metadata);
+  for (const Entry& e : h.entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype, Device::cpu());
+    file.read_at(h.data_start + e.begin, t.raw_data(), e.end - e.begin);
+    out.tensors.emplace_back(e.name, std::move(t));
+  }
+  return out;
+}
+
+Metadata read_safetensors_metadata(const std::string& path) {
+  File file(path, "rb");
+  return read_header(path, file).metadata;
+}
+
+std::string LoadReport::str() const {
+  std::ostringstream os;
+  os << loaded.size() << " loaded";
+  if (!missing.empty()) {
+    os << "; " << missing.size() << " missing from the file:";
+    for (const auto& n : missing) os << " " << n;
+  }
+  if (!unexpected.empty()) {
+    os << "; " << unexpected.size() << " unexpected in the file:";
+    for (const auto& n : unexpected) os << " " << n;
+  }
+  if (!mismatched.empty()) {
+    os << "; " << mismatched.size() << " mis-shaped:";
+    for (const auto& m : mismatched)
+      os << " " << m.name << " (module " << shape_str(m.expected) << " " << dtype_name(m.expected_dtype) << ", file "
+         << shape_str(m.found) << " " << dtype_name(m.found_dtype) << ")";
+  }
+  return os.str();
+}
+
+void save_state(const Module& module, const std::string& path, const Metadata& metadata) {
+  Metadata with_version = metadata;
+  with_version.emplace("pneumo_version", PNEUMO_VERSION);  // kept if the caller set one
+  save_safetensors(path, module.state_dict(), with_version);
+}
+
+LoadReport load_state(Module& module, const std::string& path, bool strict) {
+  SafetensorsContents file = load_safetensors(path);
+  LoadReport report;
+  report.metadata = file.metadata;
+  std::map<std::string, Tensor> in_file(file.tensors.begin(), file.tensors.end());
+  std::vector<std::pair<std::string, Tensor>> to_load;
+  std::set<std::string> known;
+  for (const auto& [name, current] : module.state_dict()) {
+    known.insert(name);
+    auto it = in_file.find(name);
+    if (it == in_file.end()) {
+      report.missing.push_back(name);
+      continue;
+    }
+    const Tensor& found = it->second;
+    const bool dtype_ok = found.dtype() == current.dtype() || (is_floating(found.dtype()) && is_floating(current.dtype()));
+    if (found.shape() != current.shape() || !dtype_ok) {
+      report.mismatched.push_back({name, current.shape(), found.shape(), current.dtype(), found.dtype()});
+      continue;
+    }
+    to_load.emplace_back(name, found.to(current.dtype()).to(current.device()));
+  }
+  for (const auto& [name, t] : file.tensors)
+    if (!known.count(name)) report.unexpected.push_back(name);
+  if (strict && !report.ok()) PNEUMO_FAIL("loading '", path, "' (strict): ", report.str());
+  for (auto& [name, t] : to_load) {
+    module.set_tensor(name, t);
+    report.loaded.push_back(name);
+  }
+  return report;
+}
+
+}  // namespace pneumo::nn

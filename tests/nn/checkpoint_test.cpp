@@ -1,0 +1,201 @@
+// safetensors checkpoints: bit-exact round trip of every dtype with metadata, atomic write, hostile or
+// truncated files rejected with errors naming the file (never a crash or a huge allocation), and the
+// load-by-name report of missing / unexpected / mis-shaped tensors.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "kernels/check.h"
+#include "nn/checkpoint.h"
+
+using namespace pneumo;
+
+namespace {
+
+std::string temp_path(const std::string& name) { return testing::TempDir() + "pneumo_ckpt_" + name; }
+
+std::vector<uint8_t> bytes_of(const Tensor& t) {
+  const uint8_t* p = static_cast<const uint8_t*>(t.raw_data());
+  return std::vector<uint8_t>(p, p + t.nbytes());
+}
+
+// A raw safetensors file from a header string (and `data_bytes` zero bytes of data).
+std::string write_raw(const std::string& name, const std::string& header, size_t data_bytes,
+                      uint64_t declared_len = UINT64_MAX) {
+  std::string path = temp_path(name);
+  std::ofstream f(path, std::ios::binary);
+  uint64_t len = declared_len == UINT64_MAX ? header.size() : declared_len;
+  for (int i = 0; i < 8; ++i) f.put(static_cast<char>((len >> (8 * i)) & 0xff));
+  f << header;
+  f << std::string(data_bytes, '\0');
+  return path;
+}
+
+void expect_error_naming(const std::string& path, const std::string& fragment) {
+  try {
+    nn::load_safetensors(path);
+    ADD_FAILURE() << "expected an error for " << path;
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    EXPECT_NE(m.find(fragment), std::string::npos) << "wanted '" << fragment << "' in: " << m;
+  }
+}
+
+class TwoLayer : public nn::Module {
+ public:
+  TwoLayer(int64_t a, int64_t b) {
+    register_parameter("weight", Tensor::uniform({a, b}, -1, 1, 5));
+    register_parameter("bias", Tensor::uniform({a}, -1, 1, 6));
+    register_buffer("running_mean", Tensor::zeros({b}));
+  }
+};
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripIsBitExactForEveryDtype) {
+  nn::NamedTensors tensors;
+  int k = 0;
+  for (DType dt : {DType::F32, DType::F64, DType::BF16, DType::F16}) {
+    tensors.emplace_back(std::string("float.") + dtype_name(dt), Tensor::normal({3, 5, 2}, 0, 3, 100 + k++, 0, dt));
+  }
+  tensors.emplace_back("u8", Tensor::from_vector({0, 1, 255, 7}, {4}, DType::U8));
+  tensors.emplace_back("i32", Tensor::from_vector({-5, 1 << 20, 3}, {3}, DType::I32));
+  tensors.emplace_back("i64", Tensor::from_vector_f64({-9e15, 4, 1e15}, {3}, DType::I64));
+  tensors.emplace_back("scalar", Tensor::scalar(2.5));
+  tensors.emplace_back("empty", Tensor::empty({0, 4}));
+  nn::Metadata meta{{"epoch", "12"}, {"fold", "3"}, {"config", "{\"lr\": 5e-4, \"quote\": \"a\\\"b\"}"}};
+  const std::string path = temp_path("roundtrip.safetensors");
+  nn::save_safetensors(path, tensors, meta);
+  nn::SafetensorsContents back = nn::load_safetensors(path);
+  EXPECT_EQ(back.metadata, meta);
+  EXPECT_EQ(nn::read_safetensors_metadata(path), meta);
+  ASSERT_EQ(back.tensors.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    SCOPED_TRACE(tensors[i].first);
+    EXPECT_EQ(back.tensors[i].first, tensors[i].first);  // file order = write order
+    EXPECT_EQ(back.tensors[i].second.shape(), tensors[i].second.shape());
+    EXPECT_EQ(back.tensors[i].second.dtype(), tensors[i].second.dtype());
+    EXPECT_EQ(bytes_of(back.tensors[i].second), bytes_of(tensors[i].second));
+  }
+  std::remove(path.c_str());
+}
+
+TEST(Checkpoint, WriteIsAtomicAndLeavesNoTemporaryFile) {
+  const std::string dir = testing::TempDir() + "pneumo_ckpt_atomic";
+  std::remove((dir + "/m.safetensors").c_str());
+  ::mkdir(dir.c_str(), 0755);
+  const std::string path = dir + "/m.safetensors";
+  nn::save_safetensors(path, {{"a", Tensor::full({4}, 1.0)}});
+  nn::save_safetensors(path, {{"a", Tensor::full({4}, 2.0)}});  // overwrite in place
+  EXPECT_EQ(nn::load_safetensors(path).tensors[0].second.to_vector()[3], 2.0f);
+  int files = 0;
+  DIR* d = opendir(dir.c_str());
+  while (dirent* e = readdir(d)) files += e->d_name[0] != '.';
+  closedir(d);
+  EXPECT_EQ(files, 1) << "a temporary file was left behind";
+  // A failed write (unwritable directory) throws, naming the path, and leaves the old file intact.
+  EXPECT_THROW(nn::save_safetensors(dir + "/no/such/dir/x.safetensors", {{"a", Tensor::zeros({1})}}), Error);
+  EXPECT_THROW(nn::save_safetensors(path, {{"a", Tensor::zeros({1})}, {"a", Tensor::zeros({1})}}), Error);
+  EXPECT_EQ(nn::load_safetensors(path).tensors[0].second.to_vector()[0], 2.0f);
+  std::remove(path.c_str());
+}
+
+TEST(Checkpoint, HostileAndTruncatedFilesAreClearErrors) {
+  // Shorter than the length field.
+  {
+    std::string p = temp_path("tiny.safetensors");
+    std::ofstream(p, std::ios::binary) << "abc";
+    expect_error_naming(p, "shorter");
+  }
+  expect_error_naming(write_raw("long_header.safetensors", "{}", 0, 1000), "exceeds the file");
+  expect_error_naming(write_raw("huge_header.safetensors", "{}", 0, 1ull << 62), "exceeds the file");
+  expect_error_naming(write_raw("bad_json.safetensors", "{\"a\": {\"dtype\": ", 0), "not valid JSON");
+  expect_error_naming(write_raw("not_object.safetensors", "[1, 2, 3]   ", 0), "JSON object");
+  expect_error_naming(
+      write_raw("huge_shape.safetensors",
+                R"({"a": {"dtype": "F32", "shape": [100000, 100000], "data_offsets": [0, 16]}})", 16),
+      "needs more bytes");
+  expect_error_naming(
+      write_raw("overflow_shape.safetensors",
+                R"({"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 4294967296], "data_offsets": [0, 16]}})", 16),
+      "overflows");
+  expect_error_naming(
+      write_raw("offsets_out.safetensors", R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 160]}})", 16),
+      "outside the data");
+  expect_error_naming(
+      write_raw("offsets_size.safetensors", R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 12]}})", 16),
+      "needs 16");
+  expect_error_naming(
+      write_raw("offsets_rev.safetensors", R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}})", 16),
+      "outside the data");
+  expect_error_naming(
+      write_raw("overlap.safetensors",
+                R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                16),
+      "overlap");
+  expect_error_naming(
+      write_raw("negative.safetensors", R"({"a": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}})", 16),
+      "negative");
+  expect_error_naming(
+      write_raw("dtype.safetensors", R"({"a": {"dtype": "C64", "shape": [2], "data_offsets": [0, 16]}})", 16),
+      "unsupported dtype");
+  expect_error_naming(write_raw("fields.safetensors", R"({"a": {"dtype": "F32"}})", 0), "needs dtype");
+  expect_error_naming(write_raw("meta.safetensors", R"({"__metadata__": {"epoch": 3}})", 0), "not a string");
+  // A valid file cut short: the header now claims data past the end.
+  {
+    const std::string p = temp_path("cut.safetensors");
+    nn::save_safetensors(p, {{"a", Tensor::zeros({64})}});
+    std::ifstream in(p, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << all.substr(0, all.size() - 10);
+    expect_error_naming(p, "than the file holds");
+  }
+  expect_error_naming(temp_path("does_not_exist.safetensors"), "cannot open");
+}
+
+TEST(Checkpoint, LoadStateReportsMissingUnexpectedAndMisShaped) {
+  TwoLayer src(3, 4);
+  const std::string good = temp_path("state_good.safetensors");
+  nn::save_state(src, good, {{"epoch", "7"}});
+  TwoLayer dst(3, 4);
+  nn::LoadReport r = nn::load_state(dst, good);
+  EXPECT_TRUE(r.ok()) << r.str();
+  EXPECT_EQ(r.loaded.size(), 3u);
+  EXPECT_EQ(r.metadata.at("epoch"), "7");
+  EXPECT_EQ(r.metadata.at("pneumo_version"), PNEUMO_VERSION);
+  EXPECT_EQ(dst.state_dict()[0].second.to_vector(), src.state_dict()[0].second.to_vector());
+
+  // weight mis-shaped, bias missing, one unexpected tensor; running_mean stored as F64 (cast on load).
+  const std::string bad = temp_path("state_bad.safetensors");
+  nn::save_safetensors(bad, {{"weight", Tensor::zeros({4, 3})},
+                             {"running_mean", Tensor::full({4}, 0.5, DType::F64)},
+                             {"extra.weight", Tensor::zeros({1})}});
+  TwoLayer strict_dst(3, 4);
+  try {
+    nn::load_state(strict_dst, bad, true);
+    ADD_FAILURE() << "strict load should fail";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    for (const char* s : {"state_bad.safetensors", "bias", "extra.weight", "weight (module [3, 4]", "file [4, 3]"})
+      EXPECT_NE(m.find(s), std::string::npos) << s << " not in: " << m;
+  }
+  EXPECT_EQ(strict_dst.state_dict()[2].second.to_vector()[0], 0.0f) << "strict failure must load nothing";
+
+  TwoLayer loose(3, 4);
+  nn::LoadReport lr = nn::load_state(loose, bad, false);
+  EXPECT_FALSE(lr.ok());
+  EXPECT_EQ(lr.loaded, std::vector<std::string>{"running_mean"});
+  EXPECT_EQ(lr.missing, std::vector<std::string>{"bias"});
+  EXPECT_EQ(lr.unexpected, std::vector<std::string>{"extra.weight"});
+  ASSERT_EQ(lr.mismatched.size(), 1u);
+  EXPECT_EQ(lr.mismatched[0].name, "weight");
+  EXPECT_EQ(loose.state_dict()[2].second.to_vector()[0], 0.5f);
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+}
