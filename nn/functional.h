@@ -10,18 +10,15 @@
 #include "autograd/functions.h"
 #include "autograd/variable.h"
 #include "tensor/generator.h"
+#include "tensor/layer_ops.h"
 
 namespace pneumo::nn::F {
 
 using ag::Variable;
 
-// Padding may be asymmetric (TF "same"); PyTorch's symmetric padding p is top = bottom = left = right = p.
-struct Conv2dGeometry {
-  int64_t stride_h = 1, stride_w = 1;
-  int64_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
-  int64_t dilation_h = 1, dilation_w = 1;
-  int64_t groups = 1;
-};
+// Stride, padding (possibly asymmetric, TF "same"), dilation and groups; defined in tensor/layer_ops.h:
+// stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right, dilation_h, dilation_w, groups.
+using Conv2dGeometry = layer_ops::Conv2dGeometry;
 // Symmetric geometry (PyTorch nn.Conv2d arguments).
 Conv2dGeometry conv_geometry(int64_t stride, int64_t padding, int64_t dilation = 1, int64_t groups = 1);
 
