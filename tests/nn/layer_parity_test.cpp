@@ -19,6 +19,7 @@ namespace pneumo {
 namespace {
 
 using ag::Variable;
+namespace F = nn::F;
 
 test::NpyFixture fixture(const std::string& name) {
   return test::NpyFixture(std::string(PNEUMO_TEST_FIXTURES) + "/layers/" + name);
