@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <set>
 
 #include "autograd/functions.h"
@@ -166,7 +167,8 @@ void check_tiny_parity(const std::string& name, ParityTolerance tol) {
     m->zero_grad();
     Variable x(io.at("input").clone(), /*requires_grad=*/true);
     NetworkOutput out = m->run(x);
-    EXPECT_LE(normalized_error(out.seg.value(), io.at(mode + ".seg")), tol.forward) << "seg";
+    const double e_seg = normalized_error(out.seg.value(), io.at(mode + ".seg"));
+    EXPECT_LE(e_seg, tol.forward) << "seg";
     Variable loss = ag::sum(ag::mul(out.seg, Variable(io.at(mode + ".seg_proj"))));
     if (io.count(mode + ".cls")) {
       ASSERT_TRUE(out.cls.defined());
@@ -174,16 +176,22 @@ void check_tiny_parity(const std::string& name, ParityTolerance tol) {
       loss = ag::add(loss, ag::sum(ag::mul(out.cls, Variable(io.at(mode + ".cls_proj")))));
     }
     loss.backward();
-    EXPECT_LE(normalized_error(x.grad(), io.at(mode + ".input_grad")), tol.grad) << "input grad";
+    const double e_input = normalized_error(x.grad(), io.at(mode + ".input_grad"));
+    EXPECT_LE(e_input, tol.grad) << "input grad";
     const std::string gp = mode + ".grad.";
     int checked = 0;
+    double e_params = 0;
     for (auto& kv : io) {
       if (kv.first.rfind(gp, 0) != 0) continue;
       const std::string pname = kv.first.substr(gp.size());
       ASSERT_TRUE(params.count(pname)) << pname;
-      EXPECT_LE(normalized_error(params[pname].grad(), pytorch_to_engine_layout(kv.second)), tol.grad) << pname;
+      const double e = normalized_error(params[pname].grad(), pytorch_to_engine_layout(kv.second));
+      EXPECT_LE(e, tol.grad) << pname;
+      e_params = std::max(e_params, e);
       ++checked;
     }
+    std::printf("%s %s: seg %.1e, input grad %.1e, %d param grads max %.1e\n", name.c_str(), mode.c_str(), e_seg,
+                e_input, checked, e_params);
     EXPECT_GE(checked, 3);
     if (mode == "train") {  // running statistics after one training forward (momentum, unbiased variance)
       auto state = as_map(m->state_dict());
@@ -211,7 +219,9 @@ void check_full_forward(const std::string& name, double tol) {
   auto io = as_map(read_f32_safetensors(model_fixture_path(name + ".full_forward.safetensors")));
   ag::NoGradGuard ng;
   NetworkOutput out = m->run(Variable(io.at("input")));
-  EXPECT_LE(normalized_error(out.seg.value(), io.at("eval.seg")), tol) << name << " seg";
+  const double e = normalized_error(out.seg.value(), io.at("eval.seg"));
+  std::printf("%s full-size eval forward 64x64: seg %.1e\n", name.c_str(), e);
+  EXPECT_LE(e, tol) << name << " seg";
   if (io.count("eval.cls")) {
     EXPECT_LE(normalized_error(out.cls.value(), io.at("eval.cls")), tol) << name << " cls";
   }
