@@ -10,6 +10,9 @@ size="${3:-256}"
 models="${4:-unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50}"
 out="$(mktemp -d)"
 export OMP_NUM_THREADS="$threads"
+# Both sides use libgomp: its default spin-waiting collapses on a shared, oversubscribed machine (measured 60x
+# slower here), so threads sleep while they wait, for both.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 "$build/pneumo" bench-models --models "$models" --size "$size" --threads "$threads" | tee "$out/pneumo.txt"
 /usr/bin/python3 "$here/bench/cpu_models_torch.py" --models "$models" --size "$size" --threads "$threads" | tee "$out/torch.txt"
 echo

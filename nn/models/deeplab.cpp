@@ -1,6 +1,8 @@
 // DeepLabV3+ (see deeplab.h).
 #include "nn/models/deeplab.h"
 
+#include <cmath>
+
 #include "kernels/check.h"
 #include "nn/init.h"
 
@@ -48,12 +50,14 @@ DeepLabV3Plus::DeepLabV3Plus(std::shared_ptr<Encoder> encoder, int64_t aspp_chan
   final_->push_back(std::make_shared<BatchNorm2d>(aspp_channels));
   final_->push_back(std::make_shared<ReLU>());
   final_->push_back(std::make_shared<Conv2d>(aspp_channels, 1, 1, 1, 0, 1, 1, false));
-  // NVIDIA's initialize_weights on the new parts: Kaiming normal (fan_in in their code; fan_out here as the
-  // UNet decoder, a harmless difference for training from scratch), BN 1/0.
+  // NVIDIA's initialize_weights on the new parts: kaiming_normal_ (fan_in, ReLU gain) on convs, BN 1/0.
   for (auto& kv : named_modules()) {
     if (kv.first.rfind("encoder", 0) == 0) continue;
-    if (auto* conv = dynamic_cast<Conv2d*>(kv.second))
-      init::kaiming_normal_fan_out(conv->weight().mutable_value(), default_generator());
+    if (auto* conv = dynamic_cast<Conv2d*>(kv.second)) {
+      Tensor& w = conv->weight().mutable_value();
+      init::normal_(w, 0.0, std::sqrt(2.0 / static_cast<double>(init::compute_fans(w.shape()).fan_in)),
+                    default_generator());
+    }
   }
 }
 
