@@ -14,6 +14,9 @@
 namespace pneumo::kernels::cpu {
 namespace {
 
+// Threads only for work that amortises starting them (tiny tensors in gradient checks stay serial).
+inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
+
 bool is_pointwise(const ConvShape& cs) {
   return cs.r == 1 && cs.s == 1 && cs.stride_h == 1 && cs.stride_w == 1 && cs.pad_top == 0 && cs.pad_left == 0 &&
          cs.oh == cs.h && cs.ow == cs.w;
@@ -23,7 +26,7 @@ bool is_pointwise(const ConvShape& cs) {
 template <typename T>
 void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col) {
   const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(positions * row))
   for (int64_t p = 0; p < positions; ++p) {
     const int64_t oh = p / cs.ow, ow = p % cs.ow;
     T* dst = col + p * row;
@@ -53,7 +56,7 @@ inline int64_t tap_source(int64_t i, int64_t t, int64_t pad, int64_t dilation, i
 template <typename T>
 void col2im_gather(const ConvShape& cs, const T* col, int64_t group, T* dx_sample) {
   const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.h * cs.w * row))
   for (int64_t ih = 0; ih < cs.h; ++ih) {
     std::vector<double> acc(cg);
     for (int64_t iw = 0; iw < cs.w; ++iw) {
@@ -88,7 +91,7 @@ template <typename T>
 void depthwise_forward(const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t kg = cs.k_per_group();
   const std::vector<T> wt = transpose_depthwise_weight(cs, w);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.oh * cs.ow * cs.k * cs.r * cs.s))
   for (int64_t nh = 0; nh < cs.n * cs.oh; ++nh) {
     const int64_t n = nh / cs.oh, oh = nh % cs.oh;
     std::vector<double> acc(cs.k);
@@ -116,7 +119,7 @@ template <typename T>
 void depthwise_backward_data(const ConvShape& cs, const T* dy, const T* w, T* dx) {
   const int64_t kg = cs.k_per_group();
   const std::vector<T> wt = transpose_depthwise_weight(cs, w);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.h * cs.w * cs.k * cs.r * cs.s))
   for (int64_t nh = 0; nh < cs.n * cs.h; ++nh) {
     const int64_t n = nh / cs.h, ih = nh % cs.h;
     std::vector<double> acc(cs.c);
@@ -143,7 +146,7 @@ void depthwise_backward_data(const ConvShape& cs, const T* dy, const T* w, T* dx
 template <typename T>
 void depthwise_backward_weight(const ConvShape& cs, const T* dy, const T* x, T* dw) {
   const int64_t kg = cs.k_per_group(), taps = cs.r * cs.s;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.oh * cs.ow * cs.k * cs.r * cs.s))
   for (int64_t t = 0; t < taps; ++t) {
     const int64_t r = t / cs.s, s = t % cs.s;
     std::vector<double> acc(cs.k, 0.0);

@@ -26,12 +26,15 @@ void dispatch(DType dt, const char* what, Fn&& fn) {
 
 constexpr int64_t kBlockRows = 256;
 
+// Threads only for work that amortises starting them (tiny tensors in gradient checks stay serial).
+inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
+
 // out[c] = sum over rows of term(row, c), in double, deterministic.
 template <typename Term>
 void channel_sums(int64_t rows, int64_t channels, Term&& term, std::vector<double>& out) {
   const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
   std::vector<double> partial(blocks * channels, 0.0);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
   for (int64_t b = 0; b < blocks; ++b) {
     double* p = partial.data() + b * channels;
     const int64_t end = std::min(rows, (b + 1) * kBlockRows);
@@ -85,7 +88,7 @@ void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, 
     const T *weight = static_cast<const T*>(weight_), *bias = static_cast<const T*>(bias_);
     T* y = static_cast<T*>(y_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < channels; ++c) {
         double v = (static_cast<double>(x[r * channels + c]) - static_cast<double>(mean[c])) * invstd[c];
@@ -131,7 +134,7 @@ void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t
     T* dx = static_cast<T*>(dx_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
     const double inv_rows = 1.0 / static_cast<double>(rows);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < channels; ++c) {
         const int64_t i = r * channels + c;
@@ -169,7 +172,7 @@ void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t 
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * oh * ow * c * kernel * kernel))
     for (int64_t nh = 0; nh < n * oh; ++nh) {
       const int64_t b = nh / oh, py = nh % oh;
       std::vector<T> best(c);
@@ -211,7 +214,7 @@ void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64
       const int64_t num = i + pad - kernel + 1;
       return num <= 0 ? int64_t{0} : (num + stride - 1) / stride;
     };
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * h * w * c * kernel * kernel))
     for (int64_t nh = 0; nh < n * h; ++nh) {
       const int64_t b = nh / h, iy = nh % h;
       const int64_t py0 = first_window(iy), py1 = std::min(oh - 1, (iy + pad) / stride);
@@ -238,7 +241,7 @@ void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, 
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * h * w * c * 4))
     for (int64_t nh = 0; nh < n * 2 * h; ++nh) {
       const int64_t b = nh / (2 * h), oy = nh % (2 * h);
       for (int64_t ox = 0; ox < 2 * w; ++ox) {
@@ -254,7 +257,7 @@ void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
     T* dx = static_cast<T*>(dx_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * h * w * c * 4))
     for (int64_t nh = 0; nh < n * h; ++nh) {
       const int64_t b = nh / h, iy = nh % h;
       for (int64_t ix = 0; ix < w; ++ix) {
@@ -277,7 +280,7 @@ void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * oh * ow * c * 4))
     for (int64_t nh = 0; nh < n * oh; ++nh) {
       const int64_t b = nh / oh, oy = nh % oh;
       const T* r0 = x + (b * h + ay.i0[oy]) * w * c;
@@ -301,7 +304,7 @@ void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, i
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
     T* dx = static_cast<T*>(dx_);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(n * oh * ow * c * 4))
     for (int64_t nh = 0; nh < n * h; ++nh) {
       const int64_t b = nh / h, iy = nh % h;
       std::vector<double> acc(c);
@@ -329,7 +332,7 @@ void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, u
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
     const double scale = 1.0 / (1.0 - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(count))
     for (int64_t i = 0; i < count; ++i)
       y[i] = philox_uniform_at(seed, offset, static_cast<uint64_t>(i)) > p ? static_cast<T>(static_cast<double>(x[i]) * scale)
                                                                           : T(0);
@@ -345,7 +348,7 @@ void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_
     const double scale = 1.0 / (1.0 - p);
     for (int64_t r = 0; r < rows; ++r) {
       const bool keep = philox_uniform_at(seed, offset, static_cast<uint64_t>(r)) > p;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (worth_parallel(row_size))
       for (int64_t i = 0; i < row_size; ++i)
         y[r * row_size + i] = keep ? static_cast<T>(static_cast<double>(x[r * row_size + i]) * scale) : T(0);
     }
