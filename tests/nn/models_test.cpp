@@ -161,10 +161,15 @@ void check_tiny_parity(const std::string& name, ParityTolerance tol) {
   auto io = as_map(read_f32_safetensors(model_fixture_path(name + ".io.safetensors")));
   std::map<std::string, Variable> params;
   for (auto& kv : m->named_parameters()) params[kv.first] = kv.second;
-  for (const std::string mode : {"eval", "train"}) {
+  std::vector<std::string> modes{"eval", "train"};
+  if (io.count("train_dc.seg")) modes.push_back("train_dc");  // EfficientNet: drop-connect on, Philox masks
+  for (const std::string& mode : modes) {
     SCOPED_TRACE(name + " " + mode);
-    m->train(mode == "train");
+    m->train(mode != "eval");
     m->zero_grad();
+    auto* unet = dynamic_cast<Unet*>(m.get());
+    if (unet) unet->encoder().set_drop_connect_rate(mode == "train_dc" ? 0.2 : 0.0);
+    default_generator().manual_seed(1234);  // the fixture's DROP_CONNECT_SEED, offsets from 0
     Variable x(io.at("input").clone(), /*requires_grad=*/true);
     NetworkOutput out = m->run(x);
     const double e_seg = normalized_error(out.seg.value(), io.at(mode + ".seg"));
@@ -193,6 +198,7 @@ void check_tiny_parity(const std::string& name, ParityTolerance tol) {
     std::printf("%s %s: seg %.1e, input grad %.1e, %d param grads max %.1e\n", name.c_str(), mode.c_str(), e_seg,
                 e_input, checked, e_params);
     EXPECT_GE(checked, 3);
+    if (unet) unet->encoder().set_drop_connect_rate(0.0);
     if (mode == "train") {  // running statistics after one training forward (momentum, unbiased variance)
       auto state = as_map(m->state_dict());
       int stats = 0;
