@@ -10,6 +10,7 @@
 #include <cudnn.h>
 
 #include <array>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -138,7 +139,7 @@ struct SearchWorkspace {
   SearchWorkspace(int dev, const WorkspaceAllocator& a) : device(dev), alloc(a) {
     size_t free_bytes = 0, total = 0;
     PNEUMO_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
-    bytes = std::min<size_t>(size_t{1} << 30, free_bytes / 2);
+    bytes = std::min<size_t>(size_t{512} << 20, free_bytes / 2);
     while (bytes >= (size_t{1} << 20)) {
       try {
         ptr = alloc.allocate(bytes, device);
@@ -162,15 +163,24 @@ bool acceptable(const Perf& p, DType dt, bool need_deterministic) {
 
 template <typename Perf>
 Choice pick(const Perf* perf, int count, DType dt, bool need_deterministic, const char* what, const ConvShape& cs) {
-  for (int i = 0; i < count; ++i)
-    if (acceptable(perf[i], dt, need_deterministic)) {
-      Choice c;
-      c.ready = true;
-      c.algo = static_cast<int>(perf[i].algo);
-      c.math = perf[i].mathType;
-      c.workspace = perf[i].memory;
-      return c;
-    }
+  // Deterministic first; if cuDNN offers none for this shape, the fastest other one, said once on stderr
+  // (a failing training run would be worse than a non-bitwise-reproducible gradient).
+  for (int pass = 0; pass < 2; ++pass)
+    for (int i = 0; i < count; ++i)
+      if (acceptable(perf[i], dt, need_deterministic && pass == 0)) {
+        if (pass == 1)
+          std::fprintf(stderr,
+                       "pneumo: conv2d %s has no deterministic cuDNN algorithm for input [%lld, %lld, %lld, %lld], "
+                       "groups %lld; using a non-deterministic one\n",
+                       what, static_cast<long long>(cs.n), static_cast<long long>(cs.h), static_cast<long long>(cs.w),
+                       static_cast<long long>(cs.c), static_cast<long long>(cs.groups));
+        Choice c;
+        c.ready = true;
+        c.algo = static_cast<int>(perf[i].algo);
+        c.math = perf[i].mathType;
+        c.workspace = perf[i].memory;
+        return c;
+      }
   PNEUMO_FAIL("conv2d (cuDNN ", what, "): no usable algorithm for input [", cs.n, ", ", cs.h, ", ", cs.w, ", ", cs.c,
               "], weight [", cs.k, ", ", cs.r, ", ", cs.s, ", ", cs.c_per_group(), "], groups ", cs.groups, " (",
               dtype_name(dt), ")");
