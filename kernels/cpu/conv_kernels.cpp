@@ -87,6 +87,7 @@ std::vector<T> transpose_depthwise_weight(const ConvShape& cs, const T* w) {
   return wt;
 }
 
+// Accumulates in T: at most kh*kw (<= 49) products per output, and the inner loop stays vectorisable.
 template <typename T>
 void depthwise_forward(const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t kg = cs.k_per_group();
@@ -94,9 +95,9 @@ void depthwise_forward(const ConvShape& cs, const T* x, const T* w, T* y) {
 #pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.oh * cs.ow * cs.k * cs.r * cs.s))
   for (int64_t nh = 0; nh < cs.n * cs.oh; ++nh) {
     const int64_t n = nh / cs.oh, oh = nh % cs.oh;
-    std::vector<double> acc(cs.k);
+    std::vector<T> acc(cs.k);
     for (int64_t ow = 0; ow < cs.ow; ++ow) {
-      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t r = 0; r < cs.r; ++r) {
         const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
         if (ih < 0 || ih >= cs.h) continue;
@@ -105,12 +106,15 @@ void depthwise_forward(const ConvShape& cs, const T* x, const T* w, T* y) {
           if (iw < 0 || iw >= cs.w) continue;
           const T* xp = x + ((n * cs.h + ih) * cs.w + iw) * cs.c;
           const T* wp = wt.data() + (r * cs.s + s) * cs.k;
-          for (int64_t k = 0; k < cs.k; ++k)
-            acc[k] += static_cast<double>(xp[k / kg]) * static_cast<double>(wp[k]);
+          T* a = acc.data();
+          if (kg == 1) {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += xp[k] * wp[k];
+          } else {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += xp[k / kg] * wp[k];
+          }
         }
       }
-      T* yp = y + ((n * cs.oh + oh) * cs.ow + ow) * cs.k;
-      for (int64_t k = 0; k < cs.k; ++k) yp[k] = static_cast<T>(acc[k]);
+      std::copy(acc.begin(), acc.end(), y + ((n * cs.oh + oh) * cs.ow + ow) * cs.k);
     }
   }
 }
@@ -122,9 +126,9 @@ void depthwise_backward_data(const ConvShape& cs, const T* dy, const T* w, T* dx
 #pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.h * cs.w * cs.k * cs.r * cs.s))
   for (int64_t nh = 0; nh < cs.n * cs.h; ++nh) {
     const int64_t n = nh / cs.h, ih = nh % cs.h;
-    std::vector<double> acc(cs.c);
+    std::vector<T> acc(cs.c);
     for (int64_t iw = 0; iw < cs.w; ++iw) {
-      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(acc.begin(), acc.end(), T(0));
       for (int64_t r = 0; r < cs.r; ++r) {
         const int64_t oh = tap_source(ih, r, cs.pad_top, cs.dilation_h, cs.stride_h, cs.oh);
         if (oh < 0) continue;
@@ -133,12 +137,15 @@ void depthwise_backward_data(const ConvShape& cs, const T* dy, const T* w, T* dx
           if (ow < 0) continue;
           const T* dyp = dy + ((n * cs.oh + oh) * cs.ow + ow) * cs.k;
           const T* wp = wt.data() + (r * cs.s + s) * cs.k;
-          for (int64_t k = 0; k < cs.k; ++k)
-            acc[k / kg] += static_cast<double>(dyp[k]) * static_cast<double>(wp[k]);
+          T* a = acc.data();
+          if (kg == 1) {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += dyp[k] * wp[k];
+          } else {
+            for (int64_t k = 0; k < cs.k; ++k) a[k / kg] += dyp[k] * wp[k];
+          }
         }
       }
-      T* dxp = dx + ((n * cs.h + ih) * cs.w + iw) * cs.c;
-      for (int64_t c = 0; c < cs.c; ++c) dxp[c] = static_cast<T>(acc[c]);
+      std::copy(acc.begin(), acc.end(), dx + ((n * cs.h + ih) * cs.w + iw) * cs.c);
     }
   }
 }

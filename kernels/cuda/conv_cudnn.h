@@ -3,7 +3,8 @@
 // Math mode: BF16 uses CUDNN_TENSOR_OP_MATH (tensor cores); F32 uses CUDNN_FMA_MATH so that no TF32 kernel
 // is chosen and float32 results match the CPU oracle to ~1e-5 (CUDNN_DEFAULT_MATH permits TF32 on Ampere+).
 // Algorithms are chosen once per (shape, dtype, direction, device) by cudnnFind*AlgorithmEx (fastest
-// deterministic algorithm whose workspace fits), cached in a map; workspace comes from the caller's
+// deterministic algorithm whose workspace fits; a non-deterministic one, with a note on stderr, only when
+// cuDNN offers no deterministic one for the shape), cached in a map; workspace comes from the caller's
 // allocator (the caching allocator), never cudaMalloc. Padding must be symmetric here (the tensor layer pads
 // explicitly for TF "same").
 #pragma once
