@@ -12,6 +12,7 @@
 #include "nn/init.h"
 #include "nn/layers.h"
 #include "support/checkers.h"
+#include "tensor/layer_ops.h"
 
 namespace pneumo {
 namespace {
@@ -286,6 +287,26 @@ TEST(Activations, ModulesFollowFormulas) {
                          {Tensor::normal({2, 2, 2, 3}, 0, 2, 6, 0, DType::F64)});
   test::expect_gradcheck([](const std::vector<Variable>& v) { return F::relu(v[0]); },
                          {ag::random_away_from({2, 2, 2, 3}, -2, 2, {0.0}, 1e-3, 7)});
+  test::expect_gradcheck([](const std::vector<Variable>& v) { return F::sigmoid(v[0]); },
+                         {Tensor::normal({2, 2, 2, 3}, 0, 2, 8, 0, DType::F64)});
+}
+
+// ---- padding helpers (the CUDA path of asymmetric convolution) ----
+TEST(PadCrop, PadWritesZerosAndCropInvertsIt) {
+  Tensor x = Tensor::normal({2, 3, 4, 5}, 0, 1, 3);
+  Tensor p = layer_ops::pad_hw(x, 1, 2, 0, 3);
+  ASSERT_EQ(p.shape(), Shape({2, 6, 7, 5}));
+  const std::vector<float> pv = p.to_vector(), xv = x.to_vector();
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t i = 0; i < 6; ++i)
+      for (int64_t j = 0; j < 7; ++j)
+        for (int64_t c = 0; c < 5; ++c) {
+          const bool inside = i >= 1 && i < 4 && j < 4;
+          const float want = inside ? xv[((n * 3 + i - 1) * 4 + j) * 5 + c] : 0.f;
+          ASSERT_EQ(pv[((n * 6 + i) * 7 + j) * 5 + c], want);
+        }
+  EXPECT_EQ(layer_ops::crop_hw(p, 1, 2, 0, 3).to_vector(), xv);
+  EXPECT_THROW(layer_ops::crop_hw(x, 2, 1, 0, 0), Error);
 }
 
 // ---- initialisers ----
