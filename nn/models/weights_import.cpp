@@ -33,7 +33,9 @@ std::string ImportReport::summary(bool list_all) const {
   std::ostringstream os;
   os << "matched " << matched.size() << ", missing " << missing.size() << ", not fitting " << mismatched.size()
      << ", unused in file " << unused.size();
-  if (!prefix.empty()) os << " (file keys prefixed with '" << prefix << "')";
+  if (!prefix.empty())
+    os << " (a bare-encoder file, keys prefixed with '" << prefix << "'; " << fresh.size()
+       << " decoder/head tensors keep their initialisation)";
   os << "\n";
   const size_t limit = list_all ? static_cast<size_t>(-1) : 20;
   auto list = [&](const char* title, const std::vector<std::string>& v) {
@@ -96,7 +98,11 @@ ImportReport import_pytorch_tensors(Module& model, const std::vector<std::pair<s
   for (const auto& name : order) {
     if (seen.count(name)) continue;
     const DType dt = target[name].dtype();
-    if (dt == DType::F32 || dt == DType::F64 || dt == DType::BF16 || dt == DType::F16) report.missing.push_back(name);
+    if (dt != DType::F32 && dt != DType::F64 && dt != DType::BF16 && dt != DType::F16) continue;
+    if (!report.prefix.empty() && name.rfind(report.prefix, 0) != 0)
+      report.fresh.push_back(name);
+    else
+      report.missing.push_back(name);
   }
   return report;
 }

@@ -19,11 +19,12 @@ Shape engine_to_pytorch_shape(const Shape& engine);
 
 struct ImportReport {
   std::vector<std::string> matched;                                  // model names loaded
-  std::vector<std::string> missing;                                  // model tensors not in the file
+  std::vector<std::string> missing;                                  // model tensors the file should hold
+  std::vector<std::string> fresh;  // bare-encoder file: tensors outside "encoder." (decoder, heads) keep init
   std::vector<std::string> unused;                                   // file tensors the model has no use for
   std::vector<std::pair<std::string, std::string>> mismatched;       // name, "file [..] vs model [..]"
   std::string prefix;                                                // prefix added to the file's keys
-  bool complete() const { return missing.empty() && mismatched.empty(); }
+  bool complete() const { return !matched.empty() && missing.empty() && mismatched.empty(); }
   std::string summary(bool list_all = false) const;
 };
 
