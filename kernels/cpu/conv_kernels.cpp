@@ -1,0 +1,291 @@
+// CPU reference convolution, NHWC activations and KRSC weights, F32/F64. Per sample and group:
+// im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); 1x1 stride-1 unpadded convs skip
+// im2col; depthwise-style convs (one input channel per group) use direct loops. Backward data is a GEMM into
+// the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
+// order, so results do not depend on the thread count).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/check.h"
+#include "kernels/cpu/layer_kernels.h"
+#include "kernels/cpu/tensor_kernels.h"
+
+namespace pneumo::kernels::cpu {
+namespace {
+
+// Threads only for work that amortises starting them (tiny tensors in gradient checks stay serial).
+inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
+
+bool is_pointwise(const ConvShape& cs) {
+  return cs.r == 1 && cs.s == 1 && cs.stride_h == 1 && cs.stride_w == 1 && cs.pad_top == 0 && cs.pad_left == 0 &&
+         cs.oh == cs.h && cs.ow == cs.w;
+}
+
+// col[p, (r*S + s)*Cg + c] = x[ih, iw, g*Cg + c] (0 outside the input), p = oh*OW + ow.
+template <typename T>
+void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col) {
+  const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
+#pragma omp parallel for schedule(static) if (worth_parallel(positions * row))
+  for (int64_t p = 0; p < positions; ++p) {
+    const int64_t oh = p / cs.ow, ow = p % cs.ow;
+    T* dst = col + p * row;
+    for (int64_t r = 0; r < cs.r; ++r) {
+      const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
+      for (int64_t s = 0; s < cs.s; ++s) {
+        const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
+        T* d = dst + (r * cs.s + s) * cg;
+        if (ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w)
+          std::memcpy(d, x_sample + (ih * cs.w + iw) * cs.c + group * cg, sizeof(T) * cg);
+        else
+          std::fill(d, d + cg, T(0));
+      }
+    }
+  }
+}
+
+// The output position along one axis that input index i meets through kernel tap t, or -1.
+inline int64_t tap_source(int64_t i, int64_t t, int64_t pad, int64_t dilation, int64_t stride, int64_t out) {
+  const int64_t num = i + pad - t * dilation;
+  if (num < 0 || num % stride != 0) return -1;
+  const int64_t o = num / stride;
+  return o < out ? o : -1;
+}
+
+// dx[ih, iw, g*Cg + c] = sum over taps of col[p, (r*S + s)*Cg + c] (gather form of col2im).
+template <typename T>
+void col2im_gather(const ConvShape& cs, const T* col, int64_t group, T* dx_sample) {
+  const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.h * cs.w * row))
+  for (int64_t ih = 0; ih < cs.h; ++ih) {
+    std::vector<double> acc(cg);
+    for (int64_t iw = 0; iw < cs.w; ++iw) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t r = 0; r < cs.r; ++r) {
+        const int64_t oh = tap_source(ih, r, cs.pad_top, cs.dilation_h, cs.stride_h, cs.oh);
+        if (oh < 0) continue;
+        for (int64_t s = 0; s < cs.s; ++s) {
+          const int64_t ow = tap_source(iw, s, cs.pad_left, cs.dilation_w, cs.stride_w, cs.ow);
+          if (ow < 0) continue;
+          const T* src = col + (oh * cs.ow + ow) * row + (r * cs.s + s) * cg;
+          for (int64_t c = 0; c < cg; ++c) acc[c] += static_cast<double>(src[c]);
+        }
+      }
+      T* dst = dx_sample + (ih * cs.w + iw) * cs.c + group * cg;
+      for (int64_t c = 0; c < cg; ++c) dst[c] = static_cast<T>(acc[c]);
+    }
+  }
+}
+
+// Weight [K, R, S, 1] -> [R*S, K] so the inner loops over output channels are contiguous.
+template <typename T>
+std::vector<T> transpose_depthwise_weight(const ConvShape& cs, const T* w) {
+  const int64_t taps = cs.r * cs.s;
+  std::vector<T> wt(taps * cs.k);
+  for (int64_t k = 0; k < cs.k; ++k)
+    for (int64_t t = 0; t < taps; ++t) wt[t * cs.k + k] = w[k * taps + t];
+  return wt;
+}
+
+// Accumulates in T: at most kh*kw (<= 49) products per output, and the inner loop stays vectorisable.
+template <typename T>
+void depthwise_forward(const ConvShape& cs, const T* x, const T* w, T* y) {
+  const int64_t kg = cs.k_per_group();
+  const std::vector<T> wt = transpose_depthwise_weight(cs, w);
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.oh * cs.ow * cs.k * cs.r * cs.s))
+  for (int64_t nh = 0; nh < cs.n * cs.oh; ++nh) {
+    const int64_t n = nh / cs.oh, oh = nh % cs.oh;
+    std::vector<T> acc(cs.k);
+    for (int64_t ow = 0; ow < cs.ow; ++ow) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t r = 0; r < cs.r; ++r) {
+        const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
+        if (ih < 0 || ih >= cs.h) continue;
+        for (int64_t s = 0; s < cs.s; ++s) {
+          const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
+          if (iw < 0 || iw >= cs.w) continue;
+          const T* xp = x + ((n * cs.h + ih) * cs.w + iw) * cs.c;
+          const T* wp = wt.data() + (r * cs.s + s) * cs.k;
+          T* a = acc.data();
+          if (kg == 1) {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += xp[k] * wp[k];
+          } else {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += xp[k / kg] * wp[k];
+          }
+        }
+      }
+      std::copy(acc.begin(), acc.end(), y + ((n * cs.oh + oh) * cs.ow + ow) * cs.k);
+    }
+  }
+}
+
+template <typename T>
+void depthwise_backward_data(const ConvShape& cs, const T* dy, const T* w, T* dx) {
+  const int64_t kg = cs.k_per_group();
+  const std::vector<T> wt = transpose_depthwise_weight(cs, w);
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.h * cs.w * cs.k * cs.r * cs.s))
+  for (int64_t nh = 0; nh < cs.n * cs.h; ++nh) {
+    const int64_t n = nh / cs.h, ih = nh % cs.h;
+    std::vector<T> acc(cs.c);
+    for (int64_t iw = 0; iw < cs.w; ++iw) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (int64_t r = 0; r < cs.r; ++r) {
+        const int64_t oh = tap_source(ih, r, cs.pad_top, cs.dilation_h, cs.stride_h, cs.oh);
+        if (oh < 0) continue;
+        for (int64_t s = 0; s < cs.s; ++s) {
+          const int64_t ow = tap_source(iw, s, cs.pad_left, cs.dilation_w, cs.stride_w, cs.ow);
+          if (ow < 0) continue;
+          const T* dyp = dy + ((n * cs.oh + oh) * cs.ow + ow) * cs.k;
+          const T* wp = wt.data() + (r * cs.s + s) * cs.k;
+          T* a = acc.data();
+          if (kg == 1) {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += dyp[k] * wp[k];
+          } else {
+            for (int64_t k = 0; k < cs.k; ++k) a[k / kg] += dyp[k] * wp[k];
+          }
+        }
+      }
+      std::copy(acc.begin(), acc.end(), dx + ((n * cs.h + ih) * cs.w + iw) * cs.c);
+    }
+  }
+}
+
+template <typename T>
+void depthwise_backward_weight(const ConvShape& cs, const T* dy, const T* x, T* dw) {
+  const int64_t kg = cs.k_per_group(), taps = cs.r * cs.s;
+#pragma omp parallel for schedule(static) if (worth_parallel(cs.n * cs.oh * cs.ow * cs.k * cs.r * cs.s))
+  for (int64_t t = 0; t < taps; ++t) {
+    const int64_t r = t / cs.s, s = t % cs.s;
+    std::vector<double> acc(cs.k, 0.0);
+    for (int64_t n = 0; n < cs.n; ++n)
+      for (int64_t oh = 0; oh < cs.oh; ++oh) {
+        const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
+        if (ih < 0 || ih >= cs.h) continue;
+        for (int64_t ow = 0; ow < cs.ow; ++ow) {
+          const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
+          if (iw < 0 || iw >= cs.w) continue;
+          const T* xp = x + ((n * cs.h + ih) * cs.w + iw) * cs.c;
+          const T* dyp = dy + ((n * cs.oh + oh) * cs.ow + ow) * cs.k;
+          for (int64_t k = 0; k < cs.k; ++k) acc[k] += static_cast<double>(dyp[k]) * static_cast<double>(xp[k / kg]);
+        }
+      }
+    for (int64_t k = 0; k < cs.k; ++k) dw[k * taps + t] = static_cast<T>(acc[k]);
+  }
+}
+
+template <typename T>
+void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
+  const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
+  const bool pointwise = is_pointwise(cs);
+  std::vector<T> col(pointwise ? 0 : positions * row);
+  for (int64_t n = 0; n < cs.n; ++n) {
+    const T* x_n = x + n * cs.h * cs.w * cs.c;
+    T* y_n = y + n * positions * cs.k;
+    for (int64_t g = 0; g < cs.groups; ++g) {
+      const T* a = x_n + g * cg;
+      int64_t lda = cs.c;
+      if (!pointwise) {
+        im2col(cs, x_n, g, col.data());
+        a = col.data();
+        lda = row;
+      }
+      gemm(dt, false, true, positions, kg, row, 1.0, a, lda, w + g * kg * row, row, 0.0, y_n + g * kg, cs.k);
+    }
+  }
+}
+
+template <typename T>
+void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, T* dx) {
+  const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
+  const bool pointwise = is_pointwise(cs);
+  std::vector<T> col(pointwise ? 0 : positions * row);
+  for (int64_t n = 0; n < cs.n; ++n) {
+    const T* dy_n = dy + n * positions * cs.k;
+    T* dx_n = dx + n * cs.h * cs.w * cs.c;
+    for (int64_t g = 0; g < cs.groups; ++g) {
+      if (pointwise) {
+        gemm(dt, false, false, positions, cg, kg, 1.0, dy_n + g * kg, cs.k, w + g * kg * row, row, 0.0, dx_n + g * cg,
+             cs.c);
+      } else {
+        gemm(dt, false, false, positions, row, kg, 1.0, dy_n + g * kg, cs.k, w + g * kg * row, row, 0.0, col.data(),
+             row);
+        col2im_gather(cs, col.data(), g, dx_n);
+      }
+    }
+  }
+}
+
+template <typename T>
+void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x, T* dw) {
+  const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
+  const bool pointwise = is_pointwise(cs);
+  std::vector<T> col(pointwise ? 0 : positions * row);
+  for (int64_t n = 0; n < cs.n; ++n) {
+    const T* x_n = x + n * cs.h * cs.w * cs.c;
+    const T* dy_n = dy + n * positions * cs.k;
+    for (int64_t g = 0; g < cs.groups; ++g) {
+      const T* b = x_n + g * cg;
+      int64_t ldb = cs.c;
+      if (!pointwise) {
+        im2col(cs, x_n, g, col.data());
+        b = col.data();
+        ldb = row;
+      }
+      gemm(dt, true, false, kg, row, positions, 1.0, dy_n + g * kg, cs.k, b, ldb, n == 0 ? 0.0 : 1.0,
+           dw + g * kg * row, row);
+    }
+  }
+}
+
+void check_shape(const ConvShape& cs) {
+  PNEUMO_CHECK(cs.groups > 0 && cs.c % cs.groups == 0 && cs.k % cs.groups == 0, "conv2d: channels ", cs.c, " -> ",
+               cs.k, " not divisible by groups ", cs.groups);
+  PNEUMO_CHECK(cs.n > 0 && cs.oh > 0 && cs.ow > 0 && cs.r > 0 && cs.s > 0, "conv2d: empty shape");
+}
+
+template <typename Fn>
+void dispatch(DType dt, const char* what, Fn&& fn) {
+  if (dt == DType::F32)
+    fn(float{});
+  else if (dt == DType::F64)
+    fn(double{});
+  else
+    PNEUMO_FAIL(what, ": CPU supports F32 and F64, got ", dtype_name(dt));
+}
+
+}  // namespace
+
+void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w, void* y) {
+  check_shape(cs);
+  dispatch(dt, "conv2d_forward", [&](auto zero) {
+    using T = decltype(zero);
+    if (cs.c_per_group() == 1)
+      depthwise_forward(cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
+    else
+      gemm_forward(dt, cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
+  });
+}
+
+void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx) {
+  check_shape(cs);
+  dispatch(dt, "conv2d_backward_data", [&](auto zero) {
+    using T = decltype(zero);
+    if (cs.c_per_group() == 1)
+      depthwise_backward_data(cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+    else
+      gemm_backward_data(dt, cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+  });
+}
+
+void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw) {
+  check_shape(cs);
+  dispatch(dt, "conv2d_backward_weight", [&](auto zero) {
+    using T = decltype(zero);
+    if (cs.c_per_group() == 1)
+      depthwise_backward_weight(cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
+    else
+      gemm_backward_weight(dt, cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
+  });
+}
+
+}  // namespace pneumo::kernels::cpu

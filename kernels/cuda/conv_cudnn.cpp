@@ -1,0 +1,289 @@
+// cuDNN convolution (see conv_cudnn.h): NHWC descriptors, KRSC filters, float32 compute. Per (device, dtype,
+// shape, geometry) one cache entry holds the descriptors and, per direction, the algorithm chosen the first
+// time that direction runs: cudnnFind*AlgorithmEx timings, keeping only deterministic algorithms (backward
+// data/filter) and, for float32, only non-tensor-op math (no TF32). Workspaces come from the caller's
+// allocator (the caching allocator) on the current stream. Compiled only in CUDA builds.
+#if PNEUMO_WITH_CUDA
+#include "kernels/cuda/conv_cudnn.h"
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include <array>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cuda_check.h"
+
+namespace pneumo::kernels::cuda {
+namespace {
+
+enum Direction { kForward = 0, kBackwardData = 1, kBackwardFilter = 2 };
+
+struct DeviceGuard {
+  int previous = -1;
+  explicit DeviceGuard(int device) {
+    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous));
+    if (previous != device) PNEUMO_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~DeviceGuard() {
+    int now = -1;
+    if (cudaGetDevice(&now) == cudaSuccess && now != previous) cudaSetDevice(previous);
+  }
+};
+
+cudnnHandle_t handle_for(int device, cudaStream_t stream) {
+  static std::mutex mu;
+  static std::map<int, cudnnHandle_t> handles;  // one per device, for the life of the process
+  cudnnHandle_t h;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = handles.find(device);
+    if (it == handles.end()) {
+      DeviceGuard guard(device);
+      PNEUMO_CUDNN_CHECK(cudnnCreate(&h));
+      handles[device] = h;
+    } else {
+      h = it->second;
+    }
+  }
+  PNEUMO_CUDNN_CHECK(cudnnSetStream(h, stream));
+  return h;
+}
+
+cudnnDataType_t cudnn_type(DType dt) {
+  switch (dt) {
+    case DType::F32: return CUDNN_DATA_FLOAT;
+    case DType::BF16: return CUDNN_DATA_BFLOAT16;
+    default: PNEUMO_FAIL("conv2d (cuDNN): supports F32 and BF16, got ", dtype_name(dt));
+  }
+}
+
+bool math_allowed(DType dt, cudnnMathType_t m) {
+  // float32 parity with the CPU oracle: no tensor-op (TF32) kernels.
+  return dt != DType::F32 || m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH;
+}
+
+struct Choice {
+  bool ready = false;
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  size_t workspace = 0;
+};
+
+struct Plan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv[3] = {nullptr, nullptr, nullptr};  // one per direction (math type differs)
+  Choice choice[3];
+  std::mutex mu;  // serialises the one-time search per direction
+  ~Plan() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    for (auto c : conv)
+      if (c) cudnnDestroyConvolutionDescriptor(c);
+  }
+};
+
+using PlanKey = std::array<int64_t, 17>;
+std::mutex g_plans_mu;
+std::map<PlanKey, std::unique_ptr<Plan>> g_plans;
+
+Plan& plan_for(DType dt, const ConvShape& cs, int device) {
+  PNEUMO_CHECK(cs.pad_top == cs.pad_bottom && cs.pad_left == cs.pad_right,
+               "conv2d (cuDNN): asymmetric padding must be applied explicitly first (t", cs.pad_top, " b", cs.pad_bottom,
+               " l", cs.pad_left, " r", cs.pad_right, ")");
+  const PlanKey key{device, static_cast<int64_t>(dt), cs.n, cs.h, cs.w, cs.c, cs.k, cs.r, cs.s, cs.pad_top,
+                    cs.pad_left, cs.stride_h, cs.stride_w, cs.dilation_h, cs.dilation_w, cs.groups, 0};
+  std::lock_guard<std::mutex> lock(g_plans_mu);
+  auto it = g_plans.find(key);
+  if (it != g_plans.end()) return *it->second;
+  auto p = std::make_unique<Plan>();
+  const cudnnDataType_t t = cudnn_type(dt);
+  auto i32 = [](int64_t v) {
+    PNEUMO_CHECK(v <= INT32_MAX, "conv2d (cuDNN): size ", v, " exceeds int32");
+    return static_cast<int>(v);
+  };
+  PNEUMO_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->x));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x, CUDNN_TENSOR_NHWC, t, i32(cs.n), i32(cs.c), i32(cs.h), i32(cs.w)));
+  PNEUMO_CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->y));
+  PNEUMO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NHWC, t, i32(cs.n), i32(cs.k), i32(cs.oh), i32(cs.ow)));
+  PNEUMO_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
+  PNEUMO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, t, CUDNN_TENSOR_NHWC, i32(cs.k), i32(cs.c_per_group()), i32(cs.r),
+                                                i32(cs.s)));
+  for (auto& c : p->conv) {
+    PNEUMO_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&c));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(c, i32(cs.pad_top), i32(cs.pad_left), i32(cs.stride_h),
+                                                       i32(cs.stride_w), i32(cs.dilation_h), i32(cs.dilation_w),
+                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionGroupCount(c, i32(cs.groups)));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(c, dt == DType::BF16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+  }
+  int on = 0, oc = 0, oh = 0, ow = 0;
+  PNEUMO_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv[0], p->x, p->w, &on, &oc, &oh, &ow));
+  PNEUMO_CHECK(on == cs.n && oc == cs.k && oh == cs.oh && ow == cs.ow, "conv2d (cuDNN): output ", on, "x", oc, "x", oh,
+               "x", ow, " differs from the expected [", cs.n, ", ", cs.oh, ", ", cs.ow, ", ", cs.k, "]");
+  return *g_plans.emplace(key, std::move(p)).first->second;
+}
+
+// Workspace for the algorithm search: as much as is reasonable, halving on allocation failure.
+struct SearchWorkspace {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  int device;
+  const WorkspaceAllocator& alloc;
+  SearchWorkspace(int dev, const WorkspaceAllocator& a) : device(dev), alloc(a) {
+    size_t free_bytes = 0, total = 0;
+    PNEUMO_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+    bytes = std::min<size_t>(size_t{512} << 20, free_bytes / 2);
+    while (bytes >= (size_t{1} << 20)) {
+      try {
+        ptr = alloc.allocate(bytes, device);
+        return;
+      } catch (const Error&) {
+        bytes /= 2;
+      }
+    }
+    bytes = 0;
+  }
+  ~SearchWorkspace() {
+    if (ptr) alloc.release(ptr, device);
+  }
+};
+
+template <typename Perf>
+bool acceptable(const Perf& p, DType dt, bool need_deterministic) {
+  return p.status == CUDNN_STATUS_SUCCESS && math_allowed(dt, p.mathType) &&
+         (!need_deterministic || p.determinism == CUDNN_DETERMINISTIC);
+}
+
+template <typename Perf>
+Choice pick(const Perf* perf, int count, DType dt, bool need_deterministic, const char* what, const ConvShape& cs) {
+  // Deterministic first; if cuDNN offers none for this shape, the fastest other one, said once on stderr
+  // (a failing training run would be worse than a non-bitwise-reproducible gradient).
+  for (int pass = 0; pass < 2; ++pass)
+    for (int i = 0; i < count; ++i)
+      if (acceptable(perf[i], dt, need_deterministic && pass == 0)) {
+        if (pass == 1)
+          std::fprintf(stderr,
+                       "pneumo: conv2d %s has no deterministic cuDNN algorithm for input [%lld, %lld, %lld, %lld], "
+                       "groups %lld; using a non-deterministic one\n",
+                       what, static_cast<long long>(cs.n), static_cast<long long>(cs.h), static_cast<long long>(cs.w),
+                       static_cast<long long>(cs.c), static_cast<long long>(cs.groups));
+        Choice c;
+        c.ready = true;
+        c.algo = static_cast<int>(perf[i].algo);
+        c.math = perf[i].mathType;
+        c.workspace = perf[i].memory;
+        return c;
+      }
+  PNEUMO_FAIL("conv2d (cuDNN ", what, "): no usable algorithm for input [", cs.n, ", ", cs.h, ", ", cs.w, ", ", cs.c,
+              "], weight [", cs.k, ", ", cs.r, ", ", cs.s, ", ", cs.c_per_group(), "], groups ", cs.groups, " (",
+              dtype_name(dt), ")");
+}
+
+// Chooses (once) the algorithm of one direction, timing candidates on the real buffers; the search writes
+// the direction's output buffer, which the caller overwrites right after.
+const Choice& choose(Plan& p, Direction dir, DType dt, const ConvShape& cs, cudnnHandle_t h, const void* a,
+                     const void* b, void* out, int device, const WorkspaceAllocator& alloc) {
+  std::lock_guard<std::mutex> lock(p.mu);
+  Choice& c = p.choice[dir];
+  if (c.ready) return c;
+  SearchWorkspace ws(device, alloc);
+  constexpr int kMax = 16;
+  int returned = 0;
+  if (dir == kForward) {
+    cudnnConvolutionFwdAlgoPerf_t perf[kMax];
+    cudnnStatus_t s = cudnnFindConvolutionForwardAlgorithmEx(h, p.x, a, p.w, b, p.conv[dir], p.y, out, kMax, &returned,
+                                                             perf, ws.ptr, ws.bytes);
+    if (s != CUDNN_STATUS_SUCCESS)
+      PNEUMO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x, p.w, p.conv[dir], p.y, kMax, &returned, perf));
+    c = pick(perf, returned, dt, false, "forward", cs);
+  } else if (dir == kBackwardData) {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[kMax];
+    cudnnStatus_t s = cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w, b, p.y, a, p.conv[dir], p.x, out, kMax,
+                                                                  &returned, perf, ws.ptr, ws.bytes);
+    if (s != CUDNN_STATUS_SUCCESS)
+      PNEUMO_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w, p.y, p.conv[dir], p.x, kMax, &returned, perf));
+    c = pick(perf, returned, dt, true, "backward data", cs);
+  } else {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
+    cudnnStatus_t s = cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x, b, p.y, a, p.conv[dir], p.w, out, kMax,
+                                                                    &returned, perf, ws.ptr, ws.bytes);
+    if (s != CUDNN_STATUS_SUCCESS)
+      PNEUMO_CUDNN_CHECK(
+          cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv[dir], p.w, kMax, &returned, perf));
+    c = pick(perf, returned, dt, true, "backward filter", cs);
+  }
+  PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[dir], c.math));
+  return c;
+}
+
+struct Workspace {
+  void* ptr = nullptr;
+  int device;
+  const WorkspaceAllocator& alloc;
+  Workspace(size_t bytes, int dev, const WorkspaceAllocator& a) : device(dev), alloc(a) {
+    if (bytes) ptr = alloc.allocate(bytes, device);
+  }
+  ~Workspace() {
+    if (ptr) alloc.release(ptr, device);
+  }
+};
+
+void check_allocator(const WorkspaceAllocator& a) {
+  PNEUMO_CHECK(a.allocate && a.release, "conv2d (cuDNN): no workspace allocator given");
+}
+
+}  // namespace
+
+void conv2d_forward_cudnn(DType dt, const ConvShape& cs, const void* x, const void* w, void* y, int device,
+                          cudaStream_t stream, const WorkspaceAllocator& alloc) {
+  check_allocator(alloc);
+  cudnnHandle_t h = handle_for(device, stream);
+  Plan& p = plan_for(dt, cs, device);
+  const Choice& c = choose(p, kForward, dt, cs, h, x, w, y, device, alloc);
+  Workspace ws(c.workspace, device, alloc);
+  const float one = 1.f, zero = 0.f;
+  PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv[kForward],
+                                             static_cast<cudnnConvolutionFwdAlgo_t>(c.algo), ws.ptr, c.workspace, &zero,
+                                             p.y, y));
+}
+
+void conv2d_backward_data_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx, int device,
+                                cudaStream_t stream, const WorkspaceAllocator& alloc) {
+  check_allocator(alloc);
+  cudnnHandle_t h = handle_for(device, stream);
+  Plan& p = plan_for(dt, cs, device);
+  const Choice& c = choose(p, kBackwardData, dt, cs, h, dy, w, dx, device, alloc);
+  Workspace ws(c.workspace, device, alloc);
+  const float one = 1.f, zero = 0.f;
+  PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w, w, p.y, dy, p.conv[kBackwardData],
+                                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.ptr,
+                                                  c.workspace, &zero, p.x, dx));
+}
+
+void conv2d_backward_weight_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw, int device,
+                                  cudaStream_t stream, const WorkspaceAllocator& alloc) {
+  check_allocator(alloc);
+  cudnnHandle_t h = handle_for(device, stream);
+  Plan& p = plan_for(dt, cs, device);
+  const Choice& c = choose(p, kBackwardFilter, dt, cs, h, dy, x, dw, device, alloc);
+  Workspace ws(c.workspace, device, alloc);
+  const float one = 1.f, zero = 0.f;
+  PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv[kBackwardFilter],
+                                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), ws.ptr,
+                                                    c.workspace, &zero, p.w, dw));
+}
+
+size_t conv_algorithm_cache_size() {
+  std::lock_guard<std::mutex> lock(g_plans_mu);
+  return g_plans.size();
+}
+
+}  // namespace pneumo::kernels::cuda
+#endif  // PNEUMO_WITH_CUDA

@@ -1,0 +1,132 @@
+// The standard layers (see layers.h): construction with PyTorch's default initialisation and forward
+// through nn/functional.h. Convention: NHWC activations, KRSC conv weights.
+#include "nn/layers.h"
+
+#include "kernels/check.h"
+#include "nn/init.h"
+
+namespace pneumo::nn {
+
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
+               int64_t dilation, int64_t groups, bool bias, Generator* generator)
+    : in_channels_(in_channels),
+      out_channels_(out_channels),
+      kernel_(kernel),
+      stride_(stride),
+      padding_(padding),
+      dilation_(dilation),
+      groups_(groups),
+      has_bias_(bias) {
+  PNEUMO_CHECK(in_channels > 0 && out_channels > 0 && kernel > 0 && stride > 0 && padding >= 0 && dilation > 0 &&
+                   groups > 0,
+               "Conv2d(", in_channels, ", ", out_channels, ", kernel ", kernel, ", stride ", stride, ", padding ",
+               padding, ", dilation ", dilation, ", groups ", groups, "): bad arguments");
+  PNEUMO_CHECK(in_channels % groups == 0 && out_channels % groups == 0, "Conv2d: channels ", in_channels, " -> ",
+               out_channels, " not divisible by groups ", groups);
+  Generator& gen = generator ? *generator : default_generator();
+  Variable& w = register_parameter("weight", Tensor::empty({out_channels, kernel, kernel, in_channels / groups}));
+  Tensor b;
+  if (bias) b = register_parameter("bias", Tensor::empty({out_channels})).mutable_value();
+  init::conv_linear_default_(w.mutable_value(), bias ? &b : nullptr, gen);
+}
+
+std::shared_ptr<Conv2d> Conv2d::tf_same(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride,
+                                        int64_t dilation, int64_t groups, bool bias, Generator* generator) {
+  auto conv = std::make_shared<Conv2d>(in_channels, out_channels, kernel, stride, 0, dilation, groups, bias, generator);
+  conv->same_padding_ = true;
+  return conv;
+}
+
+Variable& Conv2d::bias() {
+  PNEUMO_CHECK(has_bias_, "Conv2d(", in_channels_, ", ", out_channels_, ") was built without bias");
+  return parameters_.at(1).second;
+}
+
+F::Conv2dGeometry Conv2d::geometry_for(int64_t h, int64_t w) const {
+  F::Conv2dGeometry g = F::conv_geometry(stride_, padding_, dilation_, groups_);
+  if (same_padding_) {
+    const F::SamePadding ph = F::tf_same_padding(h, kernel_, stride_, dilation_);
+    const F::SamePadding pw = F::tf_same_padding(w, kernel_, stride_, dilation_);
+    g.pad_top = ph.before;
+    g.pad_bottom = ph.after;
+    g.pad_left = pw.before;
+    g.pad_right = pw.after;
+  }
+  return g;
+}
+
+Variable Conv2d::forward(const Variable& x) {
+  PNEUMO_CHECK(x.defined() && x.shape().size() == 4, type_name(), ": expected an NHWC input, got ",
+               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+  return F::conv2d(x, weight(), has_bias_ ? bias() : Variable(), geometry_for(x.shape()[1], x.shape()[2]));
+}
+
+BatchNorm2d::BatchNorm2d(int64_t channels, double eps, double momentum)
+    : channels_(channels), eps_(eps), momentum_(momentum) {
+  PNEUMO_CHECK(channels > 0 && eps > 0 && momentum >= 0 && momentum <= 1, "BatchNorm2d(", channels, ", eps ", eps,
+               ", momentum ", momentum, "): bad arguments");
+  register_parameter("weight", Tensor::full({channels}, 1.0));
+  register_parameter("bias", Tensor::zeros({channels}));
+  register_buffer("running_mean", Tensor::zeros({channels}));
+  register_buffer("running_var", Tensor::full({channels}, 1.0));
+  register_buffer("num_batches_tracked", Tensor::scalar(0, DType::I64));
+}
+
+void BatchNorm2d::set_cumulative_average(bool on) {
+  cumulative_ = on;
+  cumulative_samples_ = 0;
+}
+
+void BatchNorm2d::reset_running_stats() {
+  running_mean().zero_();
+  running_var().fill_(1.0);
+  num_batches_tracked().zero_();
+  batches_tracked_ = 0;
+  batches_tracked_storage_ = num_batches_tracked().raw_data();
+  cumulative_samples_ = 0;
+}
+
+Variable BatchNorm2d::forward(const Variable& x) {
+  PNEUMO_CHECK(x.defined() && x.shape().size() == 4 && x.shape()[3] == channels_, "BatchNorm2d(", channels_,
+               "): expected NHWC input with ", channels_, " channels, got ",
+               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+  if (training_) {
+    // num_batches_tracked += 1 without a device->host read per step: a host mirror, re-read only when the
+    // buffer was replaced (checkpoint load, move to another device).
+    Tensor& nbt = num_batches_tracked();
+    if (nbt.raw_data() != batches_tracked_storage_) {
+      batches_tracked_ = static_cast<int64_t>(nbt.item());
+      batches_tracked_storage_ = nbt.raw_data();
+    }
+    nbt.fill_(static_cast<double>(++batches_tracked_));
+  }
+  return F::batch_norm(x, weight(), bias(), &running_mean(), &running_var(), training_, cumulative_ ? -1.0 : momentum_,
+                       eps_, &cumulative_samples_);
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator* generator)
+    : in_features_(in_features), out_features_(out_features), has_bias_(bias) {
+  PNEUMO_CHECK(in_features > 0 && out_features > 0, "Linear(", in_features, ", ", out_features, "): bad sizes");
+  Generator& gen = generator ? *generator : default_generator();
+  Variable& w = register_parameter("weight", Tensor::empty({out_features, in_features}));
+  Tensor b;
+  if (bias) b = register_parameter("bias", Tensor::empty({out_features})).mutable_value();
+  init::conv_linear_default_(w.mutable_value(), bias ? &b : nullptr, gen);
+}
+
+Variable& Linear::bias() {
+  PNEUMO_CHECK(has_bias_, "Linear(", in_features_, ", ", out_features_, ") was built without bias");
+  return parameters_.at(1).second;
+}
+
+Variable Linear::forward(const Variable& x) { return F::linear(x, weight(), has_bias_ ? bias() : Variable()); }
+
+Dropout::Dropout(double p, Generator* generator) : p_(p), generator_(generator) {
+  PNEUMO_CHECK(p >= 0 && p < 1, "Dropout(", p, "): probability outside [0, 1)");
+}
+
+Variable Dropout::forward(const Variable& x) {
+  return F::dropout(x, p_, training_, generator_ ? *generator_ : default_generator());
+}
+
+}  // namespace pneumo::nn
