@@ -2,6 +2,7 @@
 // Names follow PyTorch's dotted convention ("layer1.0.conv1.weight") so checkpoints and timm weights map
 // one to one. Parameter order is registration order, depth first: stable across runs and builds.
 #pragma once
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,8 +62,10 @@ class Module {
   virtual void on_mode_change() {}
 
   bool training_ = true;
-  std::vector<std::pair<std::string, Variable>> parameters_;
-  std::vector<std::pair<std::string, Tensor>> buffers_;
+  // deques: references returned by register_* stay valid as more are registered, and to() replaces
+  // values in place, so a layer may keep its Variable& / Tensor& for its whole life.
+  std::deque<std::pair<std::string, Variable>> parameters_;
+  std::deque<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
 

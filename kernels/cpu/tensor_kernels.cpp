@@ -1,0 +1,264 @@
+// CPU reference kernels for tensor/ops.h. Float math is done in the element type's natural precision
+// (float for F32, double for F64); F32 sums accumulate in double so the oracle is tighter than the GPU.
+// BF16/F16 elementwise ops are computed by converting to float and rounding back (round to nearest even).
+#include "kernels/cpu/tensor_kernels.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/check.h"
+#include "kernels/philox.h"
+
+namespace pneumo::kernels::cpu {
+namespace {
+
+// Loads and stores through float/double for every dtype the CPU supports.
+inline double load(DType dt, const void* p, int64_t i) {
+  switch (dt) {
+    case DType::F32: return static_cast<const float*>(p)[i];
+    case DType::F64: return static_cast<const double*>(p)[i];
+    case DType::BF16: return bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::F16: return f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::U8: return static_cast<const uint8_t*>(p)[i];
+    case DType::I32: return static_cast<const int32_t*>(p)[i];
+    case DType::I64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+  }
+  return 0;
+}
+inline void store(DType dt, void* p, int64_t i, double v) {
+  switch (dt) {
+    case DType::F32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
+    case DType::F64: static_cast<double*>(p)[i] = v; break;
+    case DType::BF16: static_cast<uint16_t*>(p)[i] = float_to_bf16_bits(static_cast<float>(v)); break;
+    case DType::F16: static_cast<uint16_t*>(p)[i] = float_to_f16_bits(static_cast<float>(v)); break;
+    case DType::U8: {
+      double r = std::nearbyint(v);
+      static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(r < 0 ? 0 : (r > 255 ? 255 : r));
+      break;
+    }
+    case DType::I32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
+    case DType::I64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
+  }
+}
+
+// Elementwise math in T (float or double); 16-bit floats use float.
+template <typename T>
+inline T unary_op(int op, T x) {
+  switch (op) {
+    case 0: return -x;
+    case 1: return std::exp(x);
+    case 2: return std::log(x);
+    case 3: return std::sqrt(x);
+    case 4: return std::fabs(x);
+    case 5: return x > T(0) ? x : T(0);
+    case 6: return T(1) / (T(1) + std::exp(-x));
+    case 7: return std::tanh(x);
+    case 8: return x / (T(1) + std::exp(-x));
+  }
+  return x;
+}
+template <typename T>
+inline T unary_grad(int op, T x, T y, T dy) {
+  switch (op) {
+    case 0: return -dy;
+    case 1: return dy * y;
+    case 2: return dy / x;
+    case 3: return dy * T(0.5) / y;
+    case 4: return x > T(0) ? dy : (x < T(0) ? -dy : T(0));
+    case 5: return x > T(0) ? dy : T(0);
+    case 6: return dy * y * (T(1) - y);
+    case 7: return dy * (T(1) - y * y);
+    case 8: {
+      T s = T(1) / (T(1) + std::exp(-x));
+      return dy * (s + x * s * (T(1) - s));
+    }
+  }
+  return dy;
+}
+template <typename T>
+inline T binary_op(int op, T a, T b) {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+  }
+  return a;
+}
+inline int64_t bidx(int mode, int64_t i, int64_t channels) { return mode == 0 ? i : (mode == 1 ? 0 : i % channels); }
+
+template <typename T>
+void binary_t(int op, const T* a, int am, const T* b, int bm, T* out, int64_t n, int64_t c) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) out[i] = binary_op<T>(op, a[bidx(am, i, c)], b[bidx(bm, i, c)]);
+}
+
+void check_float(DType dt, const char* what) {
+  PNEUMO_CHECK(is_floating(dt), what, ": dtype ", dtype_name(dt), " is not a floating type");
+}
+
+}  // namespace
+
+void fill(DType dt, void* out, int64_t n, double value) {
+  if (dt == DType::F32) {
+    float v = static_cast<float>(value);
+    float* o = static_cast<float*>(out);
+    for (int64_t i = 0; i < n; ++i) o[i] = v;
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) store(dt, out, i, value);
+}
+
+void cast(DType sdt, const void* src, DType ddt, void* dst, int64_t n) {
+  if (sdt == ddt) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * dtype_size(sdt));
+    return;
+  }
+  if (sdt == DType::I64 && ddt == DType::I32) {  // exact integer path
+    for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(dst)[i] = static_cast<int32_t>(static_cast<const int64_t*>(src)[i]);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) store(ddt, dst, i, load(sdt, src, i));
+}
+
+void binary(DType dt, int op, const void* a, int am, const void* b, int bm, void* out, int64_t n, int64_t c) {
+  check_float(dt, "binary");
+  if (dt == DType::F32)
+    return binary_t<float>(op, static_cast<const float*>(a), am, static_cast<const float*>(b), bm, static_cast<float*>(out), n, c);
+  if (dt == DType::F64)
+    return binary_t<double>(op, static_cast<const double*>(a), am, static_cast<const double*>(b), bm, static_cast<double*>(out), n, c);
+  for (int64_t i = 0; i < n; ++i)
+    store(dt, out, i, binary_op<float>(op, static_cast<float>(load(dt, a, bidx(am, i, c))), static_cast<float>(load(dt, b, bidx(bm, i, c)))));
+}
+
+void affine(DType dt, const void* x, void* out, int64_t n, double alpha, double beta) {
+  check_float(dt, "affine");
+  if (dt == DType::F32) {
+    const float* xi = static_cast<const float*>(x);
+    float* o = static_cast<float*>(out);
+    float al = static_cast<float>(alpha), be = static_cast<float>(beta);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) o[i] = al * xi[i] + be;
+    return;
+  }
+  if (dt == DType::F64) {
+    for (int64_t i = 0; i < n; ++i) static_cast<double*>(out)[i] = alpha * static_cast<const double*>(x)[i] + beta;
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) store(dt, out, i, static_cast<float>(alpha) * static_cast<float>(load(dt, x, i)) + static_cast<float>(beta));
+}
+
+void axpy(DType dt, void* a, const void* b, int64_t n, double alpha) {
+  check_float(dt, "axpy");
+  if (dt == DType::F32) {
+    float* ai = static_cast<float*>(a);
+    const float* bi = static_cast<const float*>(b);
+    float al = static_cast<float>(alpha);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) ai[i] += al * bi[i];
+    return;
+  }
+  if (dt == DType::F64) {
+    for (int64_t i = 0; i < n; ++i) static_cast<double*>(a)[i] += alpha * static_cast<const double*>(b)[i];
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i)
+    store(dt, a, i, static_cast<float>(load(dt, a, i)) + static_cast<float>(alpha) * static_cast<float>(load(dt, b, i)));
+}
+
+void unary(DType dt, int op, const void* x, void* out, int64_t n) {
+  check_float(dt, "unary");
+  if (dt == DType::F32) {
+    const float* xi = static_cast<const float*>(x);
+    float* o = static_cast<float*>(out);
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) o[i] = unary_op<float>(op, xi[i]);
+    return;
+  }
+  if (dt == DType::F64) {
+    for (int64_t i = 0; i < n; ++i) static_cast<double*>(out)[i] = unary_op<double>(op, static_cast<const double*>(x)[i]);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) store(dt, out, i, unary_op<float>(op, static_cast<float>(load(dt, x, i))));
+}
+
+void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n) {
+  check_float(dt, "unary_backward");
+  auto get = [&](const void* p, int64_t i) { return p ? load(dt, p, i) : 0.0; };
+  if (dt == DType::F64) {
+    for (int64_t i = 0; i < n; ++i)
+      static_cast<double*>(dx)[i] = unary_grad<double>(op, get(x, i), get(y, i), get(dy, i));
+    return;
+  }
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; ++i)
+    store(dt, dx, i, unary_grad<float>(op, static_cast<float>(get(x, i)), static_cast<float>(get(y, i)), static_cast<float>(get(dy, i))));
+}
+
+void sum_all(DType dt, const void* x, int64_t n, void* out) {
+  double acc = 0;
+#pragma omp parallel for reduction(+ : acc) schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) acc += load(dt, x, i);
+  store(dt, out, 0, acc);
+}
+
+void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void* out) {
+#pragma omp parallel for schedule(static) if (rows * channels > 65536)
+  for (int64_t c = 0; c < channels; ++c) {
+    double acc = 0;
+    for (int64_t r = 0; r < rows; ++r) acc += load(dt, x, r * channels + c);
+    store(dt, out, c, acc);
+  }
+}
+
+void sum_hw(DType dt, const void* x, int64_t batch, int64_t hw, int64_t channels, void* out) {
+#pragma omp parallel for collapse(2) schedule(static) if (batch * hw * channels > 65536)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < channels; ++c) {
+      double acc = 0;
+      for (int64_t p = 0; p < hw; ++p) acc += load(dt, x, (b * hw + p) * channels + c);
+      store(dt, out, b * channels + c, acc);
+    }
+}
+
+void expand_channels(DType dt, const void* v, int64_t rows, int64_t channels, void* out, double scale) {
+#pragma omp parallel for schedule(static) if (rows * channels > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < channels; ++c) store(dt, out, r * channels + c, scale * load(dt, v, c));
+}
+
+void expand_hw(DType dt, const void* nc, int64_t batch, int64_t hw, int64_t channels, void* out, double scale) {
+#pragma omp parallel for collapse(2) schedule(static) if (batch * hw * channels > 65536)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t p = 0; p < hw; ++p)
+      for (int64_t c = 0; c < channels; ++c)
+        store(dt, out, (b * hw + p) * channels + c, scale * load(dt, nc, b * channels + c));
+}
+
+void expand_scalar(DType dt, const void* s, int64_t n, void* out, double scale) {
+  fill(dt, out, n, scale * load(dt, s, 0));
+}
+
+void copy_rows(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t width, int64_t rows) {
+#pragma omp parallel for schedule(static) if (rows * width > (1 << 20))
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, static_cast<size_t>(width));
+}
+
+// fma: bit-identical to the CUDA kernels, whose compiler contracts a * b + c into one fused operation.
+void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, float lo, float hi) {
+  check_float(dt, "random_uniform");
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    store(dt, out, i, std::fma(hi - lo, philox_uniform_at(seed, offset, static_cast<uint64_t>(i)), lo));
+}
+
+void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, float mean, float stddev) {
+  check_float(dt, "random_normal");
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i)
+    store(dt, out, i, std::fma(stddev, philox_normal_at(seed, offset, static_cast<uint64_t>(i)), mean));
+}
+
+}  // namespace pneumo::kernels::cpu

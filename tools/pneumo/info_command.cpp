@@ -1,0 +1,37 @@
+// `pneumo info`: version, build options, CUDA/cuDNN/cuBLAS versions and the devices found.
+#include <cstdio>
+
+#include "tensor/cuda_runtime.h"
+#include "tools/pneumo/command.h"
+
+namespace {
+
+int run_info(const pneumo::cli::Args& args) {
+  args.finish();
+  namespace cuda = pneumo::cuda;
+  std::printf("pneumo %s (%s build)\n", PNEUMO_VERSION, PNEUMO_BUILD_TYPE);
+  std::printf("  CUDA backend   %s\n", cuda::compiled_with_cuda() ? "compiled in" : "not built (CPU only)");
+  if (cuda::compiled_with_cuda()) {
+    std::printf("  architectures  %s\n", PNEUMO_CUDA_ARCHS);
+    std::printf("  CUDA runtime   %s (driver %s)\n", cuda::runtime_version().c_str(),
+                cuda::driver_version().empty() ? "none" : cuda::driver_version().c_str());
+    std::printf("  cuDNN          %s\n", cuda::cudnn_version().c_str());
+    std::printf("  cuBLAS         %s\n", cuda::cublas_version().c_str());
+  }
+  auto devs = cuda::devices();
+  if (devs.empty()) {
+    std::printf("  devices        no GPU found, using the CPU\n");
+  } else {
+    for (const auto& d : devs)
+      std::printf("  cuda:%d         %s (sm_%d%d, %d SMs, %.1f GiB, L2 %.0f MiB)\n", d.index, d.name.c_str(), d.major,
+                  d.minor, d.multiprocessors, static_cast<double>(d.total_memory) / (1 << 30),
+                  static_cast<double>(d.l2_bytes) / (1 << 20));
+  }
+  return 0;
+}
+
+PNEUMO_COMMAND("info", "version, build options, CUDA/cuDNN/cuBLAS versions and devices",
+               "usage: pneumo info\n  Prints the version, how this binary was built, and the GPUs it can use.",
+               run_info);
+
+}  // namespace
