@@ -20,11 +20,11 @@ DiceCounts dice_counts(const aug::Image& pred, const aug::Image& truth, float pr
   return DiceCounts{c[0], c[1], c[2]};
 }
 
-DiceCounts dice_counts(const std::vector<Run>& pred_runs, const std::vector<Run>& truth_runs) {
-  const std::vector<Run> a = normalize_runs(pred_runs), b = normalize_runs(truth_runs);
+DiceCounts dice_counts(const std::vector<RleRun>& pred_runs, const std::vector<RleRun>& truth_runs) {
+  const std::vector<RleRun> a = normalize_runs(pred_runs), b = normalize_runs(truth_runs);
   DiceCounts d;
-  for (const Run& r : a) d.pred += r.length;
-  for (const Run& r : b) d.truth += r.length;
+  for (const RleRun& r : a) d.pred += r.length;
+  for (const RleRun& r : b) d.truth += r.length;
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
     const int64_t lo = std::max(a[i].start, b[j].start);

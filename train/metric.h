@@ -24,7 +24,7 @@ struct DiceCounts {
 DiceCounts dice_counts(const aug::Image& pred, const aug::Image& truth, float pred_threshold = 127.0f,
                        float truth_threshold = 127.0f);
 // From RLE runs directly (no decoding): interval intersection of the merged runs.
-DiceCounts dice_counts(const std::vector<Run>& pred, const std::vector<Run>& truth);
+DiceCounts dice_counts(const std::vector<RleRun>& pred, const std::vector<RleRun>& truth);
 // A batch [N, H, W] or [N, H, W, 1] (U8, F32, BF16, F16; pred and truth may differ in dtype), on the CPU or
 // on a CUDA device (both tensors on the same device).
 std::vector<DiceCounts> dice_counts(const Tensor& pred, const Tensor& truth, float pred_threshold,

@@ -23,8 +23,8 @@ constexpr int64_t kMaxValue = int64_t{1} << 40;
 
 }  // namespace
 
-std::vector<Run> parse_rle(const std::string& text, const std::string& context) {
-  std::vector<Run> runs;
+std::vector<RleRun> parse_rle(const std::string& text, const std::string& context) {
+  std::vector<RleRun> runs;
   const char* p = text.data();
   const char* end = p + text.size();
   while (p < end && is_space(*p)) ++p;
@@ -53,7 +53,7 @@ std::vector<Run> parse_rle(const std::string& text, const std::string& context) 
       pending_start = v;
     } else {
       pos += pending_start;
-      if (v > 0) runs.push_back(Run{pos, v});  // a zero length adds no pixel
+      if (v > 0) runs.push_back(RleRun{pos, v});  // a zero length adds no pixel
       pos += v;
       if (pos > kMaxValue) PNEUMO_FAIL(where(context), ": RLE runs past pixel ", kMaxValue);
     }
@@ -64,22 +64,22 @@ std::vector<Run> parse_rle(const std::string& text, const std::string& context) 
   return runs;
 }
 
-void check_runs_fit(const std::vector<Run>& runs, int height, int width, const std::string& context) {
+void check_runs_fit(const std::vector<RleRun>& runs, int height, int width, const std::string& context) {
   PNEUMO_CHECK(height > 0 && width > 0, where(context), ": bad image size ", height, "x", width);
   const int64_t n = static_cast<int64_t>(height) * width;
   for (size_t i = 0; i < runs.size(); ++i) {
-    const Run& r = runs[i];
+    const RleRun& r = runs[i];
     if (r.start < 0 || r.length < 0 || r.start + r.length > n)
       PNEUMO_FAIL(where(context), ": run ", i + 1, " (pixels ", r.start, " to ", r.start + r.length - 1,
                   ") goes past the end of the ", height, "x", width, " image (", n, " pixels)");
   }
 }
 
-std::vector<Run> normalize_runs(std::vector<Run> runs) {
-  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.start < b.start; });
-  std::vector<Run> out;
+std::vector<RleRun> normalize_runs(std::vector<RleRun> runs) {
+  std::sort(runs.begin(), runs.end(), [](const RleRun& a, const RleRun& b) { return a.start < b.start; });
+  std::vector<RleRun> out;
   out.reserve(runs.size());
-  for (const Run& r : runs) {
+  for (const RleRun& r : runs) {
     if (r.length <= 0) continue;
     if (!out.empty() && r.start <= out.back().start + out.back().length) {
       out.back().length = std::max(out.back().length, r.start + r.length - out.back().start);
@@ -90,14 +90,14 @@ std::vector<Run> normalize_runs(std::vector<Run> runs) {
   return out;
 }
 
-std::string format_rle(const std::vector<Run>& runs) {
+std::string format_rle(const std::vector<RleRun>& runs) {
   if (runs.empty()) return "-1";
   std::string s;
   s.reserve(runs.size() * 10);
   char buf[24];
   int64_t prev_end = 0;
   for (size_t i = 0; i < runs.size(); ++i) {
-    const Run& r = runs[i];
+    const RleRun& r = runs[i];
     PNEUMO_CHECK(r.start >= prev_end && r.length > 0, "format_rle: runs must be sorted, disjoint and non-empty (run ",
                  i + 1, " starts at ", r.start, " after the previous ended at ", prev_end, ")");
     if (i) s.push_back(' ');
@@ -111,10 +111,10 @@ std::string format_rle(const std::vector<Run>& runs) {
   return s;
 }
 
-void paint_runs(const std::vector<Run>& runs, aug::Image& mask, const std::string& context) {
+void paint_runs(const std::vector<RleRun>& runs, aug::Image& mask, const std::string& context) {
   PNEUMO_CHECK(mask.channels == 1, where(context), ": masks have 1 channel, got ", mask.channels);
   check_runs_fit(runs, mask.height, mask.width, context);
-  static_assert(sizeof(Run) == 2 * sizeof(int64_t), "Run must be two int64 for the kernels");
+  static_assert(sizeof(RleRun) == 2 * sizeof(int64_t), "RleRun must be two int64 for the kernels");
   kernels::cpu::rle_paint(reinterpret_cast<const int64_t*>(runs.data()), static_cast<int64_t>(runs.size()),
                           mask.height, mask.width, 255, mask.data());
 }
@@ -125,19 +125,19 @@ aug::Image rle_decode(const std::string& text, int height, int width, const std:
   return mask;
 }
 
-std::vector<Run> mask_runs(const aug::Image& mask, float threshold) {
+std::vector<RleRun> mask_runs(const aug::Image& mask, float threshold) {
   PNEUMO_CHECK(mask.channels == 1, "mask_runs: masks have 1 channel, got ", mask.channels);
   PNEUMO_CHECK(mask.height > 0 && mask.width > 0, "mask_runs: empty mask");
-  std::vector<Run> runs(static_cast<size_t>((mask.pixel_count() + 1) / 2));
+  std::vector<RleRun> runs(static_cast<size_t>((mask.pixel_count() + 1) / 2));
   const int64_t n = kernels::cpu::rle_runs(DType::U8, mask.data(), mask.height, mask.width, threshold,
                                            reinterpret_cast<int64_t*>(runs.data()));
   runs.resize(static_cast<size_t>(n));
   return runs;
 }
 
-std::vector<Run> mask_runs(const float* probabilities, int height, int width, float threshold) {
+std::vector<RleRun> mask_runs(const float* probabilities, int height, int width, float threshold) {
   PNEUMO_CHECK(height > 0 && width > 0, "mask_runs: bad size ", height, "x", width);
-  std::vector<Run> runs(static_cast<size_t>((static_cast<int64_t>(height) * width + 1) / 2));
+  std::vector<RleRun> runs(static_cast<size_t>((static_cast<int64_t>(height) * width + 1) / 2));
   const int64_t n = kernels::cpu::rle_runs(DType::F32, probabilities, height, width, threshold,
                                            reinterpret_cast<int64_t*>(runs.data()));
   runs.resize(static_cast<size_t>(n));
@@ -163,10 +163,10 @@ void batch_dims(const Tensor& masks, int64_t& n, int64_t& h, int64_t& w) {
 
 }  // namespace
 
-std::vector<std::vector<Run>> batch_runs(const Tensor& masks, float threshold) {
+std::vector<std::vector<RleRun>> batch_runs(const Tensor& masks, float threshold) {
   int64_t n, h, w;
   batch_dims(masks, n, h, w);
-  std::vector<std::vector<Run>> out(static_cast<size_t>(n));
+  std::vector<std::vector<RleRun>> out(static_cast<size_t>(n));
   const int64_t hw = h * w;
   if (masks.device().is_cpu()) {
     const char* base = static_cast<const char*>(masks.raw_data());
@@ -178,7 +178,7 @@ std::vector<std::vector<Run>> batch_runs(const Tensor& masks, float threshold) {
       const int64_t k = kernels::cpu::rle_runs(dt, base + static_cast<size_t>(i * hw) * esize, h, w, threshold, buf.data());
       auto& runs = out[static_cast<size_t>(i)];
       runs.resize(static_cast<size_t>(k));
-      for (int64_t r = 0; r < k; ++r) runs[static_cast<size_t>(r)] = Run{buf[2 * r], buf[2 * r + 1]};
+      for (int64_t r = 0; r < k; ++r) runs[static_cast<size_t>(r)] = RleRun{buf[2 * r], buf[2 * r + 1]};
     }
     return out;
   }
@@ -212,7 +212,7 @@ std::vector<std::vector<Run>> batch_runs(const Tensor& masks, float threshold) {
       runs.resize(static_cast<size_t>((b1 - b0) / 2));
       for (int64_t r = 0; r < (b1 - b0) / 2; ++r) {
         const int64_t s = host_bounds[static_cast<size_t>(b0 + 2 * r)], e = host_bounds[static_cast<size_t>(b0 + 2 * r + 1)];
-        runs[static_cast<size_t>(r)] = Run{s, e - s};
+        runs[static_cast<size_t>(r)] = RleRun{s, e - s};
       }
     }
   }
@@ -223,19 +223,19 @@ std::vector<std::vector<Run>> batch_runs(const Tensor& masks, float threshold) {
 }
 
 std::vector<std::string> batch_encode(const Tensor& masks, float threshold) {
-  std::vector<std::vector<Run>> runs = batch_runs(masks, threshold);
+  std::vector<std::vector<RleRun>> runs = batch_runs(masks, threshold);
   std::vector<std::string> out(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) out[i] = format_rle(runs[i]);
   return out;
 }
 
-Tensor batch_decode(const std::vector<std::vector<Run>>& runs, int height, int width, Device device) {
+Tensor batch_decode(const std::vector<std::vector<RleRun>>& runs, int height, int width, Device device) {
   const int64_t n = static_cast<int64_t>(runs.size());
   PNEUMO_CHECK(height > 0 && width > 0, "batch_decode: bad size ", height, "x", width);
   std::vector<int64_t> offsets(static_cast<size_t>(n + 1), 0);
-  std::vector<Run> all;
+  std::vector<RleRun> all;
   for (int64_t i = 0; i < n; ++i) {
-    std::vector<Run> norm = normalize_runs(runs[static_cast<size_t>(i)]);
+    std::vector<RleRun> norm = normalize_runs(runs[static_cast<size_t>(i)]);
     check_runs_fit(norm, height, width, "batch_decode mask " + std::to_string(i));
     all.insert(all.end(), norm.begin(), norm.end());
     offsets[static_cast<size_t>(i + 1)] = static_cast<int64_t>(all.size());
@@ -255,7 +255,7 @@ Tensor batch_decode(const std::vector<std::vector<Run>>& runs, int height, int w
   if (n == 0) return out;
   Tensor d_runs = Tensor::empty({std::max<int64_t>(1, 2 * static_cast<int64_t>(all.size()))}, DType::I64, device);
   Tensor d_offsets = Tensor::empty({n + 1}, DType::I64, device);
-  if (!all.empty()) cuda::memcpy_h2d(d_runs.raw_data(), all.data(), all.size() * sizeof(Run), device.index);
+  if (!all.empty()) cuda::memcpy_h2d(d_runs.raw_data(), all.data(), all.size() * sizeof(RleRun), device.index);
   cuda::memcpy_h2d(d_offsets.raw_data(), offsets.data(), offsets.size() * sizeof(int64_t), device.index);
   kernels::cuda::rle_paint(d_runs.data<int64_t>(), d_offsets.data<int64_t>(), n, height, width, out.data<uint8_t>(),
                            cuda::current_stream(device.index));

@@ -50,8 +50,8 @@ std::string RleCsv::context(const std::string& id, int line) const {
   return detail::concat("file '", path_, "', line ", line, ", image ", id);
 }
 
-std::vector<Run> RleCsv::runs(const std::string& id, int height, int width) const {
-  std::vector<Run> all;
+std::vector<RleRun> RleCsv::runs(const std::string& id, int height, int width) const {
+  std::vector<RleRun> all;
   for (const RleEntry& e : entries(id)) {
     check_runs_fit(e.runs, height, width, context(id, e.line));
     all.insert(all.end(), e.runs.begin(), e.runs.end());

@@ -17,7 +17,7 @@ namespace pneumo::train {
 
 struct RleEntry {
   std::string rle;        // as written in the file, outer spaces trimmed ("-1" for empty)
-  std::vector<Run> runs;  // parsed, absolute
+  std::vector<RleRun> runs;  // parsed, absolute
   int line = 0;           // 1-based line of the file
 };
 
@@ -35,7 +35,7 @@ class RleCsv {
   // True when any row of the image has a run.
   bool positive(const std::string& id) const;
   // Union of the image's runs, checked against the size (errors name file, line, image), sorted and merged.
-  std::vector<Run> runs(const std::string& id, int height, int width) const;
+  std::vector<RleRun> runs(const std::string& id, int height, int width) const;
   // The merged 0/255 mask.
   aug::Image mask(const std::string& id, int height, int width) const;
   // "file 'P', line L, image ID" for messages.
