@@ -256,12 +256,18 @@ double linear_to_srgb(double y) { return y <= 0.0031308 ? 12.92 * y : 1.055 * st
 }  // namespace
 
 Lut gray_to_lightness_lut() {
-  // L* = 116 f(Y) - 16 with f(t) = cbrt(t) above (6/29)^3, else 7.787 t + 16/116; stored as L* * 255/100.
+  // OpenCV's 8-bit RGB2Lab_b for R = G = B = v (color_lab.cpp, D65, sRGB): the gamma table holds
+  // round(2040 * lin(v / 255)) (255 << 3), the Y row of the XYZ coefficients sums to exactly 4096 so Y is that
+  // value, the cube-root table holds round(32768 * f(Y / 2040)) and L = descale(296 * fY - 1336934, 15)
+  // (Lscale = (116 * 255 + 50) / 100, Lshift = -((16 * 255 * 2^15 + 50) / 100)). Equal to OpenCV 4.6 on
+  // all 256 values (fixture test).
   Lut lut{};
   for (int i = 0; i < 256; ++i) {
-    const double Y = srgb_to_linear(i / 255.0);
-    const double f = Y > 0.008856 ? std::cbrt(Y) : 7.787 * Y + 16.0 / 116.0;
-    lut[i] = am::saturate_u8(static_cast<int>(std::lround((116.0 * f - 16.0) * 255.0 / 100.0)));
+    const int g = static_cast<int>(std::nearbyint(2040.0 * srgb_to_linear(i / 255.0)));
+    const double t = g / 2040.0;
+    const double f = t < 0.008856 ? t * 7.787 + 16.0 / 116.0 : std::cbrt(t);
+    const int fy = static_cast<int>(std::nearbyint(32768.0 * f));
+    lut[i] = am::saturate_u8((296 * fy - 1336934 + (1 << 14)) >> 15);
   }
   return lut;
 }

@@ -58,8 +58,9 @@ struct ClaheTables {
 ClaheTables clahe_tables(const Image& src, double clip_limit, int tiles_x, int tiles_y);
 // albumentations 0.3 F.clahe on a 3-channel image (the reference read gray PNGs as 3 equal channels):
 // RGB -> Lab, CLAHE on L, Lab -> RGB. For a gray pixel a = b = 128, so this is CLAHE on the lightness
-// L8 = round(2.55 * L*(v)) mapped back through the inverse. The two 256-entry tables come from the CIE
-// formulas in double (sRGB transfer curve, D65); OpenCV's fixed-point tables differ by at most 1 level.
+// L8 = 2.55 * L*(v) mapped back through the inverse. The forward table reproduces OpenCV's fixed-point
+// RGB2Lab_b exactly (it must: CLAHE magnifies a 1-level change of its input); the inverse comes from the CIE
+// formulas in double and is within 1 level of OpenCV's Lab2RGB_b (whose R, G, B differ by 1 for gray).
 Lut gray_to_lightness_lut();
 Lut lightness_to_gray_lut();
 Image clahe_on_lightness(const Image& src, double clip_limit, int tiles_x, int tiles_y);
