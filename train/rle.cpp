@@ -172,7 +172,7 @@ std::vector<std::vector<RleRun>> batch_runs(const Tensor& masks, float threshold
     const char* base = static_cast<const char*>(masks.raw_data());
     const size_t esize = masks.element_size();
     const DType dt = masks.dtype();
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
     for (int64_t i = 0; i < n; ++i) {
       std::vector<int64_t> buf(static_cast<size_t>(2 * ((hw + 1) / 2)));
       const int64_t k = kernels::cpu::rle_runs(dt, base + static_cast<size_t>(i * hw) * esize, h, w, threshold, buf.data());

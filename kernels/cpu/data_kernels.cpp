@@ -100,7 +100,7 @@ void dice_counts(DType pred_dt, const void* pred, float pred_threshold, DType tr
   for (DType dt : {pred_dt, truth_dt})
     PNEUMO_CHECK(dt == DType::U8 || dt == DType::F32 || dt == DType::BF16 || dt == DType::F16,
                  "dice_counts: mask dtype ", dtype_name(dt), " is not supported (U8, F32, BF16, F16)");
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n > 1)
   for (int64_t i = 0; i < n; ++i) {
     constexpr int64_t kChunk = 4096;
     uint8_t pf[kChunk], tf[kChunk];
