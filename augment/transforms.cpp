@@ -36,8 +36,9 @@ Image resize_linear(const Image& src, int out_height, int out_width) {
   PNEUMO_CHECK(out_height > 0 && out_width > 0, "resize_linear: bad output size ", out_height, "x", out_width);
   if (out_height == src.height && out_width == src.width) return src;  // cv2.resize copies when sizes match
   const int C = src.channels;
-  const double scale_x = static_cast<double>(src.width) / out_width;
-  const double scale_y = static_cast<double>(src.height) / out_height;
+  // OpenCV: inv_scale = dsize / ssize, scale = 1 / inv_scale (not ssize / dsize, which can differ by an ulp).
+  const double scale_x = 1.0 / (static_cast<double>(out_width) / src.width);
+  const double scale_y = 1.0 / (static_cast<double>(out_height) / src.height);
   std::vector<int> xs(out_width), xw0(out_width), xw1(out_width);
   for (int x = 0; x < out_width; ++x) am::resize_linear_coefficients(x, scale_x, src.width, true, xs[x], xw0[x], xw1[x]);
   // Horizontal pass on every source row (values scaled by 2048).
@@ -67,7 +68,8 @@ Image resize_nearest(const Image& src, int out_height, int out_width) {
   PNEUMO_CHECK(out_height > 0 && out_width > 0, "resize_nearest: bad output size ", out_height, "x", out_width);
   if (out_height == src.height && out_width == src.width) return src;
   const int C = src.channels;
-  const double fx = static_cast<double>(src.width) / out_width, fy = static_cast<double>(src.height) / out_height;
+  const double fx = 1.0 / (static_cast<double>(out_width) / src.width);  // resizeNN: ifx = 1 / inv_scale_x
+  const double fy = 1.0 / (static_cast<double>(out_height) / src.height);
   Image dst(out_height, out_width, C);
   for (int y = 0; y < out_height; ++y) {
     const int sy = std::min(static_cast<int>(std::floor(y * fy)), src.height - 1);
@@ -299,7 +301,7 @@ Image box_blur(const Image& src, int ksize) {
       for (int dy = -r; dy <= r; ++dy)
         for (int dx = -r; dx <= r; ++dx)
           sum += src.at(am::reflect101(y + dy, src.height), am::reflect101(x + dx, src.width));
-      dst.at(y, x) = static_cast<uint8_t>(div_round_half_even(sum, n));
+      dst.at(y, x) = static_cast<uint8_t>(am::div_round_half_even(sum, n));
     }
   return dst;
 }
@@ -368,7 +370,7 @@ Image motion_blur(const Image& src, const std::vector<uint8_t>& kernel, int ksiz
         for (int j = 0; j < ksize; ++j)
           if (kernel[static_cast<size_t>(i) * ksize + j])
             sum += src.at(am::reflect101(y + i - r, src.height), am::reflect101(x + j - r, src.width));
-      dst.at(y, x) = static_cast<uint8_t>(div_round_half_even(sum, n));
+      dst.at(y, x) = static_cast<uint8_t>(am::div_round_half_even(sum, n));
     }
   return dst;
 }

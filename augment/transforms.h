@@ -76,11 +76,4 @@ std::vector<uint8_t> motion_kernel(int ksize, int xs, int ys, int xe, int ye);
 // pixels (BORDER_REFLECT_101) divided by n, rounded half to even (OpenCV rounds the float result with rint).
 Image motion_blur(const Image& src, const std::vector<uint8_t>& kernel, int ksize);
 
-// Division of a non-negative sum by n, rounded half to even: the shared rounding rule of the blurs.
-inline int div_round_half_even(int sum, int n) {
-  int q = sum / n, r = sum - q * n;
-  if (2 * r > n || (2 * r == n && (q & 1))) ++q;
-  return q;
-}
-
 }  // namespace pneumo::aug

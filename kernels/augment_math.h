@@ -132,6 +132,14 @@ PNEUMO_HD uint8_t clahe_blend(int l11, int l12, int l21, int l22, float xa, floa
   return saturate_u8(round_even_f(fadd(fmul(top, ya1), fmul(bottom, ya))));
 }
 
+// Division of a non-negative sum by n rounded half to even: cv2.blur (no ties occur for odd k*k) and
+// filter2D with weights 1/n (OpenCV rounds the float result with rint).
+PNEUMO_HD int div_round_half_even(int sum, int n) {
+  int q = sum / n, r = sum - q * n;
+  if (2 * r > n || (2 * r == n && (q & 1))) ++q;
+  return q;
+}
+
 // BORDER_REFLECT_101 index (gfedcb|abcdefgh|gfedcba) for small overhangs.
 PNEUMO_HD int reflect101(int i, int n) {
   if (n == 1) return 0;
