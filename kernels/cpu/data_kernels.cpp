@@ -1,8 +1,10 @@
-// CPU reference for RLE runs and Dice counts (see data_kernels.h). Straightforward loops: the column-major
-// scan of a row-major mask is done a block of columns at a time so each cache line is read once.
+// CPU reference for RLE runs and Dice counts (see data_kernels.h). The column-major runs of a row-major mask
+// come from one row-major pass that records where each column toggles, so memory is read in order.
 #include "kernels/cpu/data_kernels.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/check.h"
@@ -15,8 +17,16 @@ namespace {
 void foreground_flags(DType dt, const void* data, int64_t begin, int64_t count, float threshold, uint8_t* flags) {
   switch (dt) {
     case DType::U8: {
+      // v > t for an integer v is v > floor(t): an 8-bit compare the compiler vectorises.
       const uint8_t* p = static_cast<const uint8_t*>(data) + begin;
-      for (int64_t i = 0; i < count; ++i) flags[i] = static_cast<float>(p[i]) > threshold;
+      if (threshold < 0.0f) {
+        std::memset(flags, 1, static_cast<size_t>(count));
+      } else if (threshold >= 255.0f) {
+        std::memset(flags, 0, static_cast<size_t>(count));
+      } else {
+        const uint8_t t = static_cast<uint8_t>(std::floor(threshold));
+        for (int64_t i = 0; i < count; ++i) flags[i] = p[i] > t;
+      }
       break;
     }
     case DType::F32: {
@@ -43,41 +53,43 @@ void foreground_flags(DType dt, const void* data, int64_t begin, int64_t count, 
 
 int64_t rle_runs(DType dt, const void* mask, int64_t h, int64_t w, float threshold, int64_t* runs) {
   PNEUMO_CHECK(h > 0 && w > 0, "rle_runs: bad mask size ", h, "x", w);
-  // Transpose blocks of kBlock columns into flags (column-major), then scan them in order.
-  constexpr int64_t kBlock = 64;
-  std::vector<uint8_t> row(static_cast<size_t>(w));
-  std::vector<uint8_t> block(static_cast<size_t>(kBlock * h));
-  int64_t n_runs = 0;
-  bool in_run = false;
-  int64_t run_start = 0;
-  for (int64_t x0 = 0; x0 < w; x0 += kBlock) {
-    const int64_t bw = std::min(kBlock, w - x0);
-    for (int64_t y = 0; y < h; ++y) {
-      foreground_flags(dt, mask, y * w + x0, bw, threshold, row.data());
-      for (int64_t c = 0; c < bw; ++c) block[c * h + y] = row[c];
+  // One row-major pass: a column toggles (background <-> foreground) at row y when fg(y, x) != fg(y-1, x);
+  // rows are compared 8 flags at a time and only differing words are examined, so sparse masks cost little
+  // more than reading them. Toggle k = x * h + y is a run boundary in column-major order, with a column that
+  // is foreground at its last row toggling at (x + 1) * h. Where a run continues into the next column that
+  // position appears twice (end of x, start of x + 1) and the pair cancels.
+  std::vector<uint8_t> prev(static_cast<size_t>(w + 8), 0), cur(static_cast<size_t>(w + 8), 0);
+  std::vector<int64_t> toggles;
+  auto compare_rows = [&](int64_t y) {
+    for (int64_t x0 = 0; x0 < w; x0 += 8) {
+      uint64_t a, b;
+      std::memcpy(&a, cur.data() + x0, 8);
+      std::memcpy(&b, prev.data() + x0, 8);
+      if (a == b) continue;
+      const int64_t x1 = std::min<int64_t>(x0 + 8, w);
+      for (int64_t x = x0; x < x1; ++x)
+        if (cur[static_cast<size_t>(x)] != prev[static_cast<size_t>(x)]) toggles.push_back(x * h + y);
     }
-    const int64_t base = x0 * h;
-    const int64_t len = bw * h;
-    for (int64_t i = 0; i < len; ++i) {
-      const bool fg = block[i] != 0;
-      if (fg != in_run) {
-        if (fg) {
-          run_start = base + i;
-        } else {
-          runs[2 * n_runs] = run_start;
-          runs[2 * n_runs + 1] = base + i - run_start;
-          ++n_runs;
-        }
-        in_run = fg;
-      }
+  };
+  for (int64_t y = 0; y < h; ++y) {
+    foreground_flags(dt, mask, y * w, w, threshold, cur.data());
+    compare_rows(y);
+    std::swap(cur, prev);
+  }
+  std::fill(cur.begin(), cur.end(), 0);  // a virtual background row below the last closes open columns
+  compare_rows(h);
+  std::sort(toggles.begin(), toggles.end());
+  int64_t n_bounds = 0;
+  for (size_t i = 0; i < toggles.size(); ++i) {
+    if (i + 1 < toggles.size() && toggles[i + 1] == toggles[i]) {
+      ++i;  // a run crossing a column border: not a boundary
+      continue;
     }
+    runs[n_bounds++] = toggles[i];
   }
-  if (in_run) {  // a run reaching the last pixel is closed here
-    runs[2 * n_runs] = run_start;
-    runs[2 * n_runs + 1] = h * w - run_start;
-    ++n_runs;
-  }
-  return n_runs;
+  // Boundaries alternate start, end; turn ends into lengths.
+  for (int64_t r = 0; r + 1 < n_bounds; r += 2) runs[r + 1] -= runs[r];
+  return n_bounds / 2;
 }
 
 void rle_paint(const int64_t* runs, int64_t n_runs, int64_t h, int64_t w, uint8_t value, uint8_t* out) {
