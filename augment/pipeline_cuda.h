@@ -8,7 +8,17 @@
 #include "augment/pipeline.h"
 #include "tensor/tensor.h"
 
+struct CUstream_st;
+typedef struct CUstream_st* cudaStream_t;
+
 namespace pneumo::aug {
+
+// Raw form for callers that own device memory: applies `params` to image (and mask, may be null) of h x w
+// into image_out / mask_out (out_height x out_width of params), using `scratch` of
+// augment_scratch_bytes(params, h, w) device bytes, on `stream`. Inputs and outputs must not overlap.
+size_t augment_scratch_bytes(const AugmentParams& params, int height, int width);
+void apply_params_cuda_raw(const AugmentParams& params, const uint8_t* image, const uint8_t* mask, int height,
+                           int width, uint8_t* image_out, uint8_t* mask_out, uint8_t* scratch, cudaStream_t stream);
 
 struct AugmentedTensors {
   Tensor image;  // U8 [H', W'] or [B, H', W']

@@ -7,6 +7,13 @@
 #if !PNEUMO_WITH_CUDA
 namespace pneumo::aug {
 
+size_t augment_scratch_bytes(const AugmentParams&, int, int) {
+  PNEUMO_FAIL("augment_scratch_bytes: this build has no CUDA backend (configure with -DPNEUMO_CUDA=ON)");
+}
+void apply_params_cuda_raw(const AugmentParams&, const uint8_t*, const uint8_t*, int, int, uint8_t*, uint8_t*, uint8_t*,
+                           cudaStream_t) {
+  PNEUMO_FAIL("apply_params_cuda_raw: this build has no CUDA backend (configure with -DPNEUMO_CUDA=ON)");
+}
 AugmentedTensors apply_params_cuda(const AugmentParams&, const Tensor&, const Tensor&) {
   PNEUMO_FAIL("apply_params_cuda: this build has no CUDA backend (configure with -DPNEUMO_CUDA=ON)");
 }
