@@ -2,6 +2,7 @@
 // grid PNG so a person can see what training sees. The first tile is the un-augmented (validation) view;
 // the mask is drawn as a red outline over a light red tint. Each draw is sample index i of --seed.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -51,6 +52,7 @@ int run_augment_preview(const Args& args) {
   const std::string preset = args.get("preset", "reference");
   const int tile_arg = static_cast<int>(args.get_int("tile", 0));
   int columns = static_cast<int>(args.get_int("columns", 0));
+  const int benchmark = static_cast<int>(args.get_int("benchmark", 0));
   args.finish();
   PNEUMO_CHECK(draws >= 1 && draws <= 256, "--draws must be in 1..256, got ", draws);
   PNEUMO_CHECK(size >= 8 && size <= 4096, "--size must be in 8..4096, got ", size);
@@ -90,6 +92,17 @@ int run_augment_preview(const Args& args) {
   }
   aug::write_png(out, grid);
   std::printf("wrote %s (%dx%d, %d tiles of %d px)\n", out.c_str(), grid.width, grid.height, tiles, tile);
+  if (benchmark > 0) {
+    // CPU reference throughput on this thread: draw + apply to image and mask, as the loader does per sample.
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < benchmark; ++i) {
+      Image img = image, msk = mask;
+      training.apply(img, msk, seed, static_cast<uint64_t>(i));
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("CPU reference pipeline (%s, %dx%d -> %d, image + mask): %.2f images/s on one core (%.1f ms each, %d draws)\n",
+                preset.c_str(), image.height, image.width, size, benchmark / s, 1e3 * s / benchmark, benchmark);
+  }
   return 0;
 }
 
@@ -101,6 +114,7 @@ PNEUMO_COMMAND("augment-preview", "write a grid PNG of an image and mask under N
                "  --preset P     reference (the README's training pipeline) or validation (default reference)\n"
                "  --tile T       pixels per tile in the grid (default min(S, 384))\n"
                "  --columns C    tiles per row (default: a square grid)\n"
+               "  --benchmark N  also time N draws of the CPU reference pipeline on one core\n"
                "The first tile is the validation view (resize only); the mask is a red outline over a red tint.",
                run_augment_preview);
 
