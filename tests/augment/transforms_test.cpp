@@ -1,6 +1,7 @@
 // Each augmentation transform against its defining property and against OpenCV 4.6 / albumentations 0.3.0
 // outputs stored as fixtures (tests/augment/make_opencv_fixtures.py): resize, warpAffine (ShiftScaleRotate),
-// flip, gamma, brightness/contrast, CLAHE (gray and Lab lightness), box/median/motion blur.
+// flip, gamma, brightness/contrast, CLAHE (gray and Lab lightness), box/median/motion blur; and one
+// geometric property on a real SIIM mask (skipped when ../shared/data is absent).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include "augment/transforms.h"
 #include "kernels/check.h"
+#include "support/checkers.h"
 #include "tests/augment/augment_fixture.h"
 
 namespace pneumo::aug {
@@ -296,6 +298,35 @@ TEST(AugmentTransforms, BadInputGivesClearErrors) {
   EXPECT_THROW(resize_linear(Image(), 4, 4), Error);
   EXPECT_THROW(motion_kernel(3, 0, 0, 3, 0), Error);
   EXPECT_THROW(clahe(Image(3, 3, 1), 2.0, 4, 4), Error);
+}
+
+}  // namespace
+}  // namespace pneumo::aug
+
+// ---- real data (skipped without ../shared/data) -------------------------------------------------------
+namespace pneumo::aug {
+namespace {
+
+TEST(AugmentTransforms, RealMaskAreaScalesWithShiftScaleRotate) {
+  PNEUMO_REQUIRE_DATA(folder, "siim/sample");
+  if (!image_io_available()) GTEST_SKIP() << "built without stb: cannot read JPEG";
+  // A positive sample; its lesion lies well inside the image, so a centred rotation + scale keeps it whole
+  // and the warped mask's area must be the original area times scale^2 (up to boundary pixels).
+  Image mask = read_image(folder + "/masks/1.2.276.0.7230010.3.1.4.8323329.4440.1517875182.865105.jpg");
+  for (auto& p : mask.pixels) p = p > 127 ? 255 : 0;
+  auto area = [](const Image& m) {
+    int64_t n = 0;
+    for (uint8_t p : m.pixels) n += p != 0;
+    return n;
+  };
+  const int64_t a0 = area(mask);
+  ASSERT_GT(a0, 1000);
+  for (auto [angle, scale] : {std::pair{17.0, 1.15}, std::pair{-12.0, 0.85}, std::pair{5.0, 1.0}}) {
+    const Image warped = warp_affine(mask, shift_scale_rotate_matrix(angle, scale, 0, 0, mask.height, mask.width), true);
+    const double ratio = static_cast<double>(area(warped)) / (a0 * scale * scale);
+    EXPECT_NEAR(ratio, 1.0, 0.03) << "angle " << angle << " scale " << scale;
+    for (uint8_t p : warped.pixels) ASSERT_TRUE(p == 0 || p == 255);
+  }
 }
 
 }  // namespace
