@@ -1,0 +1,180 @@
+// Image file I/O through stb_image / stb_image_write (this file holds the one copy of their implementation)
+// and the reference's ImageNet normalisation. Convention: everything is decoded to 8-bit gray exactly as
+// cv2.IMREAD_GRAYSCALE would (OpenCV's fixed-point BGR->gray weights), so pixel values match the reference.
+#include "augment/image.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "kernels/check.h"
+
+#if defined(PNEUMO_HAVE_STB) && PNEUMO_HAVE_STB
+// Included by their system path when possible so the library's -Wall -Wextra do not apply to stb itself.
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_FAILURE_USERMSG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#if __has_include(<stb/stb_image.h>)
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#else
+#include <stb_image.h>
+#include <stb_image_write.h>
+#endif
+#define PNEUMO_STB_OK 1
+#else
+#define PNEUMO_STB_OK 0
+#endif
+
+namespace pneumo::aug {
+
+bool image_io_available() { return PNEUMO_STB_OK != 0; }
+
+namespace {
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) PNEUMO_FAIL("cannot open image file '", path, "': ", std::strerror(errno));
+  in.seekg(0, std::ios::end);
+  std::streamoff size = in.tellg();
+  PNEUMO_CHECK(size >= 0, "cannot read image file '", path, "'");
+  in.seekg(0, std::ios::beg);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), size);
+  PNEUMO_CHECK(in.good() || in.eof(), "cannot read image file '", path, "'");
+  return bytes;
+}
+
+// OpenCV's imgcodecs gray conversion: 14-bit fixed-point weights, rounded (utils.cpp, icvCvt_BGR2Gray).
+constexpr int kGrayShift = 14;
+constexpr int kGrayR = static_cast<int>(0.299 * (1 << kGrayShift) + 0.5);  // 4899
+constexpr int kGrayG = static_cast<int>(0.587 * (1 << kGrayShift) + 0.5);  // 9617
+constexpr int kGrayB = (1 << kGrayShift) - kGrayR - kGrayG;                 // 1868
+
+template <typename T>
+uint8_t rgb_to_gray(T r, T g, T b) {
+  return static_cast<uint8_t>((r * kGrayR + g * kGrayG + b * kGrayB + (1 << (kGrayShift - 1))) >> kGrayShift);
+}
+
+}  // namespace
+
+Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
+#if PNEUMO_STB_OK
+  PNEUMO_CHECK(size > 0, "image file '", name, "' is empty");
+  PNEUMO_CHECK(size < (1u << 31), "image file '", name, "' is too large (", size, " bytes)");
+  const int len = static_cast<int>(size);
+  int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
+    PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());
+  const bool sixteen = stbi_is_16_bit_from_memory(bytes, len) != 0;
+  Image img(h, w, 1);
+  const size_t n = static_cast<size_t>(w) * h;
+  if (sixteen) {
+    std::unique_ptr<stbi_us, void (*)(void*)> data(stbi_load_16_from_memory(bytes, len, &w, &h, &comp, 0), stbi_image_free);
+    if (!data) PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());
+    const stbi_us* p = data.get();
+    auto scale = [](uint32_t v) { return static_cast<uint8_t>((v * 255u + 32767u) / 65535u); };
+    for (size_t i = 0; i < n; ++i) {
+      const stbi_us* px = p + i * comp;
+      if (comp >= 3) {
+        // Gray from the 8-bit-scaled colour values, as OpenCV converts depth before colour.
+        img.pixels[i] = rgb_to_gray<int>(scale(px[0]), scale(px[1]), scale(px[2]));
+      } else {
+        img.pixels[i] = scale(px[0]);
+      }
+    }
+  } else {
+    std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(bytes, len, &w, &h, &comp, 0), stbi_image_free);
+    if (!data) PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());
+    const stbi_uc* p = data.get();
+    if (comp <= 2) {
+      for (size_t i = 0; i < n; ++i) img.pixels[i] = p[i * comp];
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        const stbi_uc* px = p + i * comp;
+        img.pixels[i] = rgb_to_gray<int>(px[0], px[1], px[2]);
+      }
+    }
+  }
+  return img;
+#else
+  PNEUMO_FAIL("cannot read image '", name, "': this build has no stb_image (install libstb-dev and reconfigure)");
+#endif
+}
+
+Image read_image(const std::string& path) {
+  std::vector<uint8_t> bytes = read_file_bytes(path);
+  return decode_image(bytes.data(), bytes.size(), path);
+}
+
+void write_png(const std::string& path, const Image& img) {
+#if PNEUMO_STB_OK
+  PNEUMO_CHECK(img.height > 0 && img.width > 0, "write_png '", path, "': empty image ", img.height, "x", img.width);
+  PNEUMO_CHECK(img.channels >= 1 && img.channels <= 4, "write_png '", path, "': unsupported channel count ", img.channels);
+  PNEUMO_CHECK(img.pixels.size() == static_cast<size_t>(img.height) * img.width * img.channels,
+               "write_png '", path, "': pixel buffer holds ", img.pixels.size(), " bytes, expected ",
+               static_cast<size_t>(img.height) * img.width * img.channels);
+  std::string encoded;
+  auto sink = [](void* ctx, void* data, int size) {
+    static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  if (!stbi_write_png_to_func(sink, &encoded, img.width, img.height, img.channels, img.pixels.data(),
+                              img.width * img.channels))
+    PNEUMO_FAIL("write_png '", path, "': PNG encoding failed");
+  // Unique per process and object so concurrent writers of different files never share a temp name.
+  std::ostringstream tmp;
+  tmp << path << ".tmp." << static_cast<const void*>(&img) << "." << encoded.size();
+  const std::string tmp_path = tmp.str();
+  {
+    std::ofstream out(tmp_path, std::ios::binary | std::ios::trunc);
+    if (!out) PNEUMO_FAIL("write_png: cannot create '", tmp_path, "': ", std::strerror(errno));
+    out.write(encoded.data(), static_cast<std::streamsize>(encoded.size()));
+    out.flush();
+    if (!out) {
+      std::remove(tmp_path.c_str());
+      PNEUMO_FAIL("write_png: cannot write '", tmp_path, "': ", std::strerror(errno));
+    }
+  }
+  if (std::rename(tmp_path.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp_path.c_str());
+    PNEUMO_FAIL("write_png: cannot rename '", tmp_path, "' to '", path, "': ", std::strerror(err));
+  }
+#else
+  PNEUMO_FAIL("cannot write '", path, "': this build has no stb_image_write (install libstb-dev and reconfigure)");
+#endif
+}
+
+void normalize_imagenet(const Image& gray, float* out) {
+  PNEUMO_CHECK(gray.channels == 1, "normalize_imagenet: expected a 1-channel image, got ", gray.channels, " channels (",
+               gray.height, "x", gray.width, ")");
+  // albumentations Normalize in float32: (p - mean * 255) * (1 / (std * 255)); a 256-entry table per channel.
+  float table[256][3];
+  for (int c = 0; c < 3; ++c) {
+    const float mean = kImagenetMean[c] * 255.0f;
+    const float inv = 1.0f / (kImagenetStd[c] * 255.0f);
+    for (int v = 0; v < 256; ++v) table[v][c] = (static_cast<float>(v) - mean) * inv;
+  }
+  const int64_t n = gray.pixel_count();
+  const uint8_t* p = gray.pixels.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* t = table[p[i]];
+    out[3 * i] = t[0];
+    out[3 * i + 1] = t[1];
+    out[3 * i + 2] = t[2];
+  }
+}
+
+Tensor normalize_imagenet(const Image& gray) {
+  Tensor t = Tensor::empty({gray.height, gray.width, 3}, DType::F32, Device::cpu());
+  normalize_imagenet(gray, t.data<float>());
+  return t;
+}
+
+}  // namespace pneumo::aug
