@@ -235,7 +235,9 @@ if [ -x "$build/tests/tests_gpu" ]; then
 else
   steps+=("tests_gpu|not built|0|build.log")
 fi
-if [ -x "$build/tests/tests_cpu" ]; then
+if [ -n "${GPU_CHECK_SKIP_CPU_TESTS:-}" ]; then
+  steps+=("tests_cpu|skipped (GPU_CHECK_SKIP_CPU_TESTS: CI runs them)|0|-")
+elif [ -x "$build/tests/tests_cpu" ]; then
   run_step tests_cpu tests_cpu.log 120 ctest --test-dir "$build" -L cpu -j "$jobs" --timeout 100 --output-on-failure \
     --output-junit "$out/tests_cpu.junit.xml"
 else

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${1:-build}"
 jobs="$(nproc 2>/dev/null || echo 2)"
+# Tests share a small machine with the build and each other: OpenMP threads sleep instead of spinning.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPNEUMO_CUDA="${PNEUMO_CUDA:-AUTO}" >/dev/null

@@ -1,13 +1,19 @@
 // `pneumo info`: version, build options, CUDA/cuDNN/cuBLAS versions and the devices found.
 #include <cstdio>
 
+#include "nn/models/registry.h"
 #include "tensor/cuda_runtime.h"
 #include "tools/pneumo/command.h"
 
 namespace {
 
 int run_info(const pneumo::cli::Args& args) {
+  std::string model = args.get("model", "");
   args.finish();
+  if (!model.empty()) {  // parameter count and per-stage summary of one network
+    std::printf("%s", pneumo::nn::describe_model(model).c_str());
+    return 0;
+  }
   namespace cuda = pneumo::cuda;
   std::printf("pneumo %s (%s build)\n", PNEUMO_VERSION, PNEUMO_BUILD_TYPE);
   std::printf("  CUDA backend   %s\n", cuda::compiled_with_cuda() ? "compiled in" : "not built (CPU only)");
@@ -31,7 +37,9 @@ int run_info(const pneumo::cli::Args& args) {
 }
 
 PNEUMO_COMMAND("info", "version, build options, CUDA/cuDNN/cuBLAS versions and devices",
-               "usage: pneumo info\n  Prints the version, how this binary was built, and the GPUs it can use.",
+               "usage: pneumo info [--model NAME]\n  Prints the version, how this binary was built, and the GPUs it can use.\n"
+               "  --model NAME  parameter count and per-stage summary of a network (unet_se50, unet_se101,\n"
+               "                unet_ef3, unet_ef5, deeplab_se50, cls_se50, cls_ef3, tiny_* ...)",
                run_info);
 
 }  // namespace
