@@ -77,14 +77,16 @@ void compare_gpu_cpu(const VarFn& fn, const std::vector<Tensor>& inputs, const G
     std::vector<ag::Variable> vs;
     for (const Tensor& t : inputs) {
       bool fl = is_floating(t.dtype());
-      Tensor v = fl ? t.to(DType::F32).to(dev, dt) : t.to(dev);
+      // Both backends see the same values: floating inputs are first rounded to the GPU dtype, so a
+      // difference measures the computation, not the rounding of the inputs (which a sum can amplify).
+      Tensor v = fl ? t.to(o.gpu_dtype).to(DType::F32).to(dev, dt) : t.to(dev);
       vs.emplace_back(v, fl && o.backward);
     }
     return vs;
   };
   std::vector<ag::Variable> cpu_in = leaves(Device::cpu(), DType::F32);
   ag::Variable cpu_out = fn(cpu_in);
-  Tensor proj = Tensor::normal(cpu_out.shape(), 0.f, 1.f, seed, 0);
+  Tensor proj = Tensor::normal(cpu_out.shape(), 0.f, 1.f, seed, 0, o.gpu_dtype).to(DType::F32);
   if (o.backward && cpu_out.requires_grad()) cpu_out.backward(proj);
 
   PoisonScope poison;
