@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/float_dispatch.h"
 #include "kernels/cpu/layer_kernels.h"
 #include "kernels/cpu/tensor_kernels.h"
 
@@ -243,21 +244,11 @@ void check_shape(const ConvShape& cs) {
   PNEUMO_CHECK(cs.n > 0 && cs.oh > 0 && cs.ow > 0 && cs.r > 0 && cs.s > 0, "conv2d: empty shape");
 }
 
-template <typename Fn>
-void dispatch(DType dt, const char* what, Fn&& fn) {
-  if (dt == DType::F32)
-    fn(float{});
-  else if (dt == DType::F64)
-    fn(double{});
-  else
-    PNEUMO_FAIL(what, ": CPU supports F32 and F64, got ", dtype_name(dt));
-}
-
 }  // namespace
 
 void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w, void* y) {
   check_shape(cs);
-  dispatch(dt, "conv2d_forward", [&](auto zero) {
+  dispatch_float(dt, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
     if (cs.c_per_group() == 1)
       depthwise_forward(cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
@@ -268,7 +259,7 @@ void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w,
 
 void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx) {
   check_shape(cs);
-  dispatch(dt, "conv2d_backward_data", [&](auto zero) {
+  dispatch_float(dt, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
     if (cs.c_per_group() == 1)
       depthwise_backward_data(cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
@@ -279,7 +270,7 @@ void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const v
 
 void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw) {
   check_shape(cs);
-  dispatch(dt, "conv2d_backward_weight", [&](auto zero) {
+  dispatch_float(dt, "conv2d_backward_weight", [&](auto zero) {
     using T = decltype(zero);
     if (cs.c_per_group() == 1)
       depthwise_backward_weight(cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));

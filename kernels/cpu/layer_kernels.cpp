@@ -9,20 +9,11 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/float_dispatch.h"
 #include "kernels/philox.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
-
-template <typename Fn>
-void dispatch(DType dt, const char* what, Fn&& fn) {
-  if (dt == DType::F32)
-    fn(float{});
-  else if (dt == DType::F64)
-    fn(double{});
-  else
-    PNEUMO_FAIL(what, ": CPU supports F32 and F64, got ", dtype_name(dt));
-}
 
 constexpr int64_t kBlockRows = 256;
 
@@ -57,7 +48,7 @@ std::vector<double> invstd_of(const T* var, int64_t channels, double eps) {
 
 void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t channels, void* mean_, void* var_) {
   PNEUMO_CHECK(rows > 0, "batch_norm: no rows");
-  dispatch(dt, "batch_norm_statistics", [&](auto zero) {
+  dispatch_float(dt, "batch_norm_statistics", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     std::vector<double> sum, sq;
@@ -82,7 +73,7 @@ void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t chann
 
 void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, const void* mean_, const void* var_,
                       double eps, const void* weight_, const void* bias_, void* y_) {
-  dispatch(dt, "batch_norm_apply", [&](auto zero) {
+  dispatch_float(dt, "batch_norm_apply", [&](auto zero) {
     using T = decltype(zero);
     const T *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
     const T *weight = static_cast<const T*>(weight_), *bias = static_cast<const T*>(bias_);
@@ -101,7 +92,7 @@ void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, 
 
 void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64_t rows, int64_t channels,
                                 const void* mean_, const void* var_, double eps, void* sum_dy_, void* sum_dy_xhat_) {
-  dispatch(dt, "batch_norm_backward_reduce", [&](auto zero) {
+  dispatch_float(dt, "batch_norm_backward_reduce", [&](auto zero) {
     using T = decltype(zero);
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
@@ -126,7 +117,7 @@ void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64
 void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t rows, int64_t channels,
                               const void* mean_, const void* var_, double eps, const void* weight_,
                               const void* sum_dy_, const void* sum_dy_xhat_, bool training, void* dx_) {
-  dispatch(dt, "batch_norm_backward_data", [&](auto zero) {
+  dispatch_float(dt, "batch_norm_backward_data", [&](auto zero) {
     using T = decltype(zero);
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
     const T* weight = static_cast<const T*>(weight_);
@@ -152,7 +143,7 @@ void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t
 void batch_norm_update_running(DType dt, const void* mean_, const void* var_, void* running_mean_, void* running_var_,
                                int64_t channels, double momentum, int64_t count) {
   PNEUMO_CHECK(count > 1, "batch_norm: the unbiased variance needs more than one value per channel, got ", count);
-  dispatch(dt, "batch_norm_update_running", [&](auto zero) {
+  dispatch_float(dt, "batch_norm_update_running", [&](auto zero) {
     using T = decltype(zero);
     const T *mean = static_cast<const T*>(mean_), *var = static_cast<const T*>(var_);
     T *rm = static_cast<T*>(running_mean_), *rv = static_cast<T*>(running_var_);
@@ -168,7 +159,7 @@ void batch_norm_update_running(DType dt, const void* mean_, const void* var_, vo
 void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c, int64_t kernel,
                         int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* y_, int32_t* argmax) {
   PNEUMO_CHECK(h * w < std::numeric_limits<int32_t>::max(), "max_pool2d: plane too large for int32 indices");
-  dispatch(dt, "max_pool2d_forward", [&](auto zero) {
+  dispatch_float(dt, "max_pool2d_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
@@ -205,7 +196,7 @@ void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t 
 
 void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64_t n, int64_t h, int64_t w, int64_t c,
                          int64_t kernel, int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* dx_) {
-  dispatch(dt, "max_pool2d_backward", [&](auto zero) {
+  dispatch_float(dt, "max_pool2d_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
     T* dx = static_cast<T*>(dx_);
@@ -237,7 +228,7 @@ void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64
 }
 
 void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c, void* y_) {
-  dispatch(dt, "upsample_nearest2x_forward", [&](auto zero) {
+  dispatch_float(dt, "upsample_nearest2x_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
@@ -253,7 +244,7 @@ void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, 
 }
 
 void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h, int64_t w, int64_t c, void* dx_) {
-  dispatch(dt, "upsample_nearest2x_backward", [&](auto zero) {
+  dispatch_float(dt, "upsample_nearest2x_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
     T* dx = static_cast<T*>(dx_);
@@ -276,7 +267,7 @@ void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h
 
 void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c,
                              const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* y_) {
-  dispatch(dt, "resize_bilinear_forward", [&](auto zero) {
+  dispatch_float(dt, "resize_bilinear_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
@@ -300,7 +291,7 @@ void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int
 
 void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, int64_t w, int64_t c,
                               const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* dx_) {
-  dispatch(dt, "resize_bilinear_backward", [&](auto zero) {
+  dispatch_float(dt, "resize_bilinear_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
     T* dx = static_cast<T*>(dx_);
@@ -327,7 +318,7 @@ void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, i
 }
 
 void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, uint64_t offset, double p) {
-  dispatch(dt, "dropout", [&](auto zero) {
+  dispatch_float(dt, "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
@@ -341,7 +332,7 @@ void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, u
 
 void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
                   double p) {
-  dispatch(dt, "drop_connect", [&](auto zero) {
+  dispatch_float(dt, "drop_connect", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     T* y = static_cast<T*>(y_);
