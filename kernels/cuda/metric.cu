@@ -5,21 +5,12 @@
 #include <algorithm>
 
 #include "kernels/cuda/data_kernels.h"
+#include "kernels/cuda/mask_value.cuh"
 #include "kernels/cuda_check.h"
 
 namespace pneumo::kernels::cuda {
 
 namespace {
-
-__device__ __forceinline__ float load_metric_value(DType dt, const void* p, int64_t i) {
-  switch (dt) {
-    case DType::U8: return static_cast<float>(static_cast<const uint8_t*>(p)[i]);
-    case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::BF16: return bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-    case DType::F16: return f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-    default: return 0.0f;
-  }
-}
 
 constexpr int kThreads = 256;
 
@@ -30,8 +21,8 @@ __global__ void dice_counts_kernel(DType pred_dt, const void* pred, float pred_t
   unsigned int inter = 0, np = 0, nt = 0;
   for (int64_t i = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; i < hw;
        i += static_cast<int64_t>(gridDim.y) * blockDim.x) {
-    const bool p = load_metric_value(pred_dt, pred, m * hw + i) > pred_threshold;
-    const bool t = load_metric_value(truth_dt, truth, m * hw + i) > truth_threshold;
+    const bool p = load_mask_value(pred_dt, pred, m * hw + i) > pred_threshold;
+    const bool t = load_mask_value(truth_dt, truth, m * hw + i) > truth_threshold;
     inter += p && t;
     np += p;
     nt += t;

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/data_kernels.h"
+#include "kernels/cuda/mask_value.cuh"
 #include "kernels/cuda_check.h"
 
 namespace pneumo::kernels::cuda {
@@ -18,16 +19,6 @@ constexpr int kTile = 4096;          // boundary positions per compaction tile
 constexpr int kTileThreads = 256;    // threads per tile, kTile / kTileThreads positions each
 constexpr int kPerThread = kTile / kTileThreads;
 constexpr int kScanThreads = 1024;
-
-__device__ __forceinline__ float load_value(DType dt, const void* p, int64_t i) {
-  switch (dt) {
-    case DType::U8: return static_cast<float>(static_cast<const uint8_t*>(p)[i]);
-    case DType::F32: return static_cast<const float*>(p)[i];
-    case DType::BF16: return bf16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-    case DType::F16: return f16_bits_to_float(static_cast<const uint16_t*>(p)[i]);
-    default: return 0.0f;
-  }
-}
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
@@ -40,7 +31,7 @@ __global__ void transpose_threshold_kernel(DType dt, const void* masks, int64_t 
   const int64_t base = m * h * w;
   for (int j = threadIdx.y; j < 32; j += blockDim.y) {
     const int64_t y = y0 + j, x = x0 + threadIdx.x;
-    if (y < h && x < w) tile[j][threadIdx.x] = load_value(dt, masks, base + y * w + x) > threshold;
+    if (y < h && x < w) tile[j][threadIdx.x] = load_mask_value(dt, masks, base + y * w + x) > threshold;
   }
   __syncthreads();
   for (int j = threadIdx.y; j < 32; j += blockDim.y) {
