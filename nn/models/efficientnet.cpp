@@ -4,11 +4,14 @@
 #include <cmath>
 
 #include "kernels/check.h"
-#include "nn/models/squeeze_excite_fallback.h"
+#include "nn/squeeze_excite.h"
 
 namespace pneumo::nn::models {
 
 namespace {
+// timm's EfficientNet SE child names, so ImageNet checkpoints load unchanged.
+const std::pair<std::string, std::string> kTimmEffSENames{"conv_reduce", "conv_expand"};
+
 struct StageDef {
   int64_t repeats, kernel, stride, expand, channels;
 };
@@ -40,8 +43,7 @@ MBConvBlock::MBConvBlock(int64_t cin, int64_t cout, int64_t k, int64_t stride, i
   if (expand == 1) {
     conv_dw_ = register_module("conv_dw", conv_same(cin, cin, k, stride, cin));
     bn1_ = register_module("bn1", bn_tf(cin));
-    se_ = register_module("se", std::make_shared<SqueezeExciteFallback>(cin, reduced, SEActivation::Swish,
-                                                                         "conv_reduce", "conv_expand"));
+    se_ = register_module("se", std::make_shared<SqueezeExcite>(cin, reduced, SEActivation::Swish, kTimmEffSENames));
     conv_pw_ = register_module("conv_pw", conv_same(cin, cout, 1));
     bn2_ = register_module("bn2", bn_tf(cout));
   } else {
@@ -50,8 +52,7 @@ MBConvBlock::MBConvBlock(int64_t cin, int64_t cout, int64_t k, int64_t stride, i
     bn1_ = register_module("bn1", bn_tf(mid));
     conv_dw_ = register_module("conv_dw", conv_same(mid, mid, k, stride, mid));
     bn2_ = register_module("bn2", bn_tf(mid));
-    se_ = register_module("se", std::make_shared<SqueezeExciteFallback>(mid, reduced, SEActivation::Swish,
-                                                                         "conv_reduce", "conv_expand"));
+    se_ = register_module("se", std::make_shared<SqueezeExcite>(mid, reduced, SEActivation::Swish, kTimmEffSENames));
     conv_pwl_ = register_module("conv_pwl", conv_same(mid, cout, 1));
     bn3_ = register_module("bn3", bn_tf(cout));
   }

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "kernels/check.h"
-#include "nn/models/squeeze_excite_fallback.h"
+#include "nn/squeeze_excite.h"
 
 namespace pneumo::nn::models {
 
@@ -20,8 +20,8 @@ SEResNeXtBottleneck::SEResNeXtBottleneck(int64_t inplanes, int64_t planes, const
   bn2_ = register_module("bn2", std::make_shared<BatchNorm2d>(width));
   conv3_ = register_module("conv3", std::make_shared<Conv2d>(width, out, 1, 1, 0, 1, 1, false));
   bn3_ = register_module("bn3", std::make_shared<BatchNorm2d>(out));
-  se_ = register_module("se", std::make_shared<SqueezeExciteFallback>(out, out / c.reduction, SEActivation::ReLU,
-                                                                       "fc1", "fc2"));
+  se_ = register_module("se", std::make_shared<SqueezeExcite>(out, out / c.reduction, SEActivation::ReLU,
+                                                               std::pair<std::string, std::string>{"fc1", "fc2"}));
   if (downsample) {
     downsample_ = register_module("downsample", std::make_shared<Sequential>());
     downsample_->push_back(std::make_shared<Conv2d>(inplanes, out, 1, stride, 0, 1, 1, false));
