@@ -194,6 +194,13 @@ Variable unary(ops::UnaryOp op, const Variable& x) {
     case ops::UnaryOp::Abs:
     case ops::UnaryOp::Relu:
     case ops::UnaryOp::Swish: n->x = x.value(); break;  // swish recomputes sigmoid from x: y is not kept
+    case ops::UnaryOp::Sigmoid:
+    case ops::UnaryOp::Tanh:  // 16-bit y loses 1 - y (and 1 - y^2) near saturation: keep x instead
+      if (dtype_size(x.dtype()) == 2)
+        n->x = x.value();
+      else
+        n->y = y;
+      break;
     default: n->y = y; break;
   }
   return record1(n, {x}, y);

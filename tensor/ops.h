@@ -31,7 +31,9 @@ void add_(Tensor& a, const Tensor& b, double alpha = 1.0);
 
 Tensor unary(UnaryOp op, const Tensor& x);
 // dx = dy * f'(x); `y` = f(x) is used where cheaper (exp, sigmoid, tanh, sqrt); either may be undefined
-// where the op does not need it (relu/abs/log/swish need x; exp/sigmoid/tanh/sqrt need y).
+// where the op does not need it (relu/abs/log/swish need x; exp/sqrt need y; sigmoid/tanh use y when it is
+// given, else compute the derivative from x in float32 without forming 1 - y -- accurate for 16-bit
+// storage, where a saturated y rounds 1 - y to 0 or 2^-8).
 Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy);
 
 // Reductions, float32 (or float64 on CPU) accumulation, same dtype out.

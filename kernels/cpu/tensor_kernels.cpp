@@ -75,6 +75,14 @@ inline T unary_grad(int op, T x, T y, T dy) {
   }
   return dy;
 }
+// sigmoid' and tanh' from x without forming 1 - y (no cancellation near saturation):
+// sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|); tanh'(x) = 4 e / (1 + e)^2 with e = exp(-2|x|).
+template <typename T>
+inline T saturating_grad_from_x(int op, T x, T dy) {
+  const T e = std::exp(op == 6 ? -std::fabs(x) : T(-2) * std::fabs(x));
+  const T d = e / ((T(1) + e) * (T(1) + e));
+  return dy * (op == 6 ? d : T(4) * d);
+}
 template <typename T>
 inline T binary_op(int op, T a, T b) {
   switch (op) {
@@ -186,14 +194,20 @@ void unary(DType dt, int op, const void* x, void* out, int64_t n) {
 void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n) {
   check_float(dt, "unary_backward");
   auto get = [&](const void* p, int64_t i) { return p ? load(dt, p, i) : 0.0; };
+  // sigmoid/tanh without a saved output: the derivative from x (see ops::unary_backward).
+  const bool y_from_x = !y && x && (op == 6 || op == 7);
   if (dt == DType::F64) {
     for (int64_t i = 0; i < n; ++i)
-      static_cast<double*>(dx)[i] = unary_grad<double>(op, get(x, i), get(y, i), get(dy, i));
+      static_cast<double*>(dx)[i] = y_from_x ? saturating_grad_from_x<double>(op, get(x, i), get(dy, i))
+                                             : unary_grad<double>(op, get(x, i), get(y, i), get(dy, i));
     return;
   }
 #pragma omp parallel for schedule(static) if (n > 16384)
-  for (int64_t i = 0; i < n; ++i)
-    store(dt, dx, i, unary_grad<float>(op, static_cast<float>(get(x, i)), static_cast<float>(get(y, i)), static_cast<float>(get(dy, i))));
+  for (int64_t i = 0; i < n; ++i) {
+    const float xv = static_cast<float>(get(x, i)), dyv = static_cast<float>(get(dy, i));
+    store(dt, dx, i, y_from_x ? saturating_grad_from_x<float>(op, xv, dyv)
+                              : unary_grad<float>(op, xv, static_cast<float>(get(y, i)), dyv));
+  }
 }
 
 void sum_all(DType dt, const void* x, int64_t n, void* out) {

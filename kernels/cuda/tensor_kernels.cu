@@ -302,13 +302,24 @@ __global__ void unary_kernel(int op, const T* x, T* out, int64_t n, bool vec) {
       });
 }
 
+// sigmoid/tanh without a saved output (16-bit activations): the derivative from x in float32 without forming
+// 1 - y: sigmoid' = e / (1 + e)^2, e = exp(-|x|); tanh' = 4 e / (1 + e)^2, e = exp(-2|x|).
+__device__ __forceinline__ float unary_backward_at(int op, bool have_y, float x, float y, float dy) {
+  if (!have_y && (op == 6 || op == 7)) {
+    const float e = expf(op == 6 ? -fabsf(x) : -2.0f * fabsf(x));
+    const float d = e / ((1.0f + e) * (1.0f + e));
+    return dy * (op == 6 ? d : 4.0f * d);
+  }
+  return apply_unary_backward(op, x, y, dy);
+}
+
 template <typename T>
 __global__ void unary_backward_kernel(int op, const T* x, const T* y, const T* dy, T* dx, int64_t n, bool vec) {
   for_each_element<T>(
       n, vec,
       [&](int64_t i) {
         const float xv = x ? to_float(x[i]) : 0.0f, yv = y ? to_float(y[i]) : 0.0f;
-        dx[i] = from_float<T>(apply_unary_backward(op, xv, yv, to_float(dy[i])));
+        dx[i] = from_float<T>(unary_backward_at(op, y != nullptr, xv, yv, to_float(dy[i])));
       },
       [&](int64_t u) {
         Pack<T> px, py, pd = load_pack(dy, u), po;
@@ -317,7 +328,7 @@ __global__ void unary_backward_kernel(int op, const T* x, const T* y, const T* d
 #pragma unroll
         for (int k = 0; k < Pack<T>::kSize; ++k) {
           const float xv = x ? to_float(px.v[k]) : 0.0f, yv = y ? to_float(py.v[k]) : 0.0f;
-          po.v[k] = from_float<T>(apply_unary_backward(op, xv, yv, to_float(pd.v[k])));
+          po.v[k] = from_float<T>(unary_backward_at(op, y != nullptr, xv, yv, to_float(pd.v[k])));
         }
         store_pack(dx, u, po);
       });

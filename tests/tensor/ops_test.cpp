@@ -63,6 +63,29 @@ TEST(Ops, UnaryMatchesFormula) {
   }
 }
 
+// sigmoid/tanh backward from the saved output y, or (16-bit storage: autograd keeps x) from x: the same
+// derivative, float32 and float64, the x form to relative precision even where y saturates.
+TEST(Ops, SigmoidAndTanhBackwardFromInputEqualsFromOutput) {
+  for (DType dt : {DType::F32, DType::F64}) {
+    Tensor x = ops::affine(rnd({1001}, 11, 0.f, 1.f), 16.0, -8.0).to(dt), dy = rnd({1001}, 12, -1.f, 1.f).to(dt);
+    for (ops::UnaryOp op : {ops::UnaryOp::Sigmoid, ops::UnaryOp::Tanh}) {
+      Tensor y = ops::unary(op, x);
+      std::vector<double> from_y = ops::unary_backward(op, Tensor(), y, dy).to_vector_f64();
+      std::vector<double> from_x = ops::unary_backward(op, x, Tensor(), dy).to_vector_f64();
+      std::vector<double> xs = x.to_vector_f64(), ds = dy.to_vector_f64();
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const double ch = std::cosh(xs[i]);  // formulas without 1 - y, exact to double rounding
+        const double want =
+            ds[i] * (op == ops::UnaryOp::Sigmoid ? 1 / ((1 + std::exp(-xs[i])) * (1 + std::exp(xs[i]))) : 1 / (ch * ch));
+        // from x: relative accuracy everywhere (no 1 - y); from y: absolute, |dy| ulp(1) near saturation.
+        const double eps = dt == DType::F64 ? 2.3e-16 : 1.2e-7;
+        EXPECT_NEAR(from_x[i], want, 8 * eps * std::fabs(want) + 1e-300) << ops::unary_name(op) << " x=" << xs[i];
+        EXPECT_NEAR(from_y[i], want, 4 * eps * std::fabs(ds[i])) << ops::unary_name(op) << " x=" << xs[i];
+      }
+    }
+  }
+}
+
 TEST(Ops, ReductionsMatchLoops) {
   Tensor x = rnd({3, 4, 5, 7}, 9);
   std::vector<double> v = x.to_vector_f64();
