@@ -11,6 +11,8 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -155,10 +157,41 @@ struct SearchWorkspace {
   }
 };
 
+// Diagnostics, read once from the environment:
+//   PNEUMO_CUDNN_ALGOS=no-transform  skip the FFT and Winograd algorithms (their transformed tiles add
+//                                    rounding, most of all in bf16), to tell their share of an accuracy gap;
+//   PNEUMO_CUDNN_LOG=1               print each shape's chosen algorithm per direction on stderr.
+bool env_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, value) == 0;
+}
+bool skip_transform_algorithms() {
+  static const bool skip = env_is("PNEUMO_CUDNN_ALGOS", "no-transform");
+  return skip;
+}
+bool log_choices() {
+  static const bool log = env_is("PNEUMO_CUDNN_LOG", "1");
+  return log;
+}
+
+bool is_transform(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+}
+bool is_transform(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+}
+bool is_transform(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+}
+
 template <typename Perf>
 bool acceptable(const Perf& p, DType dt, bool need_deterministic) {
   return p.status == CUDNN_STATUS_SUCCESS && math_allowed(dt, p.mathType) &&
-         (!need_deterministic || p.determinism == CUDNN_DETERMINISTIC);
+         (!need_deterministic || p.determinism == CUDNN_DETERMINISTIC) &&
+         !(skip_transform_algorithms() && is_transform(p.algo));
 }
 
 template <typename Perf>
@@ -174,6 +207,12 @@ Choice pick(const Perf* perf, int count, DType dt, bool need_deterministic, cons
                        "groups %lld; using a non-deterministic one\n",
                        what, static_cast<long long>(cs.n), static_cast<long long>(cs.h), static_cast<long long>(cs.w),
                        static_cast<long long>(cs.c), static_cast<long long>(cs.groups));
+        if (log_choices())
+          std::fprintf(stderr, "pneumo: conv2d %s %s input [%lld, %lld, %lld, %lld] kernel %lldx%lld groups %lld: algo %d%s\n",
+                       what, dtype_name(dt), static_cast<long long>(cs.n), static_cast<long long>(cs.h),
+                       static_cast<long long>(cs.w), static_cast<long long>(cs.c), static_cast<long long>(cs.r),
+                       static_cast<long long>(cs.s), static_cast<long long>(cs.groups), static_cast<int>(perf[i].algo),
+                       is_transform(perf[i].algo) ? " (FFT/Winograd)" : "");
         Choice c;
         c.ready = true;
         c.algo = static_cast<int>(perf[i].algo);
