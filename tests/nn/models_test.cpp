@@ -19,6 +19,8 @@
 #include "tensor/generator.h"
 #include "tensor/ops.h"
 #include "tests/nn/model_fixture.h"
+#include "tests/nn/network_compare.h"
+#include "tests/support/checkers.h"
 
 namespace pneumo::nn::models {
 namespace {
@@ -26,6 +28,7 @@ namespace {
 using test::as_map;
 using test::model_fixture_path;
 using test::read_f32_safetensors;
+using test::run_network;
 
 double normalized_error(const Tensor& actual, const Tensor& reference) {
   EXPECT_EQ(shape_str(actual.shape()), shape_str(reference.shape()));
@@ -271,6 +274,46 @@ TEST(WeightsImport, KcrsIsPermutedToKrsc) {
   Tensor e = pytorch_to_engine_layout(pt);
   EXPECT_EQ(shape_str(e.shape()), shape_str({1, 2, 2, 3}));
   EXPECT_EQ(e.to_vector(), (std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}));
+}
+
+// ---------------------------------------------------------------------------------------------- precision
+// The CPU oracle's float32 against its own float64, same weights, at 64x64 batch 2: the float32 arithmetic
+// of every layer forward and backward must lose no more than float32 has to. Eval bounds from
+// bench/model_precision_torch.py (PyTorch float32 vs float64 on the same twins: outputs <= 1.1e-6, input
+// gradients <= 7e-5 and parameter-gradient L2 <= 6e-5 over 40 cases, the outliers being ReLU kinks that
+// flip); a layer that accumulated in a narrower type, or dropped a term, shows as 1e-3 or more. Train mode
+// normalises the deepest stages over 8 values per channel, which amplifies rounding (this oracle: outputs
+// up to 1e-5, gradients up to 2e-3 on some draws; PyTorch up to 4e-2 on the full SE-ResNeXt UNets), so its
+// bounds only catch a wrong batch-statistics backward, which is O(1).
+void check_float32_against_float64(const std::string& name, bool train) {
+  SCOPED_TRACE(name + (train ? " train" : " eval"));
+  ModelOptions opt;
+  opt.drop_connect_rate = 0.0;
+  auto f32 = create_model(name, opt);
+  auto f64 = create_model(name, opt);
+  for (auto& kv : f32->state_dict()) f64->set_tensor(kv.first, kv.second);
+  f64->to(DType::F64);
+  auto draw = [&] {
+    Tensor input = Tensor::normal({2, 64, 64, 3}, 0, 1, test::fresh_seed());
+    Tensor proj = test::projection_for(*f32, input, test::fresh_seed());
+    f32->train(train);
+    f64->train(train);
+    test::NetworkErrors e = test::compare_runs(run_network(*f32, input, proj, Device::cpu(), DType::F32),
+                                               run_network(*f64, input, proj, Device::cpu(), DType::F64));
+    test::print_errors(name + (train ? " f32/f64 train" : " f32/f64 eval"), e);
+    return e;
+  };
+  const test::ErrorBounds bounds = train ? test::ErrorBounds{1e-4, 5e-2, 5e-2} : test::ErrorBounds{2e-5, 1e-3, 1e-3};
+  test::NetworkErrors e = test::better_of_two_draws(draw, bounds);
+  ASSERT_TRUE(e.names_match);
+  EXPECT_LE(std::max(e.seg, e.cls), bounds.forward);
+  EXPECT_LE(e.input_grad, bounds.input_grad);
+  EXPECT_LE(e.grads_l2, bounds.grads_l2);
+}
+
+TEST(ModelPrecision, CpuFloat32AgainstFloat64) {
+  for (const char* n : {"tiny_unet_se", "tiny_unet_ef", "tiny_deeplab_se", "tiny_cls_ef"})
+    for (bool train : {false, true}) check_float32_against_float64(n, train);
 }
 
 // ---------------------------------------------------------------------------------------------- training
