@@ -54,6 +54,27 @@ class SigmoidFromStoredY(torch.autograd.Function):
         return (g * y * (1 - y)).to(torch.bfloat16).to(g.dtype)
 
 
+class RoundGradBF16(torch.autograd.Function):
+    """Identity forward; rounds the gradient one consumer sends back, before autograd sums the consumers'
+    contributions: a bf16 gradient tensor per use, as pneumo's autograd (and PyTorch AMP's) accumulates."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(torch.bfloat16).to(g.dtype)
+
+
+def grad_rounded(a):
+    if isinstance(a, (list, tuple)):
+        return type(a)(grad_rounded(t) for t in a)
+    if torch.is_tensor(a) and a.is_floating_point() and a.requires_grad and not isinstance(a, torch.nn.Parameter):
+        return RoundGradBF16.apply(a)
+    return a
+
+
 def rounded(t):
     return RoundBF16.apply(t) if torch.is_tensor(t) and t.is_floating_point() else t
 
@@ -65,9 +86,12 @@ class BF16Storage(TorchFunctionMode):
 
     fused_depth = 0
     sigmoid_from_stored_y = False
+    per_use_grads = True
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if BF16Storage.fused_depth == 0 and BF16Storage.per_use_grads and not getattr(func, "__name__", "").endswith("_"):
+            args = tuple(grad_rounded(a) for a in args)
         if func in (F.conv2d, F.linear):
             args = tuple(rounded(a) if i > 0 else a for i, a in enumerate(args))
             kwargs = {k: rounded(v) for k, v in kwargs.items()}
@@ -85,6 +109,8 @@ def fused(fn):
     """Marks a twin function as one fused engine op: only its result is rounded."""
 
     def wrapper(*a, **k):
+        if BF16Storage.active and BF16Storage.fused_depth == 0 and BF16Storage.per_use_grads:
+            a = tuple(grad_rounded(t) for t in a)
         BF16Storage.fused_depth += 1
         try:
             out = fn(*a, **k)
@@ -171,7 +197,10 @@ def main():
     ap.add_argument("--unfused-se", action="store_true", help="squeeze-excite as separate ops (pool, convs, ...)")
     ap.add_argument("--sigmoid-from-y", action="store_true",
                     help="with --unfused-se: sigmoid backward from the stored bf16 output (pneumo before 2026-12-03)")
+    ap.add_argument("--sum-grads-in-f32", action="store_true",
+                    help="sum the gradient contributions of a tensor's uses in float32 before rounding (not pneumo)")
     args = ap.parse_args()
+    BF16Storage.per_use_grads = not args.sum_grads_in_f32
     if not args.unfused_se:
         fuse_squeeze_excite()
     BF16Storage.sigmoid_from_stored_y = args.sigmoid_from_y
