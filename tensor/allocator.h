@@ -1,4 +1,4 @@
-// Memory for tensors. CPU: 64-byte aligned blocks. CUDA: a caching allocator with size classes
+// Memory for tensors. CPU: 64-byte aligned blocks, large ones cached (kernels/cpu/host_memory.h). CUDA: a caching allocator with size classes
 // (512 B granules below 1 MiB, 2 MiB granules above), stream-ordered reuse (a block is reused only on the
 // stream it was freed on), statistics and empty_cache(). No cudaMalloc in a steady state: once the
 // cache holds the working set, allocation is a free-list lookup.
@@ -12,7 +12,7 @@
 namespace pneumo {
 
 void* cpu_alloc(size_t bytes);
-void cpu_free(void* p);
+void cpu_free(void* p, size_t bytes);  // `bytes` as given to cpu_alloc
 
 struct CudaMemoryStats {
   size_t allocated_bytes = 0;       // in use by tensors now (rounded sizes)

@@ -1,10 +1,11 @@
-// Storage: raw memory from the CPU allocator (64-byte aligned) or the CUDA caching allocator, optionally
+// Storage: raw memory from the CPU allocator (64-byte aligned, large blocks cached: kernels/cpu/host_memory.h) or the CUDA caching allocator, optionally
 // poisoned with 0xFF bytes (NaN for floats) so that tests catch outputs an op never wrote.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 #include "kernels/check.h"
+#include "kernels/cpu/host_memory.h"
 #include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/tensor.h"
@@ -17,14 +18,8 @@ std::atomic<bool> g_poison{false};
 void set_poison_allocations(bool on) { g_poison = on; }
 bool poison_allocations() { return g_poison; }
 
-void* cpu_alloc(size_t bytes) {
-  size_t rounded = (bytes + 63) / 64 * 64;
-  if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
-  PNEUMO_CHECK(p != nullptr, "CPU out of memory: asked for ", bytes, " bytes");
-  return p;
-}
-void cpu_free(void* p) { std::free(p); }
+void* cpu_alloc(size_t bytes) { return kernels::cpu::host_alloc(bytes); }
+void cpu_free(void* p, size_t bytes) { kernels::cpu::host_free(p, bytes); }
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (device.is_cpu()) {
@@ -39,7 +34,7 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
 Storage::~Storage() {
   if (!ptr_) return;
   if (device_.is_cpu()) {
-    cpu_free(ptr_);
+    cpu_free(ptr_, bytes_);
   } else {
     try {
       cuda_memory::release(ptr_, device_.index);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/float_dispatch.h"
 #include "kernels/cpu/layer_kernels.h"
 #include "kernels/cpu/tensor_kernels.h"
@@ -178,7 +179,7 @@ template <typename T>
 void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
-  std::vector<T> col(pointwise ? 0 : positions * row);
+  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
   for (int64_t n = 0; n < cs.n; ++n) {
     const T* x_n = x + n * cs.h * cs.w * cs.c;
     T* y_n = y + n * positions * cs.k;
@@ -199,7 +200,7 @@ template <typename T>
 void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, T* dx) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
-  std::vector<T> col(pointwise ? 0 : positions * row);
+  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
   for (int64_t n = 0; n < cs.n; ++n) {
     const T* dy_n = dy + n * positions * cs.k;
     T* dx_n = dx + n * cs.h * cs.w * cs.c;
@@ -220,7 +221,7 @@ template <typename T>
 void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x, T* dw) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
-  std::vector<T> col(pointwise ? 0 : positions * row);
+  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
   for (int64_t n = 0; n < cs.n; ++n) {
     const T* x_n = x + n * cs.h * cs.w * cs.c;
     const T* dy_n = dy + n * positions * cs.k;

@@ -4,6 +4,7 @@
 // AVX2+FMA) and chosen at run time, so the default build runs anywhere yet uses FMA where present.
 // OpenMP splits the M blocks across threads. F64: a plain parallel triple loop (oracle use only).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -17,6 +18,25 @@ constexpr int kMR = 6, kNR = 16;
 constexpr int64_t kKC = 256, kMC = 72, kNC = 2048;
 
 typedef float v8f __attribute__((vector_size(32)));
+
+// Per-thread packing buffer `which` (0: B, 1: A) of at least n floats, 64-byte aligned, grown on demand and
+// kept for the thread's life (at most 2 MiB + 72 KiB per thread).
+float* pack_buffer(int which, size_t n) {
+  struct Buf {
+    float* p = nullptr;
+    size_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf bufs[2];
+  Buf& b = bufs[which];
+  if (b.n < n) {
+    std::free(b.p);
+    b.p = static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64));
+    PNEUMO_CHECK(b.p != nullptr, "gemm: out of memory for a ", n * sizeof(float), "-byte packing buffer");
+    b.n = n;
+  }
+  return b.p;
+}
 
 // acc[MR][NR] = sum_k a[k*MR + i] * b[k*NR + j]; then C = alpha*acc + beta*C (beta applied by caller's flag).
 #define PNEUMO_MICROKERNEL_BODY                                                              \
@@ -90,28 +110,30 @@ void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
     return;
   }
   View av{A, lda, ta}, bv{B, ldb, tb};
-  std::vector<float> bpack(static_cast<size_t>(kKC * ((kNC + kNR - 1) / kNR) * kNR));
+  // Packing buffers sized to this problem and reused per thread, uninitialised (pack_* write what is read):
+  // a fresh zeroed 2 MiB per call dominated the small per-group GEMMs of grouped convolutions.
+  float* bpack = pack_buffer(0, static_cast<size_t>(std::min(kKC, K) * ((std::min(kNC, N) + kNR - 1) / kNR) * kNR));
   for (int64_t j0 = 0; j0 < N; j0 += kNC) {
     int64_t nc = std::min(kNC, N - j0);
     for (int64_t k0 = 0; k0 < K; k0 += kKC) {
       int64_t kc = std::min(kKC, K - k0);
       bool first = k0 == 0;
-      pack_b(bv, k0, kc, j0, nc, bpack.data());
+      pack_b(bv, k0, kc, j0, nc, bpack);
       int64_t mblocks = (M + kMC - 1) / kMC;
 #pragma omp parallel
       {
-        std::vector<float> apack(static_cast<size_t>(kMC * kKC));
+        float* apack = pack_buffer(1, static_cast<size_t>(kMC * kKC));
         alignas(64) float tile[kMR * kNR];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t mb = 0; mb < mblocks; ++mb) {
           int64_t i0 = mb * kMC, mc = std::min(kMC, M - i0);
-          pack_a(av, i0, mc, k0, kc, apack.data());
+          pack_a(av, i0, mc, k0, kc, apack);
           for (int64_t js = 0; js < nc; js += kNR) {
             int64_t w = std::min<int64_t>(kNR, nc - js);
-            const float* bp = bpack.data() + (js / kNR) * kc * kNR;
+            const float* bp = bpack + (js / kNR) * kc * kNR;
             for (int64_t is = 0; is < mc; is += kMR) {
               int64_t h = std::min<int64_t>(kMR, mc - is);
-              micro(kc, apack.data() + (is / kMR) * kc * kMR, bp, tile);
+              micro(kc, apack + (is / kMR) * kc * kMR, bp, tile);
               for (int64_t i = 0; i < h; ++i) {
                 float* crow = C + (i0 + is + i) * ldc + j0 + js;
                 const float* trow = tile + i * kNR;

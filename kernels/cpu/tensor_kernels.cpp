@@ -175,13 +175,52 @@ void axpy(DType dt, void* a, const void* b, int64_t n, double alpha) {
     store(dt, a, i, static_cast<float>(load(dt, a, i)) + static_cast<float>(alpha) * static_cast<float>(load(dt, b, i)));
 }
 
+namespace {
+// float32 loops with the op a template constant, so its switch folds away and the loop vectorises
+// (a per-element switch kept ReLU and its backward at about 10 % of a CPU training step).
+template <int OP>
+void unary_f32(const float* x, float* o, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; ++i) o[i] = unary_op<float>(OP, x[i]);
+}
+template <int OP>
+void unary_backward_f32(const float* x, const float* y, const float* dy, float* dx, int64_t n, bool y_from_x) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int64_t i = 0; i < n; ++i) {
+    const float xv = x ? x[i] : 0.f;
+    dx[i] = y_from_x ? saturating_grad_from_x<float>(OP, xv, dy[i]) : unary_grad<float>(OP, xv, y ? y[i] : 0.f, dy[i]);
+  }
+}
+template <template <int> class Fn, typename... A>
+void with_unary_op(int op, A... a) {
+  switch (op) {
+    case 0: return Fn<0>::run(a...);
+    case 1: return Fn<1>::run(a...);
+    case 2: return Fn<2>::run(a...);
+    case 3: return Fn<3>::run(a...);
+    case 4: return Fn<4>::run(a...);
+    case 5: return Fn<5>::run(a...);
+    case 6: return Fn<6>::run(a...);
+    case 7: return Fn<7>::run(a...);
+    default: return Fn<8>::run(a...);
+  }
+}
+template <int OP>
+struct UnaryF32 {
+  static void run(const float* x, float* o, int64_t n) { unary_f32<OP>(x, o, n); }
+};
+template <int OP>
+struct UnaryBackwardF32 {
+  static void run(const float* x, const float* y, const float* dy, float* dx, int64_t n, bool y_from_x) {
+    unary_backward_f32<OP>(x, y, dy, dx, n, y_from_x);
+  }
+};
+}  // namespace
+
 void unary(DType dt, int op, const void* x, void* out, int64_t n) {
   check_float(dt, "unary");
   if (dt == DType::F32) {
-    const float* xi = static_cast<const float*>(x);
-    float* o = static_cast<float*>(out);
-#pragma omp parallel for schedule(static) if (n > 16384)
-    for (int64_t i = 0; i < n; ++i) o[i] = unary_op<float>(op, xi[i]);
+    with_unary_op<UnaryF32>(op, static_cast<const float*>(x), static_cast<float*>(out), n);
     return;
   }
   if (dt == DType::F64) {
@@ -200,6 +239,11 @@ void unary_backward(DType dt, int op, const void* x, const void* y, const void* 
     for (int64_t i = 0; i < n; ++i)
       static_cast<double*>(dx)[i] = y_from_x ? saturating_grad_from_x<double>(op, get(x, i), get(dy, i))
                                              : unary_grad<double>(op, get(x, i), get(y, i), get(dy, i));
+    return;
+  }
+  if (dt == DType::F32) {
+    with_unary_op<UnaryBackwardF32>(op, static_cast<const float*>(x), static_cast<const float*>(y),
+                                    static_cast<const float*>(dy), static_cast<float*>(dx), n, y_from_x);
     return;
   }
 #pragma omp parallel for schedule(static) if (n > 16384)

@@ -49,7 +49,7 @@ Buffer::~Buffer() {
     return;
   }
 #endif
-  cpu_free(ptr_);
+  cpu_free(ptr_, bytes_);
 }
 Buffer::Buffer(Buffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_), gpu_(o.gpu_) { o.ptr_ = nullptr; }
 Buffer& Buffer::operator=(Buffer&& o) noexcept {
