@@ -168,7 +168,12 @@ void depthwise_backward_weight(const ConvShape& cs, const T* dy, const T* x, T* 
           if (iw < 0 || iw >= cs.w) continue;
           const T* xp = x + ((n * cs.h + ih) * cs.w + iw) * cs.c;
           const T* dyp = dy + ((n * cs.oh + oh) * cs.ow + ow) * cs.k;
-          for (int64_t k = 0; k < cs.k; ++k) acc[k] += static_cast<double>(dyp[k]) * static_cast<double>(xp[k / kg]);
+          double* a = acc.data();
+          if (kg == 1) {  // plain depthwise: no index division, so the loop vectorises
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += static_cast<double>(dyp[k]) * static_cast<double>(xp[k]);
+          } else {
+            for (int64_t k = 0; k < cs.k; ++k) a[k] += static_cast<double>(dyp[k]) * static_cast<double>(xp[k / kg]);
+          }
         }
       }
     for (int64_t k = 0; k < cs.k; ++k) dw[k * taps + t] = static_cast<T>(acc[k]);
