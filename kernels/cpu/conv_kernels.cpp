@@ -37,10 +37,12 @@ void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col) {
       for (int64_t s = 0; s < cs.s; ++s) {
         const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
         T* d = dst + (r * cs.s + s) * cg;
-        if (ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w)
-          std::memcpy(d, x_sample + (ih * cs.w + iw) * cs.c + group * cg, sizeof(T) * cg);
-        else
+        if (ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w) {
+          const T* src = x_sample + (ih * cs.w + iw) * cs.c + group * cg;
+          for (int64_t c = 0; c < cg; ++c) d[c] = src[c];  // a loop, not memcpy: groups copy 4..32 values
+        } else {
           std::fill(d, d + cg, T(0));
+        }
       }
     }
   }
@@ -180,68 +182,99 @@ void depthwise_backward_weight(const ConvShape& cs, const T* dy, const T* x, T* 
   }
 }
 
+// Grouped convolutions (ResNeXt: 32 groups of 4..32 channels) make GEMMs too small for the GEMM's own
+// threads (it splits M blocks; a backward-weight GEMM of 4 rows is one block), so for groups > 1 the
+// threads take whole (sample, group) pairs instead, each with its own column buffer; every pair is
+// computed the same way whatever the thread count.
+inline bool by_group(const ConvShape& cs) { return cs.groups > 1; }
+
 template <typename T>
 void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
-  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
-  for (int64_t n = 0; n < cs.n; ++n) {
+  auto one = [&](int64_t n, int64_t g, T* col) {
     const T* x_n = x + n * cs.h * cs.w * cs.c;
-    T* y_n = y + n * positions * cs.k;
-    for (int64_t g = 0; g < cs.groups; ++g) {
-      const T* a = x_n + g * cg;
-      int64_t lda = cs.c;
-      if (!pointwise) {
-        im2col(cs, x_n, g, col.data());
-        a = col.data();
-        lda = row;
-      }
-      gemm(dt, false, true, positions, kg, row, 1.0, a, lda, w + g * kg * row, row, 0.0, y_n + g * kg, cs.k);
+    const T* a = x_n + g * cg;
+    int64_t lda = cs.c;
+    if (!pointwise) {
+      im2col(cs, x_n, g, col);
+      a = col;
+      lda = row;
     }
+    gemm(dt, false, true, positions, kg, row, 1.0, a, lda, w + g * kg * row, row, 0.0, y + n * positions * cs.k + g * kg,
+         cs.k);
+  };
+  if (by_group(cs)) {
+#pragma omp parallel if (worth_parallel(cs.n * positions * cs.k * row))
+    {
+      HostBuffer<T> col(pointwise ? 0 : positions * row);
+#pragma omp for schedule(static)
+      for (int64_t ng = 0; ng < cs.n * cs.groups; ++ng) one(ng / cs.groups, ng % cs.groups, col.data());
+    }
+    return;
   }
+  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
+  for (int64_t n = 0; n < cs.n; ++n) one(n, 0, col.data());
 }
 
 template <typename T>
 void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, T* dx) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
-  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
-  for (int64_t n = 0; n < cs.n; ++n) {
+  auto one = [&](int64_t n, int64_t g, T* col) {
     const T* dy_n = dy + n * positions * cs.k;
     T* dx_n = dx + n * cs.h * cs.w * cs.c;
-    for (int64_t g = 0; g < cs.groups; ++g) {
-      if (pointwise) {
-        gemm(dt, false, false, positions, cg, kg, 1.0, dy_n + g * kg, cs.k, w + g * kg * row, row, 0.0, dx_n + g * cg,
-             cs.c);
-      } else {
-        gemm(dt, false, false, positions, row, kg, 1.0, dy_n + g * kg, cs.k, w + g * kg * row, row, 0.0, col.data(),
-             row);
-        col2im_gather(cs, col.data(), g, dx_n);
-      }
+    if (pointwise) {
+      gemm(dt, false, false, positions, cg, kg, 1.0, dy_n + g * kg, cs.k, w + g * kg * row, row, 0.0, dx_n + g * cg,
+           cs.c);
+    } else {
+      gemm(dt, false, false, positions, row, kg, 1.0, dy_n + g * kg, cs.k, w + g * kg * row, row, 0.0, col, row);
+      col2im_gather(cs, col, g, dx_n);
     }
+  };
+  if (by_group(cs)) {
+#pragma omp parallel if (worth_parallel(cs.n * positions * cs.k * row))
+    {
+      HostBuffer<T> col(pointwise ? 0 : positions * row);
+#pragma omp for schedule(static)
+      for (int64_t ng = 0; ng < cs.n * cs.groups; ++ng) one(ng / cs.groups, ng % cs.groups, col.data());
+    }
+    return;
   }
+  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: the GEMM writes all of it
+  for (int64_t n = 0; n < cs.n; ++n) one(n, 0, col.data());
 }
 
 template <typename T>
 void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x, T* dw) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
-  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
-  for (int64_t n = 0; n < cs.n; ++n) {
-    const T* x_n = x + n * cs.h * cs.w * cs.c;
-    const T* dy_n = dy + n * positions * cs.k;
-    for (int64_t g = 0; g < cs.groups; ++g) {
+  auto one_group = [&](int64_t g, T* col) {  // samples in order: dw accumulates over n
+    for (int64_t n = 0; n < cs.n; ++n) {
+      const T* x_n = x + n * cs.h * cs.w * cs.c;
+      const T* dy_n = dy + n * positions * cs.k;
       const T* b = x_n + g * cg;
       int64_t ldb = cs.c;
       if (!pointwise) {
-        im2col(cs, x_n, g, col.data());
-        b = col.data();
+        im2col(cs, x_n, g, col);
+        b = col;
         ldb = row;
       }
       gemm(dt, true, false, kg, row, positions, 1.0, dy_n + g * kg, cs.k, b, ldb, n == 0 ? 0.0 : 1.0,
            dw + g * kg * row, row);
     }
+  };
+  if (by_group(cs)) {
+#pragma omp parallel if (worth_parallel(cs.n * positions * cs.k * row))
+    {
+      HostBuffer<T> col(pointwise ? 0 : positions * row);
+#pragma omp for schedule(static)
+      for (int64_t g = 0; g < cs.groups; ++g) one_group(g, col.data());
+    }
+    return;
   }
+  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col writes all of it
+  one_group(0, col.data());
 }
 
 void check_shape(const ConvShape& cs) {

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include <omp.h>
+
 #include "kernels/check.h"
 #include "kernels/cpu/tensor_kernels.h"
 
@@ -119,16 +121,25 @@ void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
       int64_t kc = std::min(kKC, K - k0);
       bool first = k0 == 0;
       pack_b(bv, k0, kc, j0, nc, bpack);
-      int64_t mblocks = (M + kMC - 1) / kMC;
-#pragma omp parallel
+      const int64_t mblocks = (M + kMC - 1) / kMC, nstrips = (nc + kNR - 1) / kNR;
+      // Work items: (M block, run of N strips). Short-M problems (the weight gradient of a conv with few
+      // output channels: one M block) split N as well so every thread has work; each item packs its
+      // A block once. Every C tile is computed the same way whatever the split: results do not depend on
+      // the thread count.
+      const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+      const int64_t chunks = mblocks >= threads ? 1 : std::min(nstrips, (2 * threads + mblocks - 1) / mblocks);
+      const int64_t per_chunk = (nstrips + chunks - 1) / chunks;
+#pragma omp parallel if (M * nc * kc >= (int64_t{1} << 15))
       {
         float* apack = pack_buffer(1, static_cast<size_t>(kMC * kKC));
         alignas(64) float tile[kMR * kNR];
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t mb = 0; mb < mblocks; ++mb) {
+        for (int64_t item = 0; item < mblocks * chunks; ++item) {
+          const int64_t mb = item / chunks, chunk = item % chunks;
           int64_t i0 = mb * kMC, mc = std::min(kMC, M - i0);
           pack_a(av, i0, mc, k0, kc, apack);
-          for (int64_t js = 0; js < nc; js += kNR) {
+          const int64_t js_end = std::min(nc, (chunk + 1) * per_chunk * kNR);
+          for (int64_t js = chunk * per_chunk * kNR; js < js_end; js += kNR) {
             int64_t w = std::min<int64_t>(kNR, nc - js);
             const float* bp = bpack + (js / kNR) * kc * kNR;
             for (int64_t is = 0; is < mc; is += kMR) {

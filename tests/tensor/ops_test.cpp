@@ -3,8 +3,11 @@
 
 #include <cmath>
 
+#include <omp.h>
+
 #include "kernels/check.h"
 #include "support/checkers.h"
+#include "tensor/layer_ops.h"
 #include "tensor/ops.h"
 
 using namespace pneumo;
@@ -144,6 +147,29 @@ TEST(Ops, GemmLargeBlockedMatchesDouble) {
   Tensor c = ops::matmul(a, b);
   Tensor ref = ops::matmul(a.to(DType::F64), b.to(DType::F64));
   PNEUMO_EXPECT_CLOSE(c, ref, (test::Tolerance{1e-5, 1e-4}));
+}
+
+// A short-M GEMM (one M block) is split along N across threads; a grouped conv runs its groups on the
+// threads: neither may change a single bit with the thread count.
+TEST(Ops, GemmAndGroupedConvDoNotDependOnThreadCount) {
+  Tensor a = rnd({5, 700}, 23), b = rnd({700, 3001}, 24);
+  Tensor x = rnd({2, 20, 20, 64}, 25), w = rnd({64, 3, 3, 4}, 26);  // 16 groups of 4 channels
+  layer_ops::Conv2dGeometry g;
+  g.pad_top = g.pad_bottom = g.pad_left = g.pad_right = 1;
+  g.groups = 16;
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> runs;
+  for (int threads : {1, 3}) {
+    omp_set_num_threads(threads);
+    Tensor y = layer_ops::conv2d_forward(x, w, g);
+    runs.push_back(ops::matmul(a, b).to_vector());
+    runs.push_back(y.to_vector());
+    runs.push_back(layer_ops::conv2d_backward_data(y, w, x.shape(), g).to_vector());
+    runs.push_back(layer_ops::conv2d_backward_weight(y, x, w.shape(), g).to_vector());
+  }
+  omp_set_num_threads(saved);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(runs[i], runs[i + 4]) << "result " << i;
+  PNEUMO_EXPECT_CLOSE(ops::matmul(a, b), ops::matmul(a.to(DType::F64), b.to(DType::F64)), (test::Tolerance{1e-5, 1e-4}));
 }
 
 TEST(Ops, ConcatSplitRoundTrip) {
