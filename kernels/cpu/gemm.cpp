@@ -75,9 +75,9 @@ struct View {
   float at(int64_t r, int64_t c) const { return trans ? p[c * ld + r] : p[r * ld + c]; }
 };
 
-// B block (kc x nc) into strips of kNR columns, zero-padded.
-void pack_b(const View& B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
-  for (int64_t js = 0; js < nc; js += kNR) {
+// Strips [s0, s1) of the B block (kc x nc) into strips of kNR columns, zero-padded.
+void pack_b(const View& B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t s0, int64_t s1, float* dst) {
+  for (int64_t js = s0 * kNR; js < std::min(nc, s1 * kNR); js += kNR) {
     int64_t w = std::min<int64_t>(kNR, nc - js);
     for (int64_t k = 0; k < kc; ++k) {
       float* d = dst + (js / kNR) * kc * kNR + k * kNR;
@@ -115,24 +115,25 @@ void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, co
   // Packing buffers sized to this problem and reused per thread, uninitialised (pack_* write what is read):
   // a fresh zeroed 2 MiB per call dominated the small per-group GEMMs of grouped convolutions.
   float* bpack = pack_buffer(0, static_cast<size_t>(std::min(kKC, K) * ((std::min(kNC, N) + kNR - 1) / kNR) * kNR));
-  for (int64_t j0 = 0; j0 < N; j0 += kNC) {
-    int64_t nc = std::min(kNC, N - j0);
-    for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-      int64_t kc = std::min(kKC, K - k0);
-      bool first = k0 == 0;
-      pack_b(bv, k0, kc, j0, nc, bpack);
+  const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  // One parallel region for the whole product (not one per K block): threads pack B together, then share
+  // the (M block, run of N strips) work items. Short-M problems (the weight gradient of a conv with few
+  // output channels: one M block) split N as well so every thread has work. Every C tile is computed the
+  // same way whatever the split: results do not depend on the thread count.
+#pragma omp parallel if (threads > 1 && M * N * K >= (int64_t{1} << 15))
+  {
+    float* apack = pack_buffer(1, static_cast<size_t>(kMC * kKC));
+    alignas(64) float tile[kMR * kNR];
+    for (int64_t j0 = 0; j0 < N; j0 += kNC) {
+      const int64_t nc = std::min(kNC, N - j0);
       const int64_t mblocks = (M + kMC - 1) / kMC, nstrips = (nc + kNR - 1) / kNR;
-      // Work items: (M block, run of N strips). Short-M problems (the weight gradient of a conv with few
-      // output channels: one M block) split N as well so every thread has work; each item packs its
-      // A block once. Every C tile is computed the same way whatever the split: results do not depend on
-      // the thread count.
-      const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
       const int64_t chunks = mblocks >= threads ? 1 : std::min(nstrips, (2 * threads + mblocks - 1) / mblocks);
       const int64_t per_chunk = (nstrips + chunks - 1) / chunks;
-#pragma omp parallel if (M * nc * kc >= (int64_t{1} << 15))
-      {
-        float* apack = pack_buffer(1, static_cast<size_t>(kMC * kKC));
-        alignas(64) float tile[kMR * kNR];
+      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+        const int64_t kc = std::min(kKC, K - k0);
+        const bool first = k0 == 0;
+#pragma omp for schedule(static)
+        for (int64_t st = 0; st < nstrips; ++st) pack_b(bv, k0, kc, j0, nc, st, st + 1, bpack);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < mblocks * chunks; ++item) {
           const int64_t mb = item / chunks, chunk = item % chunks;
