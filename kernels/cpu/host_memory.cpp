@@ -77,7 +77,11 @@ void* host_alloc(size_t bytes) {
     }
     ++c.misses;
   }
-  void* p = aligned(r);
+  void* p = std::aligned_alloc(64, r);
+  if (!p) {  // out of memory: give the cached blocks back first, then try once more
+    host_cache_clear();
+    p = aligned(r);
+  }
   std::lock_guard<std::mutex> lock(c.mu);
   c.live_bytes += r;
   return p;
