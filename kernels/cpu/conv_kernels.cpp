@@ -4,7 +4,6 @@
 // the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
 // order, so results do not depend on the thread count).
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "kernels/check.h"
@@ -188,6 +187,23 @@ void depthwise_backward_weight(const ConvShape& cs, const T* dy, const T* x, T* 
 // computed the same way whatever the thread count.
 inline bool by_group(const ConvShape& cs) { return cs.groups > 1; }
 
+// fn(item, col) for item in [0, items), each thread with its own uninitialised column buffer of col_elems
+// elements; threads only when `parallel` (otherwise one buffer, in order).
+template <typename T, typename Fn>
+void with_columns(int64_t items, int64_t col_elems, bool parallel, Fn fn) {
+  if (!parallel) {
+    HostBuffer<T> col(col_elems);
+    for (int64_t i = 0; i < items; ++i) fn(i, col.data());
+    return;
+  }
+#pragma omp parallel
+  {
+    HostBuffer<T> col(col_elems);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < items; ++i) fn(i, col.data());
+  }
+}
+
 template <typename T>
 void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
@@ -204,17 +220,9 @@ void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
     gemm(dt, false, true, positions, kg, row, 1.0, a, lda, w + g * kg * row, row, 0.0, y + n * positions * cs.k + g * kg,
          cs.k);
   };
-  if (by_group(cs)) {
-#pragma omp parallel if (worth_parallel(cs.n * positions * cs.k * row))
-    {
-      HostBuffer<T> col(pointwise ? 0 : positions * row);
-#pragma omp for schedule(static)
-      for (int64_t ng = 0; ng < cs.n * cs.groups; ++ng) one(ng / cs.groups, ng % cs.groups, col.data());
-    }
-    return;
-  }
-  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col / the GEMM write all of it
-  for (int64_t n = 0; n < cs.n; ++n) one(n, 0, col.data());
+  const bool par = by_group(cs) && worth_parallel(cs.n * positions * cs.k * row);
+  with_columns<T>(cs.n * cs.groups, pointwise ? 0 : positions * row, par,
+                  [&](int64_t ng, T* col) { one(ng / cs.groups, ng % cs.groups, col); });
 }
 
 template <typename T>
@@ -232,17 +240,9 @@ void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, 
       col2im_gather(cs, col, g, dx_n);
     }
   };
-  if (by_group(cs)) {
-#pragma omp parallel if (worth_parallel(cs.n * positions * cs.k * row))
-    {
-      HostBuffer<T> col(pointwise ? 0 : positions * row);
-#pragma omp for schedule(static)
-      for (int64_t ng = 0; ng < cs.n * cs.groups; ++ng) one(ng / cs.groups, ng % cs.groups, col.data());
-    }
-    return;
-  }
-  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: the GEMM writes all of it
-  for (int64_t n = 0; n < cs.n; ++n) one(n, 0, col.data());
+  const bool par = by_group(cs) && worth_parallel(cs.n * positions * cs.k * row);
+  with_columns<T>(cs.n * cs.groups, pointwise ? 0 : positions * row, par,
+                  [&](int64_t ng, T* col) { one(ng / cs.groups, ng % cs.groups, col); });
 }
 
 template <typename T>
@@ -264,17 +264,8 @@ void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x
            dw + g * kg * row, row);
     }
   };
-  if (by_group(cs)) {
-#pragma omp parallel if (worth_parallel(cs.n * positions * cs.k * row))
-    {
-      HostBuffer<T> col(pointwise ? 0 : positions * row);
-#pragma omp for schedule(static)
-      for (int64_t g = 0; g < cs.groups; ++g) one_group(g, col.data());
-    }
-    return;
-  }
-  HostBuffer<T> col(pointwise ? 0 : positions * row);  // uninitialised: im2col writes all of it
-  one_group(0, col.data());
+  with_columns<T>(cs.groups, pointwise ? 0 : positions * row,
+                  by_group(cs) && worth_parallel(cs.n * positions * cs.k * row), one_group);
 }
 
 void check_shape(const ConvShape& cs) {

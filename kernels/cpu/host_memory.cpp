@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <string>
 #include <vector>
 
 #include "kernels/check.h"

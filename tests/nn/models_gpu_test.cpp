@@ -24,8 +24,7 @@ void check_network(const std::string& name, DType dtype, test::ErrorBounds tol, 
   ModelOptions opt;
   opt.drop_connect_rate = 0.0;  // keep the comparison about arithmetic (masks agree anyway: same Philox)
   auto cpu = create_model(name, opt);
-  auto gpu = create_model(name, opt);
-  for (auto& kv : cpu->state_dict()) gpu->set_tensor(kv.first, kv.second);
+  auto gpu = test::copy_of(*cpu, name, opt);
   gpu->to(Device::cuda());
   auto draw = [&] {
     Tensor input = Tensor::normal({2, size, size, 3}, 0, 1, test::fresh_seed());
@@ -38,8 +37,7 @@ void check_network(const std::string& name, DType dtype, test::ErrorBounds tol, 
     NetworkErrors e = compare_runs(g, c);
     test::print_errors(label, e);
     if (!assert_close && dtype == DType::F32) {  // context: how far float32 itself is from float64 here
-      auto f64 = create_model(name, opt);
-      for (auto& kv : cpu->state_dict()) f64->set_tensor(kv.first, kv.second);
+      auto f64 = test::copy_of(*cpu, name, opt);
       f64->to(DType::F64);
       f64->train(train);
       test::print_errors("  cpu f32/f64 (same input)",

@@ -32,15 +32,7 @@ using test::run_network;
 
 double normalized_error(const Tensor& actual, const Tensor& reference) {
   EXPECT_EQ(shape_str(actual.shape()), shape_str(reference.shape()));
-  if (actual.shape() != reference.shape()) return 1e30;
-  std::vector<double> a = actual.to_vector_f64(), r = reference.to_vector_f64();
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i])) return 1e30;
-    diff = std::max(diff, std::fabs(a[i] - r[i]));
-    scale = std::max(scale, std::fabs(r[i]));
-  }
-  return diff / scale;
+  return test::max_normalized_error(actual, reference);
 }
 
 // ---------------------------------------------------------------------------------------------- counts
@@ -290,8 +282,7 @@ void check_float32_against_float64(const std::string& name, bool train) {
   ModelOptions opt;
   opt.drop_connect_rate = 0.0;
   auto f32 = create_model(name, opt);
-  auto f64 = create_model(name, opt);
-  for (auto& kv : f32->state_dict()) f64->set_tensor(kv.first, kv.second);
+  auto f64 = test::copy_of(*f32, name, opt);
   f64->to(DType::F64);
   auto draw = [&] {
     Tensor input = Tensor::normal({2, 64, 64, 3}, 0, 1, test::fresh_seed());

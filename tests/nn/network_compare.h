@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "autograd/functions.h"
 #include "nn/models/network.h"
+#include "nn/models/registry.h"
 
 namespace pneumo::test {
 
@@ -25,6 +27,14 @@ inline double max_normalized_error(const Tensor& actual, const Tensor& reference
     scale = std::max(scale, std::fabs(r[i]));
   }
   return diff / scale;
+}
+
+// A second network `name` with the same parameters and buffers as `src` (then moved/cast by the caller).
+inline std::shared_ptr<nn::models::Network> copy_of(const nn::models::Network& src, const std::string& name,
+                                                    const nn::models::ModelOptions& opt) {
+  auto m = nn::models::create_model(name, opt);
+  for (auto& kv : src.state_dict()) m->set_tensor(kv.first, kv.second);
+  return m;
 }
 
 // A N(0, 1) projection shaped like the network's segmentation output (DeepLab's is not the input's size),
