@@ -15,7 +15,7 @@ DType loss_dtype(DType logits_dtype) { return logits_dtype == DType::F64 ? DType
 
 namespace {
 
-constexpr int kBce = 0, kFocal = 1;
+using kernels::BinaryLoss;
 
 Tensor prepare_targets(const char* op, const Tensor& logits, const Tensor& targets) {
   check_defined(op, targets);
@@ -41,7 +41,7 @@ Tensor scalar_grad(const Tensor& g, const Tensor& like) {
 }
 
 // ---- BCE / focal ----
-Tensor binary_forward(int kind, double gamma, const Tensor& x, const Tensor& t) {
+Tensor binary_forward(BinaryLoss kind, double gamma, const Tensor& x, const Tensor& t) {
   Tensor loss = Tensor::empty({}, loss_dtype(x.dtype()), x.device());
   if (x.is_cuda()) {
 #if PNEUMO_WITH_CUDA
@@ -59,8 +59,8 @@ Tensor binary_forward(int kind, double gamma, const Tensor& x, const Tensor& t) 
 
 class BinaryLossNode : public ag::Node {
  public:
-  BinaryLossNode(int kind, double gamma, Tensor x, Tensor t) : kind_(kind), gamma_(gamma), x_(x), t_(t) {}
-  const char* name() const override { return kind_ == kBce ? "BceWithLogits" : "FocalLoss"; }
+  BinaryLossNode(BinaryLoss kind, double gamma, Tensor x, Tensor t) : kind_(kind), gamma_(gamma), x_(x), t_(t) {}
+  const char* name() const override { return kind_ == BinaryLoss::Bce ? "BceWithLogits" : "FocalLoss"; }
   void release() override { x_ = t_ = Tensor(); }
   std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
     PNEUMO_CHECK(x_.defined(), name(), " backward: saved tensors were released (retain_graph?)");
@@ -81,12 +81,12 @@ class BinaryLossNode : public ag::Node {
   }
 
  private:
-  int kind_;
+  BinaryLoss kind_;
   double gamma_;
   Tensor x_, t_;
 };
 
-ag::Variable binary_loss(const char* op, int kind, double gamma, const ag::Variable& logits, const Tensor& targets) {
+ag::Variable binary_loss(const char* op, BinaryLoss kind, double gamma, const ag::Variable& logits, const Tensor& targets) {
   const Tensor& x = logits.value();
   Tensor t = prepare_targets(op, x, targets);
   Tensor loss = binary_forward(kind, gamma, x, t);
@@ -127,11 +127,11 @@ class SoftDiceNode : public ag::Node {
 }  // namespace
 
 ag::Variable bce_with_logits(const ag::Variable& logits, const Tensor& targets) {
-  return binary_loss("bce_with_logits", kBce, 0.0, logits, targets);
+  return binary_loss("bce_with_logits", BinaryLoss::Bce, 0.0, logits, targets);
 }
 
 ag::Variable focal_loss(const ag::Variable& logits, const Tensor& targets, double gamma) {
-  return binary_loss("focal_loss", kFocal, gamma, logits, targets);
+  return binary_loss("focal_loss", BinaryLoss::Focal, gamma, logits, targets);
 }
 
 ag::Variable soft_dice_loss(const ag::Variable& logits, const Tensor& targets, double smooth) {

@@ -49,7 +49,8 @@ Tensor cuda_workspace(size_t bytes, Device device) {
 }
 #endif
 
-Tensor se_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, int act) {
+Tensor se_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                  kernels::Activation act) {
   const SeDims d = check_se(x, w1, b1, w2, b2);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cuda()) {
@@ -71,7 +72,7 @@ Tensor se_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Ten
 
 class SqueezeExciteNode : public ag::Node {
  public:
-  SqueezeExciteNode(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, int act)
+  SqueezeExciteNode(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, kernels::Activation act)
       : x_(std::move(x)), w1_(std::move(w1)), b1_(std::move(b1)), w2_(std::move(w2)), b2_(std::move(b2)), act_(act) {}
   const char* name() const override { return "SqueezeExcite"; }
   void release() override { x_ = w1_ = b1_ = w2_ = b2_ = Tensor(); }
@@ -110,14 +111,14 @@ class SqueezeExciteNode : public ag::Node {
 
  private:
   Tensor x_, w1_, b1_, w2_, b2_;
-  int act_;
+  kernels::Activation act_;
 };
 
 }  // namespace
 
 ag::Variable squeeze_excite(const ag::Variable& x, const ag::Variable& w1, const ag::Variable& b1,
                             const ag::Variable& w2, const ag::Variable& b2, SEActivation act) {
-  const int code = static_cast<int>(act);
+  const auto code = static_cast<kernels::Activation>(act);
   Tensor y = se_forward(x.value(), w1.value(), b1.value(), w2.value(), b2.value(), code);
   std::vector<ag::Variable> inputs{x, w1, b1, w2, b2};
   if (!ag::any_requires_grad(inputs)) return ag::Variable(y);

@@ -82,10 +82,10 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_same_dtype(name, a, b);
   Shape out_shape = broadcast_shape(name, a, b);
   Tensor out = Tensor::empty(out_shape, a.dtype(), a.device());
-  int am = static_cast<int>(broadcast_kind(a, out_shape)), bm = static_cast<int>(broadcast_kind(b, out_shape));
+  const Broadcast am = broadcast_kind(a, out_shape), bm = broadcast_kind(b, out_shape);
   int64_t c = last_dim(out_shape);
-  PNEUMO_DISPATCH(a, binary(a.dtype(), static_cast<int>(op), a.raw_data(), am, b.raw_data(), bm, out.raw_data(), out.numel(), c),
-                  binary(a.dtype(), static_cast<int>(op), a.raw_data(), am, b.raw_data(), bm, out.raw_data(), out.numel(), c, stream));
+  PNEUMO_DISPATCH(a, binary(a.dtype(), op, a.raw_data(), am, b.raw_data(), bm, out.raw_data(), out.numel(), c),
+                  binary(a.dtype(), op, a.raw_data(), am, b.raw_data(), bm, out.raw_data(), out.numel(), c, stream));
   return out;
 }
 
@@ -114,8 +114,8 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
 Tensor unary(UnaryOp op, const Tensor& x) {
   check_float_op(unary_name(op), x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  PNEUMO_DISPATCH(x, unary(x.dtype(), static_cast<int>(op), x.raw_data(), out.raw_data(), x.numel()),
-                  unary(x.dtype(), static_cast<int>(op), x.raw_data(), out.raw_data(), x.numel(), stream));
+  PNEUMO_DISPATCH(x, unary(x.dtype(), op, x.raw_data(), out.raw_data(), x.numel()),
+                  unary(x.dtype(), op, x.raw_data(), out.raw_data(), x.numel(), stream));
   return out;
 }
 
@@ -137,8 +137,8 @@ Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor
   const void* xp = needs_x ? x.raw_data() : nullptr;
   const void* yp = needs_y ? y.raw_data() : nullptr;
   Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
-  PNEUMO_DISPATCH(dy, unary_backward(dy.dtype(), static_cast<int>(op), xp, yp, dy.raw_data(), dx.raw_data(), dy.numel()),
-                  unary_backward(dy.dtype(), static_cast<int>(op), xp, yp, dy.raw_data(), dx.raw_data(), dy.numel(), stream));
+  PNEUMO_DISPATCH(dy, unary_backward(dy.dtype(), op, xp, yp, dy.raw_data(), dx.raw_data(), dy.numel()),
+                  unary_backward(dy.dtype(), op, xp, yp, dy.raw_data(), dx.raw_data(), dy.numel(), stream));
   return dx;
 }
 

@@ -5,17 +5,19 @@
 #pragma once
 #include <vector>
 
+#include "kernels/op_codes.h"
 #include "tensor/tensor.h"
 
 namespace pneumo::ops {
 
-enum class BinaryOp : uint8_t { Add = 0, Sub, Mul, Div };
-enum class UnaryOp : uint8_t { Neg = 0, Exp, Log, Sqrt, Abs, Relu, Sigmoid, Tanh, Swish };
+// The kernels' op codes (kernels/op_codes.h), named here for the tensor API.
+using BinaryOp = kernels::BinaryOp;
+using UnaryOp = kernels::UnaryOp;
 const char* unary_name(UnaryOp op);
 const char* binary_name(BinaryOp op);
 
 // How an operand is read against the output shape.
-enum class Broadcast : uint8_t { Full = 0, Scalar = 1, Channel = 2 };
+using Broadcast = kernels::Broadcast;
 Broadcast broadcast_kind(const Tensor& operand, const Shape& out_shape);  // throws if incompatible
 Shape broadcast_shape(const char* op, const Tensor& a, const Tensor& b);
 

@@ -5,7 +5,7 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/data_kernels.h"
-#include "kernels/cuda/data_kernels.h"
+#include "kernels/cuda/metric_kernels.h"
 #include "tensor/cuda_runtime.h"
 
 namespace pneumo::train {

@@ -103,8 +103,9 @@ void check_kind(int kind) { PNEUMO_CHECK(kind == 0 || kind == 1, "binary loss ki
 
 }  // namespace
 
-void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
+void binary_loss_forward(DType dt, BinaryLoss kind_code, double gamma, const void* logits, const void* targets, int64_t n,
                          void* loss) {
+  const int kind = static_cast<int>(kind_code);
   check_kind(kind);
   PNEUMO_CHECK(n > 0, "binary loss: empty input");
   if (dt == DType::F32)
@@ -117,8 +118,9 @@ void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, c
     PNEUMO_FAIL("binary loss (CPU): dtype ", dtype_name(dt), " not supported (F32, F64)");
 }
 
-void binary_loss_backward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
+void binary_loss_backward(DType dt, BinaryLoss kind_code, double gamma, const void* logits, const void* targets, int64_t n,
                           const void* grad_loss, void* dlogits) {
+  const int kind = static_cast<int>(kind_code);
   check_kind(kind);
   if (dt == DType::F32)
     binary_backward_impl(kind, gamma, static_cast<const float*>(logits), static_cast<const float*>(targets), n,

@@ -131,7 +131,8 @@ void backward_impl(const T* x, const T* dy, const T* w1, const T* b1, const T* w
 }  // namespace
 
 void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void* b1, const void* w2, const void* b2,
-                            int64_t batch, int64_t hw, int64_t channels, int64_t reduced, int act, void* y) {
+                            int64_t batch, int64_t hw, int64_t channels, int64_t reduced, Activation act_code, void* y) {
+  const int act = static_cast<int>(act_code);
   PNEUMO_CHECK(act == 0 || act == 1, "squeeze_excite: activation code ", act, " (0 ReLU, 1 swish)");
   if (dt == DType::F32) {
     forward_impl(static_cast<const float*>(x), static_cast<const float*>(w1), static_cast<const float*>(b1),
@@ -147,8 +148,9 @@ void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void*
 }
 
 void squeeze_excite_backward(DType dt, const void* x, const void* dy, const void* w1, const void* b1, const void* w2,
-                             const void* b2, int64_t batch, int64_t hw, int64_t channels, int64_t reduced, int act,
+                             const void* b2, int64_t batch, int64_t hw, int64_t channels, int64_t reduced, Activation act_code,
                              void* dx, void* dw1, void* db1, void* dw2, void* db2) {
+  const int act = static_cast<int>(act_code);
   PNEUMO_CHECK(act == 0 || act == 1, "squeeze_excite: activation code ", act, " (0 ReLU, 1 swish)");
   if (dt == DType::F32) {
     using T = float;

@@ -130,7 +130,9 @@ void cast(DType sdt, const void* src, DType ddt, void* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) store(ddt, dst, i, load(sdt, src, i));
 }
 
-void binary(DType dt, int op, const void* a, int am, const void* b, int bm, void* out, int64_t n, int64_t c) {
+void binary(DType dt, BinaryOp op_code, const void* a, Broadcast a_mode, const void* b, Broadcast b_mode, void* out,
+            int64_t n, int64_t c) {
+  const int op = static_cast<int>(op_code), am = static_cast<int>(a_mode), bm = static_cast<int>(b_mode);
   check_float(dt, "binary");
   if (dt == DType::F32)
     return binary_t<float>(op, static_cast<const float*>(a), am, static_cast<const float*>(b), bm, static_cast<float*>(out), n, c);
@@ -217,7 +219,8 @@ struct UnaryBackwardF32 {
 };
 }  // namespace
 
-void unary(DType dt, int op, const void* x, void* out, int64_t n) {
+void unary(DType dt, UnaryOp op_code, const void* x, void* out, int64_t n) {
+  const int op = static_cast<int>(op_code);
   check_float(dt, "unary");
   if (dt == DType::F32) {
     with_unary_op<UnaryF32>(op, static_cast<const float*>(x), static_cast<float*>(out), n);
@@ -230,7 +233,8 @@ void unary(DType dt, int op, const void* x, void* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) store(dt, out, i, unary_op<float>(op, static_cast<float>(load(dt, x, i))));
 }
 
-void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n) {
+void unary_backward(DType dt, UnaryOp op_code, const void* x, const void* y, const void* dy, void* dx, int64_t n) {
+  const int op = static_cast<int>(op_code);
   check_float(dt, "unary_backward");
   auto get = [&](const void* p, int64_t i) { return p ? load(dt, p, i) : 0.0; };
   // sigmoid/tanh without a saved output: the derivative from x (see ops::unary_backward).

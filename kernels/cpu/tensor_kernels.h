@@ -1,22 +1,23 @@
 // CPU reference kernels behind tensor/ops.h: raw pointers + sizes, dtype chosen at run time.
 // Simple enough to be obviously right; OpenMP-parallel where it matters. Floating math in F32/F64
-// (F32 sums accumulate in double). Op codes are ops::BinaryOp / ops::UnaryOp values; broadcast modes are
-// ops::Broadcast values (0 full, 1 scalar, 2 per-channel over the last dimension of size `channels`).
+// (F32 sums accumulate in double). Op codes and broadcast modes are the enums of kernels/op_codes.h (per-channel broadcast is over
+// the last dimension of size `channels`).
 #pragma once
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/op_codes.h"
 
 namespace pneumo::kernels::cpu {
 
 void fill(DType dt, void* out, int64_t n, double value);
 void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n);
-void binary(DType dt, int op, const void* a, int a_mode, const void* b, int b_mode, void* out, int64_t n,
-            int64_t channels);
+void binary(DType dt, BinaryOp op, const void* a, Broadcast a_mode, const void* b, Broadcast b_mode, void* out,
+            int64_t n, int64_t channels);
 void affine(DType dt, const void* x, void* out, int64_t n, double alpha, double beta);
 void axpy(DType dt, void* a, const void* b, int64_t n, double alpha);  // a += alpha * b
-void unary(DType dt, int op, const void* x, void* out, int64_t n);
-void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n);
+void unary(DType dt, UnaryOp op, const void* x, void* out, int64_t n);
+void unary_backward(DType dt, UnaryOp op, const void* x, const void* y, const void* dy, void* dx, int64_t n);
 
 void sum_all(DType dt, const void* x, int64_t n, void* out);
 void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void* out);

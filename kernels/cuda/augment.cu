@@ -9,17 +9,13 @@
 #include <algorithm>
 
 #include "kernels/augment_math.h"
-#include "kernels/check.h"
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
 
 namespace pneumo::kernels::cuda {
 
 namespace am = pneumo::augmath;
 
 namespace {
-
-constexpr int kThreads = 256;
-inline unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
 struct Matrix6 {
   double m[6];
@@ -231,7 +227,7 @@ __global__ void normalize_kernel(const uint8_t* __restrict__ src, int64_t n, Nor
   for (int c = 0; c < 3; ++c) dst[i * 3 + c] = am::fmul(v - p.mean[c], p.inv[c]);
 }
 
-unsigned grid_stride_blocks(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(blocks_for(n), 1024)); }
+unsigned grid_stride_blocks(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(blocks_exact(n), 1024)); }
 
 void check_size(int h, int w, int c, const char* what) {
   PNEUMO_CHECK(h > 0 && w > 0 && c > 0, what, ": bad image size ", h, "x", w, "x", c);
@@ -248,7 +244,7 @@ void augment_resize_linear_u8(const uint8_t* src, int src_h, int src_w, int chan
     return;
   }
   const double scale_x = 1.0 / (static_cast<double>(dst_w) / src_w), scale_y = 1.0 / (static_cast<double>(dst_h) / src_h);
-  resize_linear_kernel<<<blocks_for(int64_t(dst_h) * dst_w), kThreads, 0, stream>>>(src, src_h, src_w, channels, dst,
+  resize_linear_kernel<<<blocks_exact(int64_t(dst_h) * dst_w), kThreads, 0, stream>>>(src, src_h, src_w, channels, dst,
                                                                                    dst_h, dst_w, scale_x, scale_y);
   PNEUMO_LAUNCH_CHECK("augment_resize_linear_u8");
 }
@@ -262,7 +258,7 @@ void augment_resize_nearest_u8(const uint8_t* src, int src_h, int src_w, int cha
     return;
   }
   const double fx = 1.0 / (static_cast<double>(dst_w) / src_w), fy = 1.0 / (static_cast<double>(dst_h) / src_h);
-  resize_nearest_kernel<<<blocks_for(int64_t(dst_h) * dst_w), kThreads, 0, stream>>>(src, src_h, src_w, channels, dst,
+  resize_nearest_kernel<<<blocks_exact(int64_t(dst_h) * dst_w), kThreads, 0, stream>>>(src, src_h, src_w, channels, dst,
                                                                                     dst_h, dst_w, fx, fy);
   PNEUMO_LAUNCH_CHECK("augment_resize_nearest_u8");
 }
@@ -272,13 +268,13 @@ void augment_warp_affine_u8(const uint8_t* src, int h, int w, int channels, cons
   check_size(h, w, channels, "augment_warp_affine_u8");
   Matrix6 m;
   for (int k = 0; k < 6; ++k) m.m[k] = inverse[k];
-  warp_affine_kernel<<<blocks_for(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, channels, m, nearest, dst);
+  warp_affine_kernel<<<blocks_exact(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, channels, m, nearest, dst);
   PNEUMO_LAUNCH_CHECK("augment_warp_affine_u8");
 }
 
 void augment_hflip_u8(const uint8_t* src, int h, int w, int channels, uint8_t* dst, cudaStream_t stream) {
   check_size(h, w, channels, "augment_hflip_u8");
-  hflip_kernel<<<blocks_for(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, channels, dst);
+  hflip_kernel<<<blocks_exact(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, channels, dst);
   PNEUMO_LAUNCH_CHECK("augment_hflip_u8");
 }
 
@@ -324,7 +320,7 @@ void augment_clahe_u8(const uint8_t* src, int h, int w, double clip_limit, int t
   AugmentLut identity{};
   clahe_tables_kernel<<<tiles_x * tiles_y, kThreads, 0, stream>>>(src, g, pre ? *pre : identity, pre != nullptr, tile_luts);
   PNEUMO_LAUNCH_CHECK("augment_clahe_u8 (tables)");
-  clahe_apply_kernel<<<blocks_for(int64_t(h) * w), kThreads, 0, stream>>>(
+  clahe_apply_kernel<<<blocks_exact(int64_t(h) * w), kThreads, 0, stream>>>(
       src, g, pre ? *pre : identity, pre != nullptr, post ? *post : identity, post != nullptr, tile_luts, dst);
   PNEUMO_LAUNCH_CHECK("augment_clahe_u8 (apply)");
 }
@@ -332,14 +328,14 @@ void augment_clahe_u8(const uint8_t* src, int h, int w, double clip_limit, int t
 void augment_box_blur_u8(const uint8_t* src, int h, int w, int ksize, uint8_t* dst, cudaStream_t stream) {
   check_size(h, w, 1, "augment_box_blur_u8");
   PNEUMO_CHECK(ksize >= 1 && ksize % 2 == 1 && ksize <= 31, "augment_box_blur_u8: bad kernel size ", ksize);
-  box_blur_kernel<<<blocks_for(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, ksize, dst);
+  box_blur_kernel<<<blocks_exact(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, ksize, dst);
   PNEUMO_LAUNCH_CHECK("augment_box_blur_u8");
 }
 
 void augment_median_blur_u8(const uint8_t* src, int h, int w, int ksize, uint8_t* dst, cudaStream_t stream) {
   check_size(h, w, 1, "augment_median_blur_u8");
   PNEUMO_CHECK(ksize == 3 || ksize == 5, "augment_median_blur_u8: kernel size 3 or 5 supported, got ", ksize);
-  median_blur_kernel<<<blocks_for(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, ksize, dst);
+  median_blur_kernel<<<blocks_exact(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, ksize, dst);
   PNEUMO_LAUNCH_CHECK("augment_median_blur_u8");
 }
 
@@ -350,7 +346,7 @@ void augment_motion_blur_u8(const uint8_t* src, int h, int w, const AugmentMotio
   int count = 0;
   for (int k = 0; k < ksize * ksize; ++k) count += kernel.v[k] != 0;
   PNEUMO_CHECK(count > 0, "augment_motion_blur_u8: empty kernel");
-  motion_blur_kernel<<<blocks_for(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, kernel, ksize, count, dst);
+  motion_blur_kernel<<<blocks_exact(int64_t(h) * w), kThreads, 0, stream>>>(src, h, w, kernel, ksize, count, dst);
   PNEUMO_LAUNCH_CHECK("augment_motion_blur_u8");
 }
 
@@ -362,7 +358,7 @@ void augment_normalize_u8_to_f32(const uint8_t* src, int64_t pixels, const float
     p.mean[c] = mean[c] * 255.0f;
     p.inv[c] = 1.0f / (stddev[c] * 255.0f);
   }
-  normalize_kernel<<<blocks_for(pixels), kThreads, 0, stream>>>(src, pixels, p, dst);
+  normalize_kernel<<<blocks_exact(pixels), kThreads, 0, stream>>>(src, pixels, p, dst);
   PNEUMO_LAUNCH_CHECK("augment_normalize_u8_to_f32");
 }
 

@@ -18,24 +18,12 @@
 #include <mutex>
 #include <vector>
 
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.h"
 
 namespace pneumo::kernels::cuda {
 namespace {
 
 enum Direction { kForward = 0, kBackwardData = 1, kBackwardFilter = 2 };
-
-struct DeviceGuard {
-  int previous = -1;
-  explicit DeviceGuard(int device) {
-    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous));
-    if (previous != device) PNEUMO_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() {
-    int now = -1;
-    if (cudaGetDevice(&now) == cudaSuccess && now != previous) cudaSetDevice(previous);
-  }
-};
 
 cudnnHandle_t handle_for(int device, cudaStream_t stream) {
   static std::mutex mu;

@@ -1,7 +1,7 @@
-// CUDA kernels of the data pipeline, same contract as kernels/cpu/data_kernels.h: raw device pointers +
+// CUDA RLE kernels of the data pipeline (kernels/cuda/rle.cu), same contract as kernels/cpu/data_kernels.h: raw device pointers +
 // sizes + a stream, mask dtype (U8, F32, BF16, F16) chosen at run time, foreground = value > threshold.
 // Masks are row-major [n, h, w]; RLE order is column-major (k = x * h + y). Everything is deterministic
-// (ordered compaction, integer counts).
+// (ordered compaction). The Dice counts are kernels/cuda/metric_kernels.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -28,9 +28,5 @@ void rle_boundaries(DType dt, const void* masks, int64_t n, int64_t h, int64_t w
 // device, n + 1 values (runs of mask m are pairs [run_offsets[m], run_offsets[m+1])).
 void rle_paint(const int64_t* runs, const int64_t* run_offsets, int64_t n, int64_t h, int64_t w, uint8_t* out,
                cudaStream_t stream);
-
-// Dice counts of n masks of hw pixels: out (device, 3n int64) = (|pred & truth|, |pred|, |truth|) per mask.
-void dice_counts(DType pred_dt, const void* pred, float pred_threshold, DType truth_dt, const void* truth,
-                 float truth_threshold, int64_t n, int64_t hw, int64_t* out, cudaStream_t stream);
 
 }  // namespace pneumo::kernels::cuda

@@ -1,5 +1,5 @@
 // CUDA layer kernels (see layer_kernels.h): BatchNorm, max pool, nearest/bilinear resize, dropout, padding.
-// Convention: activations are F32 (float) or BF16 (uint16_t bits), loaded to float and stored with
+// Convention: activations are F32 (float) or BF16 (Bf16 bits), loaded to float and stored with
 // round-to-nearest-even; BatchNorm statistics and parameters are float. Every kernel is a grid-stride loop
 // with 64-bit indices; one instantiation per storage type, the op variant is a run-time argument.
 // Determinism: per-channel reductions write per-row-block partials, then one thread per channel sums them
@@ -12,37 +12,14 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
 #include "kernels/philox.h"
 
 namespace pneumo::kernels::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ float load(const float* p, int64_t i) { return p[i]; }
-__device__ __forceinline__ float load(const uint16_t* p, int64_t i) { return bf16_bits_to_float(p[i]); }
-__device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
-__device__ __forceinline__ void store(uint16_t* p, int64_t i, float v) { p[i] = float_to_bf16_bits(v); }
-
-int blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(b, 65535LL * 8)));
-}
-
 #define GRID_STRIDE(i, n) \
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<int64_t>(blockDim.x) * gridDim.x)
-
-// Runs `body` with T = float or uint16_t (BF16 bits).
-template <typename Body>
-void dispatch(DType dt, const char* what, Body&& body) {
-  if (dt == DType::F32)
-    body(static_cast<float*>(nullptr));
-  else if (dt == DType::BF16)
-    body(static_cast<uint16_t*>(nullptr));
-  else
-    PNEUMO_FAIL(what, ": CUDA layer kernels support F32 and BF16, got ", dtype_name(dt));
-}
 
 // ---------------------------------------------------------------------------------------------------
 // BatchNorm
@@ -67,14 +44,14 @@ __global__ void bn_partials_kernel(const T* x, const T* dy, int64_t rows, int64_
     for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowLanes) {
       const int64_t i = r * channels + c;
       if (term == kSumX) {
-        a1 += load(x, i);
+        a1 += load_f(x, i);
       } else if (term == kSumSquaredDeviation) {
-        const float d = load(x, i) - m;
+        const float d = load_f(x, i) - m;
         a1 += d * d;
       } else {
-        const float g = load(dy, i);
+        const float g = load_f(dy, i);
         a1 += g;
-        a2 += g * (load(x, i) - m);
+        a2 += g * (load_f(x, i) - m);
       }
     }
   }
@@ -121,10 +98,10 @@ __global__ void bn_apply_kernel(const T* x, int64_t n, int64_t channels, const f
                                 const float* weight, const float* bias, T* y) {
   GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
-    float v = (load(x, i) - mean[c]) * (1.0f / sqrtf(var[c] + eps));
+    float v = (load_f(x, i) - mean[c]) * (1.0f / sqrtf(var[c] + eps));
     if (weight) v *= weight[c];
     if (bias) v += bias[c];
-    store(y, i, v);
+    store_f(y, i, v);
   }
 }
 
@@ -136,12 +113,12 @@ __global__ void bn_backward_data_kernel(const T* dy, const T* x, int64_t n, int6
   GRID_STRIDE(i, n) {
     const int64_t c = i % channels;
     const float invstd = 1.0f / sqrtf(var[c] + eps);
-    float g = load(dy, i);
+    float g = load_f(dy, i);
     if (training) {
-      const float xhat = (load(x, i) - mean[c]) * invstd;
+      const float xhat = (load_f(x, i) - mean[c]) * invstd;
       g -= (sum_dy[c] + xhat * sum_dy_xhat[c]) * inv_rows;
     }
-    store(dx, i, (weight ? weight[c] : 1.0f) * invstd * g);
+    store_f(dx, i, (weight ? weight[c] : 1.0f) * invstd * g);
   }
 }
 
@@ -177,13 +154,13 @@ __global__ void max_pool_forward_kernel(const T* x, int64_t n, int64_t h, int64_
     int32_t arg = static_cast<int32_t>(ys * w + xs);
     for (int64_t iy = ys; iy < ye; ++iy)
       for (int64_t ix = xs; ix < xe; ++ix) {
-        const float v = load(x, ((b * h + iy) * w + ix) * c + ch);
+        const float v = load_f(x, ((b * h + iy) * w + ix) * c + ch);
         if (v > best || isnan(v)) {  // first maximum; a NaN wins (PyTorch)
           best = v;
           arg = static_cast<int32_t>(iy * w + ix);
         }
       }
-    store(y, i, best);
+    store_f(y, i, best);
     argmax[i] = arg;
   }
 }
@@ -201,9 +178,9 @@ __global__ void max_pool_backward_kernel(const T* dy, const int32_t* argmax, int
     for (int64_t py = py0; py <= py1; ++py)
       for (int64_t px = px0; px <= px1; ++px) {
         const int64_t o = ((b * oh + py) * ow + px) * c + ch;
-        if (argmax[o] == self) acc += load(dy, o);
+        if (argmax[o] == self) acc += load_f(dy, o);
       }
-    store(dx, i, acc);
+    store_f(dx, i, acc);
   }
 }
 
@@ -220,7 +197,7 @@ __global__ void upsample_nearest2x_backward_kernel(const T* dy, int64_t n, int64
   GRID_STRIDE(i, n * h * w * c) {
     const int64_t ch = i % c, ix = (i / c) % w, iy = (i / (c * w)) % h, b = i / (c * w * h);
     const int64_t base = ((b * 2 * h + 2 * iy) * 2 * w + 2 * ix) * c + ch, row = 2 * w * c;
-    store(dx, i, (load(dy, base) + load(dy, base + c)) + (load(dy, base + row) + load(dy, base + row + c)));
+    store_f(dx, i, (load_f(dy, base) + load_f(dy, base + c)) + (load_f(dy, base + row) + load_f(dy, base + row + c)));
   }
 }
 
@@ -232,9 +209,9 @@ __global__ void resize_bilinear_forward_kernel(const T* x, int64_t n, int64_t h,
     const int64_t r0 = (b * h + ay.i0[oy]) * w, r1 = (b * h + ay.i1[oy]) * w;
     const int64_t c0 = ax.i0[ox], c1 = ax.i1[ox];
     const float wx0 = ax.l0[ox], wx1 = ax.l1[ox];
-    const float top = wx0 * load(x, (r0 + c0) * c + ch) + wx1 * load(x, (r0 + c1) * c + ch);
-    const float bottom = wx0 * load(x, (r1 + c0) * c + ch) + wx1 * load(x, (r1 + c1) * c + ch);
-    store(y, i, ay.l0[oy] * top + ay.l1[oy] * bottom);
+    const float top = wx0 * load_f(x, (r0 + c0) * c + ch) + wx1 * load_f(x, (r0 + c1) * c + ch);
+    const float bottom = wx0 * load_f(x, (r1 + c0) * c + ch) + wx1 * load_f(x, (r1 + c1) * c + ch);
+    store_f(y, i, ay.l0[oy] * top + ay.l1[oy] * bottom);
   }
 }
 
@@ -249,9 +226,9 @@ __global__ void resize_bilinear_backward_kernel(const T* dy, int64_t n, int64_t 
       const int64_t row = (b * oh + ay.out_index[jy]) * ow;
       const float wy = ay.weight[jy];
       for (int32_t jx = ax.start[ix]; jx < ax.start[ix + 1]; ++jx)
-        acc += wy * ax.weight[jx] * load(dy, (row + ax.out_index[jx]) * c + ch);
+        acc += wy * ax.weight[jx] * load_f(dy, (row + ax.out_index[jx]) * c + ch);
     }
-    store(dx, i, acc);
+    store_f(dx, i, acc);
   }
 }
 
@@ -266,7 +243,7 @@ __global__ void dropout_kernel(const T* x, T* y, int64_t n, int64_t row_size, ui
   GRID_STRIDE(i, n) {
     const uint64_t draw = static_cast<uint64_t>(row_size == 1 ? i : i / row_size);
     const bool keep = static_cast<double>(philox_uniform_at(seed, offset, draw)) > p;
-    store(y, i, keep ? load(x, i) * scale : 0.f);
+    store_f(y, i, keep ? load_f(x, i) * scale : 0.f);
   }
 }
 
@@ -276,7 +253,7 @@ __global__ void pad_kernel(const T* x, int64_t n, int64_t h, int64_t w, int64_t 
   GRID_STRIDE(i, n * ph * pw * c) {
     const int64_t ch = i % c, ox = (i / c) % pw, oy = (i / (c * pw)) % ph, b = i / (c * pw * ph);
     const int64_t iy = oy - top, ix = ox - left;
-    y[i] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[((b * h + iy) * w + ix) * c + ch] : T(0);
+    y[i] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[((b * h + iy) * w + ix) * c + ch] : T{};  // +0 in both storage types
   }
 }
 
@@ -298,14 +275,14 @@ int64_t batch_norm_scratch_floats(int64_t rows, int64_t channels) { return 2 * b
 void batch_norm_statistics(DType dt, const void* x, int64_t rows, int64_t channels, float* mean, float* var,
                            float* scratch, cudaStream_t stream) {
   const int64_t blocks = bn_row_blocks(rows);
-  dispatch(dt, "batch_norm_statistics", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
+  dispatch_f32_bf16(dt, "batch_norm_statistics", [&](auto tag) {
+    using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
     bn_partials<T>(xp, nullptr, rows, channels, nullptr, kSumX, scratch, nullptr, stream);
-    bn_finalize_kernel<<<blocks_for(channels), kThreads, 0, stream>>>(scratch, blocks, channels, 1.0 / rows, mean);
+    bn_finalize_kernel<<<blocks_for(channels, kMaxGridBlocks), kThreads, 0, stream>>>(scratch, blocks, channels, 1.0 / rows, mean);
     PNEUMO_LAUNCH_CHECK("bn_finalize_kernel");
     bn_partials<T>(xp, nullptr, rows, channels, mean, kSumSquaredDeviation, scratch, nullptr, stream);
-    bn_finalize_kernel<<<blocks_for(channels), kThreads, 0, stream>>>(scratch, blocks, channels, 1.0 / rows, var);
+    bn_finalize_kernel<<<blocks_for(channels, kMaxGridBlocks), kThreads, 0, stream>>>(scratch, blocks, channels, 1.0 / rows, var);
     PNEUMO_LAUNCH_CHECK("bn_finalize_kernel");
   });
 }
@@ -313,9 +290,9 @@ void batch_norm_statistics(DType dt, const void* x, int64_t rows, int64_t channe
 void batch_norm_apply(DType dt, const void* x, int64_t rows, int64_t channels, const float* mean, const float* var,
                       double eps, const float* weight, const float* bias, void* y, cudaStream_t stream) {
   const int64_t n = rows * channels;
-  dispatch(dt, "batch_norm_apply", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    bn_apply_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const T*>(x), n, channels, mean, var,
+  dispatch_f32_bf16(dt, "batch_norm_apply", [&](auto tag) {
+    using T = decltype(tag);
+    bn_apply_kernel<T><<<blocks_for(n, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), n, channels, mean, var,
                                                                static_cast<float>(eps), weight, bias, static_cast<T*>(y));
     PNEUMO_LAUNCH_CHECK("bn_apply_kernel");
   });
@@ -325,11 +302,11 @@ void batch_norm_backward_reduce(DType dt, const void* dy, const void* x, int64_t
                                 const float* mean, const float* var, double eps, float* sum_dy, float* sum_dy_xhat,
                                 float* scratch, cudaStream_t stream) {
   const int64_t blocks = bn_row_blocks(rows);
-  dispatch(dt, "batch_norm_backward_reduce", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
+  dispatch_f32_bf16(dt, "batch_norm_backward_reduce", [&](auto tag) {
+    using T = decltype(tag);
     bn_partials<T>(static_cast<const T*>(x), static_cast<const T*>(dy), rows, channels, mean, kSumDyAndDyDeviation,
                    scratch, scratch + blocks * channels, stream);
-    bn_finalize_backward_kernel<<<blocks_for(channels), kThreads, 0, stream>>>(
+    bn_finalize_backward_kernel<<<blocks_for(channels, kMaxGridBlocks), kThreads, 0, stream>>>(
         scratch, scratch + blocks * channels, blocks, channels, var, static_cast<float>(eps), sum_dy, sum_dy_xhat);
     PNEUMO_LAUNCH_CHECK("bn_finalize_backward_kernel");
   });
@@ -340,9 +317,9 @@ void batch_norm_backward_data(DType dt, const void* dy, const void* x, int64_t r
                               const float* sum_dy, const float* sum_dy_xhat, bool training, void* dx,
                               cudaStream_t stream) {
   const int64_t n = rows * channels;
-  dispatch(dt, "batch_norm_backward_data", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    bn_backward_data_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "batch_norm_backward_data", [&](auto tag) {
+    using T = decltype(tag);
+    bn_backward_data_kernel<T><<<blocks_for(n, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(dy), static_cast<const T*>(x), n, channels, rows, mean, var, static_cast<float>(eps),
         weight, sum_dy, sum_dy_xhat, training, static_cast<T*>(dx));
     PNEUMO_LAUNCH_CHECK("bn_backward_data_kernel");
@@ -352,7 +329,7 @@ void batch_norm_backward_data(DType dt, const void* dy, const void* x, int64_t r
 void batch_norm_update_running(const float* mean, const float* var, float* running_mean, float* running_var,
                                int64_t channels, double momentum, int64_t count, cudaStream_t stream) {
   PNEUMO_CHECK(count > 1, "batch_norm: the unbiased variance needs more than one value per channel, got ", count);
-  bn_update_running_kernel<<<blocks_for(channels), kThreads, 0, stream>>>(
+  bn_update_running_kernel<<<blocks_for(channels, kMaxGridBlocks), kThreads, 0, stream>>>(
       mean, var, running_mean, running_var, channels, static_cast<float>(momentum),
       static_cast<float>(static_cast<double>(count) / static_cast<double>(count - 1)));
   PNEUMO_LAUNCH_CHECK("bn_update_running_kernel");
@@ -364,9 +341,9 @@ void max_pool2d_forward(DType dt, const void* x, int64_t n, int64_t h, int64_t w
                         int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* y, int32_t* argmax,
                         cudaStream_t stream) {
   PNEUMO_CHECK(h * w < INT32_MAX, "max_pool2d: plane too large for int32 indices");
-  dispatch(dt, "max_pool2d_forward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    max_pool_forward_kernel<T><<<blocks_for(n * oh * ow * c), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "max_pool2d_forward", [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_forward_kernel<T><<<blocks_for(n * oh * ow * c, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(x), n, h, w, c, kernel, stride, pad, oh, ow, static_cast<T*>(y), argmax);
     PNEUMO_LAUNCH_CHECK("max_pool_forward_kernel");
   });
@@ -375,9 +352,9 @@ void max_pool2d_forward(DType dt, const void* x, int64_t n, int64_t h, int64_t w
 void max_pool2d_backward(DType dt, const void* dy, const int32_t* argmax, int64_t n, int64_t h, int64_t w, int64_t c,
                          int64_t kernel, int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* dx,
                          cudaStream_t stream) {
-  dispatch(dt, "max_pool2d_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    max_pool_backward_kernel<T><<<blocks_for(n * h * w * c), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "max_pool2d_backward", [&](auto tag) {
+    using T = decltype(tag);
+    max_pool_backward_kernel<T><<<blocks_for(n * h * w * c, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(dy), argmax, n, h, w, c, kernel, stride, pad, oh, ow, static_cast<T*>(dx));
     PNEUMO_LAUNCH_CHECK("max_pool_backward_kernel");
   });
@@ -385,9 +362,9 @@ void max_pool2d_backward(DType dt, const void* dy, const int32_t* argmax, int64_
 
 void upsample_nearest2x_forward(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, void* y,
                                 cudaStream_t stream) {
-  dispatch(dt, "upsample_nearest2x_forward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    upsample_nearest2x_forward_kernel<T><<<blocks_for(n * 4 * h * w * c), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "upsample_nearest2x_forward", [&](auto tag) {
+    using T = decltype(tag);
+    upsample_nearest2x_forward_kernel<T><<<blocks_for(n * 4 * h * w * c, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(x), n, h, w, c, static_cast<T*>(y));
     PNEUMO_LAUNCH_CHECK("upsample_nearest2x_forward_kernel");
   });
@@ -395,9 +372,9 @@ void upsample_nearest2x_forward(DType dt, const void* x, int64_t n, int64_t h, i
 
 void upsample_nearest2x_backward(DType dt, const void* dy, int64_t n, int64_t h, int64_t w, int64_t c, void* dx,
                                  cudaStream_t stream) {
-  dispatch(dt, "upsample_nearest2x_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    upsample_nearest2x_backward_kernel<T><<<blocks_for(n * h * w * c), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "upsample_nearest2x_backward", [&](auto tag) {
+    using T = decltype(tag);
+    upsample_nearest2x_backward_kernel<T><<<blocks_for(n * h * w * c, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(dy), n, h, w, c, static_cast<T*>(dx));
     PNEUMO_LAUNCH_CHECK("upsample_nearest2x_backward_kernel");
   });
@@ -406,9 +383,9 @@ void upsample_nearest2x_backward(DType dt, const void* dy, int64_t n, int64_t h,
 void resize_bilinear_forward(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c,
                              const DeviceLinearAxis& ay, const DeviceLinearAxis& ax, int64_t oh, int64_t ow, void* y,
                              cudaStream_t stream) {
-  dispatch(dt, "resize_bilinear_forward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    resize_bilinear_forward_kernel<T><<<blocks_for(n * oh * ow * c), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "resize_bilinear_forward", [&](auto tag) {
+    using T = decltype(tag);
+    resize_bilinear_forward_kernel<T><<<blocks_for(n * oh * ow * c, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(x), n, h, w, c, ay, ax, oh, ow, static_cast<T*>(y));
     PNEUMO_LAUNCH_CHECK("resize_bilinear_forward_kernel");
   });
@@ -417,9 +394,9 @@ void resize_bilinear_forward(DType dt, const void* x, int64_t n, int64_t h, int6
 void resize_bilinear_backward(DType dt, const void* dy, int64_t n, int64_t h, int64_t w, int64_t c,
                               const DeviceLinearAxis& ay, const DeviceLinearAxis& ax, int64_t oh, int64_t ow, void* dx,
                               cudaStream_t stream) {
-  dispatch(dt, "resize_bilinear_backward", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    resize_bilinear_backward_kernel<T><<<blocks_for(n * h * w * c), kThreads, 0, stream>>>(
+  dispatch_f32_bf16(dt, "resize_bilinear_backward", [&](auto tag) {
+    using T = decltype(tag);
+    resize_bilinear_backward_kernel<T><<<blocks_for(n * h * w * c, kMaxGridBlocks), kThreads, 0, stream>>>(
         static_cast<const T*>(dy), n, h, w, c, ay, ax, oh, ow, static_cast<T*>(dx));
     PNEUMO_LAUNCH_CHECK("resize_bilinear_backward_kernel");
   });
@@ -429,9 +406,9 @@ void resize_bilinear_backward(DType dt, const void* dy, int64_t n, int64_t h, in
 
 void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uint64_t offset, double p,
              cudaStream_t stream) {
-  dispatch(dt, "dropout", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    dropout_kernel<T><<<blocks_for(count), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), count, 1,
+  dispatch_f32_bf16(dt, "dropout", [&](auto tag) {
+    using T = decltype(tag);
+    dropout_kernel<T><<<blocks_for(count, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), count, 1,
                                                                   seed, offset, p, static_cast<float>(1.0 / (1.0 - p)));
     PNEUMO_LAUNCH_CHECK("dropout_kernel");
   });
@@ -440,10 +417,10 @@ void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uin
 void drop_connect(DType dt, const void* x, void* y, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
                   double p, cudaStream_t stream) {
   const int64_t n = rows * row_size;
-  dispatch(dt, "drop_connect", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
+  dispatch_f32_bf16(dt, "drop_connect", [&](auto tag) {
+    using T = decltype(tag);
     // row_size 1 would read as elementwise, which is the same thing for one element per row.
-    dropout_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, row_size,
+    dropout_kernel<T><<<blocks_for(n, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, row_size,
                                                               seed, offset, p, static_cast<float>(1.0 / (1.0 - p)));
     PNEUMO_LAUNCH_CHECK("dropout_kernel (drop_connect)");
   });
@@ -452,9 +429,9 @@ void drop_connect(DType dt, const void* x, void* y, int64_t rows, int64_t row_si
 void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
             int64_t left, int64_t right, void* y, cudaStream_t stream) {
   const int64_t ph = h + top + bottom, pw = w + left + right;
-  dispatch(dt, "pad_hw", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    pad_kernel<T><<<blocks_for(n * ph * pw * c), kThreads, 0, stream>>>(static_cast<const T*>(x), n, h, w, c, top, left,
+  dispatch_f32_bf16(dt, "pad_hw", [&](auto tag) {
+    using T = decltype(tag);
+    pad_kernel<T><<<blocks_for(n * ph * pw * c, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), n, h, w, c, top, left,
                                                                         ph, pw, static_cast<T*>(y));
     PNEUMO_LAUNCH_CHECK("pad_kernel");
   });
@@ -463,9 +440,9 @@ void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c,
 void crop_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
              int64_t left, int64_t right, void* y, cudaStream_t stream) {
   const int64_t oh = h - top - bottom, ow = w - left - right;
-  dispatch(dt, "crop_hw", [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    crop_kernel<T><<<blocks_for(n * oh * ow * c), kThreads, 0, stream>>>(static_cast<const T*>(x), n, h, w, c, top, left,
+  dispatch_f32_bf16(dt, "crop_hw", [&](auto tag) {
+    using T = decltype(tag);
+    crop_kernel<T><<<blocks_for(n * oh * ow * c, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), n, h, w, c, top, left,
                                                                          oh, ow, static_cast<T*>(y));
     PNEUMO_LAUNCH_CHECK("crop_kernel");
   });

@@ -7,19 +7,11 @@
 
 #include <algorithm>
 
-#include "kernels/cuda/train_device_util.cuh"
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
 
 namespace pneumo::kernels::cuda {
 namespace {
 
-using train_detail::Bf16;
-using train_detail::load4;
-using train_detail::load_f;
-using train_detail::sigmoidf_;
-using train_detail::store_f;
-
-constexpr int kThreads = 256;
 constexpr int kMaxPartials = 1024;
 constexpr float kDiceClampMax = 1.0f - 1e-7f;
 
@@ -70,7 +62,7 @@ __global__ void binary_loss_partial_kernel(int kind, float gamma, const T* __res
       s += v;
     }
   }
-  s = train_detail::block_sum(s, scratch);
+  s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
@@ -79,7 +71,7 @@ __global__ void finish_sum_kernel(const float* __restrict__ partial, int count, 
   __shared__ float scratch[32];
   float s = 0.0f;
   for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
-  s = train_detail::block_sum(s, scratch);
+  s = block_sum(s, scratch);
   if (threadIdx.x == 0) *out = s * scale;
 }
 
@@ -100,7 +92,7 @@ __global__ void binary_loss_backward_kernel(int kind, float gamma, const T* __re
         binary_element(kind, gamma, xv[k], tv[k], &v, &g);
         out[k] = g * scale;
       }
-      train_detail::store4(dx, u * 4, out);
+      store4(dx, u * 4, out);
     }
     return;
   }
@@ -148,9 +140,9 @@ __global__ void dice_partial_kernel(const T* __restrict__ x, const T* __restrict
       tt += tv * tv;
     }
   }
-  pt = train_detail::block_sum(pt, scratch);
-  pp = train_detail::block_sum(pp, scratch);
-  tt = train_detail::block_sum(tt, scratch);
+  pt = block_sum(pt, scratch);
+  pp = block_sum(pp, scratch);
+  tt = block_sum(tt, scratch);
   if (threadIdx.x == 0) {
     float* o = partial + (b * splits + s) * 3;
     o[0] = pt, o[1] = pp, o[2] = tt;
@@ -168,9 +160,9 @@ __global__ void dice_sample_kernel(const float* __restrict__ partial, int64_t sp
     const float* o = partial + (b * splits + s) * 3;
     pt += o[0], pp += o[1], tt += o[2];
   }
-  pt = train_detail::block_sum(pt, scratch);
-  pp = train_detail::block_sum(pp, scratch);
-  tt = train_detail::block_sum(tt, scratch);
+  pt = block_sum(pt, scratch);
+  pp = block_sum(pp, scratch);
+  tt = block_sum(tt, scratch);
   if (threadIdx.x == 0) {
     stats[2 * b] = pt + smooth;
     stats[2 * b + 1] = pp + tt + smooth;
@@ -211,7 +203,7 @@ __global__ void dice_backward_kernel(const T* __restrict__ x, const T* __restric
         const float p = sigmoidf_(xv[k]);
         out[k] = coef * (tv[k] * den - two_num * p) * p * (1.0f - p);
       }
-      train_detail::store4(db, u * 4, out);
+      store4(db, u * 4, out);
     }
     return;
   }
@@ -221,14 +213,10 @@ __global__ void dice_backward_kernel(const T* __restrict__ x, const T* __restric
   }
 }
 
-int elementwise_blocks(int64_t n) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)));
-}
-
 template <typename T>
 bool vec_ok(int64_t n, const void* a, const void* b, const void* c) {
-  return n % 4 == 0 && train_detail::vec4_aligned<T>(a) && train_detail::vec4_aligned<T>(b) &&
-         train_detail::vec4_aligned<T>(c);
+  return n % 4 == 0 && vec4_aligned<T>(a) && vec4_aligned<T>(b) &&
+         vec4_aligned<T>(c);
 }
 
 void check_dtype(const char* op, DType dt) {
@@ -239,8 +227,9 @@ void check_dtype(const char* op, DType dt) {
 
 size_t binary_loss_workspace_bytes(int64_t) { return kMaxPartials * sizeof(float); }
 
-void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
+void binary_loss_forward(DType dt, BinaryLoss kind_code, double gamma, const void* logits, const void* targets, int64_t n,
                          float* loss, void* workspace, cudaStream_t stream) {
+  const int kind = static_cast<int>(kind_code);
   check_dtype("binary loss", dt);
   PNEUMO_CHECK(n > 0 && (kind == 0 || kind == 1), "binary loss (CUDA): n ", n, " kind ", kind);
   float* partial = static_cast<float*>(workspace);
@@ -258,10 +247,11 @@ void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, c
   PNEUMO_LAUNCH_CHECK("finish_sum_kernel");
 }
 
-void binary_loss_backward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
+void binary_loss_backward(DType dt, BinaryLoss kind_code, double gamma, const void* logits, const void* targets, int64_t n,
                           const float* grad_loss, void* dlogits, cudaStream_t stream) {
+  const int kind = static_cast<int>(kind_code);
   check_dtype("binary loss", dt);
-  const int blocks = elementwise_blocks(n % 4 == 0 ? n / 4 : n);
+  const int blocks = blocks_for(n % 4 == 0 ? n / 4 : n, kMaxGridBlocks);
   if (dt == DType::F32)
     binary_loss_backward_kernel<float><<<blocks, kThreads, 0, stream>>>(
         kind, static_cast<float>(gamma), static_cast<const float*>(logits), static_cast<const float*>(targets), n,
@@ -287,12 +277,12 @@ void soft_dice_forward(DType dt, const void* logits, const void* targets, int64_
   const dim3 grid(static_cast<unsigned>(L.splits), static_cast<unsigned>(batch));
   const bool vec = per_sample % 4 == 0;
   if (dt == DType::F32) {
-    const bool v = vec && train_detail::vec4_aligned<float>(logits) && train_detail::vec4_aligned<float>(targets);
+    const bool v = vec && vec4_aligned<float>(logits) && vec4_aligned<float>(targets);
     dice_partial_kernel<float><<<grid, kThreads, 0, stream>>>(static_cast<const float*>(logits),
                                                              static_cast<const float*>(targets), per_sample, L.chunk, v,
                                                              partial);
   } else {
-    const bool v = vec && train_detail::vec4_aligned<Bf16>(logits) && train_detail::vec4_aligned<Bf16>(targets);
+    const bool v = vec && vec4_aligned<Bf16>(logits) && vec4_aligned<Bf16>(targets);
     dice_partial_kernel<Bf16><<<grid, kThreads, 0, stream>>>(static_cast<const Bf16*>(logits),
                                                             static_cast<const Bf16*>(targets), per_sample, L.chunk, v,
                                                             partial);
@@ -316,14 +306,14 @@ void soft_dice_backward(DType dt, const void* logits, const void* targets, int64
                                                                                  std::max<int64_t>(1, 2048 / batch)))),
                   static_cast<unsigned>(batch));
   if (dt == DType::F32) {
-    const bool v = vec4 && train_detail::vec4_aligned<float>(logits) && train_detail::vec4_aligned<float>(targets) &&
-                   train_detail::vec4_aligned<float>(dlogits);
+    const bool v = vec4 && vec4_aligned<float>(logits) && vec4_aligned<float>(targets) &&
+                   vec4_aligned<float>(dlogits);
     dice_backward_kernel<float><<<grid, kThreads, 0, stream>>>(
         static_cast<const float*>(logits), static_cast<const float*>(targets), batch,
         static_cast<uint32_t>(per_sample), v, stats, grad_loss, static_cast<float*>(dlogits));
   } else {
-    const bool v = vec4 && train_detail::vec4_aligned<Bf16>(logits) && train_detail::vec4_aligned<Bf16>(targets) &&
-                   train_detail::vec4_aligned<Bf16>(dlogits);
+    const bool v = vec4 && vec4_aligned<Bf16>(logits) && vec4_aligned<Bf16>(targets) &&
+                   vec4_aligned<Bf16>(dlogits);
     dice_backward_kernel<Bf16><<<grid, kThreads, 0, stream>>>(
         static_cast<const Bf16*>(logits), static_cast<const Bf16*>(targets), batch,
         static_cast<uint32_t>(per_sample), v, stats, grad_loss, static_cast<Bf16*>(dlogits));

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/op_codes.h"
 
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;
@@ -15,9 +16,9 @@ typedef struct CUstream_st* cudaStream_t;
 namespace pneumo::kernels::cuda {
 
 size_t binary_loss_workspace_bytes(int64_t n);
-void binary_loss_forward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
+void binary_loss_forward(DType dt, BinaryLoss kind, double gamma, const void* logits, const void* targets, int64_t n,
                          float* loss, void* workspace, cudaStream_t stream);
-void binary_loss_backward(DType dt, int kind, double gamma, const void* logits, const void* targets, int64_t n,
+void binary_loss_backward(DType dt, BinaryLoss kind, double gamma, const void* logits, const void* targets, int64_t n,
                           const float* grad_loss, void* dlogits, cudaStream_t stream);
 
 size_t soft_dice_workspace_bytes(int64_t batch, int64_t per_sample);

@@ -1,18 +1,15 @@
-// CUDA Dice counts (see data_kernels.h): blocks of one mask each reduce integer counts (warp shuffles, then
+// CUDA Dice counts (see metric_kernels.h): blocks of one mask each reduce integer counts (warp shuffles, then
 // shared memory) and add them with 64-bit integer atomics, which are exact, so the result is deterministic.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
-#include "kernels/cuda/data_kernels.h"
-#include "kernels/cuda/mask_value.cuh"
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/metric_kernels.h"
 
 namespace pneumo::kernels::cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
 
 __global__ void dice_counts_kernel(DType pred_dt, const void* pred, float pred_threshold, DType truth_dt,
                                    const void* truth, float truth_threshold, int64_t hw,

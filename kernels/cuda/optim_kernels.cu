@@ -6,13 +6,12 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cuda/train_device_util.cuh"
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
 
 namespace pneumo::kernels::cuda {
 namespace {
 
-constexpr int kThreads = 512;
+constexpr int kOptimThreads = 512;  // one block per 64K-element chunk
 
 struct Chunk {
   int32_t tensor;
@@ -44,8 +43,8 @@ template <typename Tensor>
 void upload_tables(const Tensor* tensors, int count, const std::vector<Chunk>& chunks, void* workspace,
                    size_t workspace_bytes, size_t extra_bytes, cudaStream_t stream, Tensor** d_tensors,
                    Chunk** d_chunks, char** d_extra) {
-  const size_t tensor_bytes = train_detail::align256(sizeof(Tensor) * count);
-  const size_t chunk_bytes = train_detail::align256(sizeof(Chunk) * chunks.size());
+  const size_t tensor_bytes = align256(sizeof(Tensor) * count);
+  const size_t chunk_bytes = align256(sizeof(Chunk) * chunks.size());
   PNEUMO_CHECK(tensor_bytes + chunk_bytes + extra_bytes <= workspace_bytes, "multi-tensor kernel: workspace of ",
                workspace_bytes, " bytes, need ", tensor_bytes + chunk_bytes + extra_bytes);
   std::vector<char> host(tensor_bytes + chunk_bytes, 0);
@@ -67,8 +66,8 @@ __global__ void optimizer_step_kernel(const OptimTensor* __restrict__ tensors, c
   const int64_t begin = static_cast<int64_t>(ch.index) * kOptimChunk;
   const int64_t end = min(t.numel, begin + kOptimChunk);
   const bool has1 = t.state1 != nullptr, has2 = t.state2 != nullptr;
-  const bool vec = train_detail::vec4_aligned<float>(t.param) && train_detail::vec4_aligned<float>(t.grad) &&
-                   train_detail::vec4_aligned<float>(t.state1) && train_detail::vec4_aligned<float>(t.state2);
+  const bool vec = vec4_aligned<float>(t.param) && vec4_aligned<float>(t.grad) &&
+                   vec4_aligned<float>(t.state1) && vec4_aligned<float>(t.state2);
   int64_t scalar_begin = begin;
   if (vec) {
     const int64_t vec_end = begin + (end - begin) / 4 * 4;
@@ -104,7 +103,7 @@ __global__ void sum_squares_kernel(const ClipTensor* __restrict__ tensors, const
   const int64_t begin = static_cast<int64_t>(ch.index) * kOptimChunk, end = min(t.numel, begin + kOptimChunk);
   float s = 0.0f;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) s += t.data[i] * t.data[i];
-  s = train_detail::block_sum(s, scratch);
+  s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
@@ -113,7 +112,7 @@ __global__ void clip_finish_kernel(const float* __restrict__ partial, int count,
   __shared__ float scratch[32];
   float s = 0.0f;
   for (int i = threadIdx.x; i < count; i += blockDim.x) s += partial[i];
-  s = train_detail::block_sum(s, scratch);
+  s = block_sum(s, scratch);
   if (threadIdx.x == 0) {
     const float norm = sqrtf(s);
     *total_norm = norm;
@@ -135,7 +134,7 @@ __global__ void scale_kernel(const ClipTensor* __restrict__ tensors, const Chunk
 
 size_t optimizer_workspace_bytes(const OptimTensor* tensors, int count) {
   const size_t chunks = make_chunks(tensors, count, optim_numel).size();
-  return train_detail::align256(sizeof(OptimTensor) * count) + train_detail::align256(sizeof(Chunk) * chunks);
+  return align256(sizeof(OptimTensor) * count) + align256(sizeof(Chunk) * chunks);
 }
 
 void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper, void* workspace,
@@ -150,15 +149,15 @@ void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyp
   Chunk* d_chunks;
   char* extra;
   upload_tables(tensors, count, chunks, workspace, workspace_bytes, 0, stream, &d_tensors, &d_chunks, &extra);
-  optimizer_step_kernel<<<static_cast<unsigned>(chunks.size()), kThreads, 0, stream>>>(d_tensors, d_chunks, hyper);
+  optimizer_step_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks, hyper);
   PNEUMO_LAUNCH_CHECK("optimizer_step_kernel");
 }
 
 size_t clip_workspace_bytes(const int64_t* sizes, int count) {
   size_t chunks = 0;
   for (int k = 0; k < count; ++k) chunks += static_cast<size_t>((sizes[k] + kOptimChunk - 1) / kOptimChunk);
-  return train_detail::align256(sizeof(ClipTensor) * count) + train_detail::align256(sizeof(Chunk) * chunks) +
-         train_detail::align256(sizeof(float) * (chunks + 1));
+  return align256(sizeof(ClipTensor) * count) + align256(sizeof(Chunk) * chunks) +
+         align256(sizeof(float) * (chunks + 1));
 }
 
 void clip_grad_norm(float* const* tensors, const int64_t* sizes, int count, float max_norm, float* total_norm,
@@ -178,11 +177,11 @@ void clip_grad_norm(float* const* tensors, const int64_t* sizes, int count, floa
   float* partial = reinterpret_cast<float*>(extra);
   float* coef = partial + chunks.size();
   const unsigned blocks = static_cast<unsigned>(chunks.size());
-  sum_squares_kernel<<<blocks, kThreads, 0, stream>>>(d_tensors, d_chunks, partial);
+  sum_squares_kernel<<<blocks, kOptimThreads, 0, stream>>>(d_tensors, d_chunks, partial);
   PNEUMO_LAUNCH_CHECK("sum_squares_kernel");
   clip_finish_kernel<<<1, 1024, 0, stream>>>(partial, static_cast<int>(chunks.size()), max_norm, total_norm, coef);
   PNEUMO_LAUNCH_CHECK("clip_finish_kernel");
-  scale_kernel<<<blocks, kThreads, 0, stream>>>(d_tensors, d_chunks, coef);
+  scale_kernel<<<blocks, kOptimThreads, 0, stream>>>(d_tensors, d_chunks, coef);
   PNEUMO_LAUNCH_CHECK("scale_kernel");
 }
 

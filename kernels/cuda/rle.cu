@@ -8,8 +8,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/data_kernels.h"
-#include "kernels/cuda/mask_value.cuh"
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
 
 namespace pneumo::kernels::cuda {
 
@@ -19,8 +18,6 @@ constexpr int kTile = 4096;          // boundary positions per compaction tile
 constexpr int kTileThreads = 256;    // threads per tile, kTile / kTileThreads positions each
 constexpr int kPerThread = kTile / kTileThreads;
 constexpr int kScanThreads = 1024;
-
-size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 // fg[m][x][y] = masks[m][y][x] > threshold.
 __global__ void transpose_threshold_kernel(DType dt, const void* masks, int64_t h, int64_t w, float threshold,

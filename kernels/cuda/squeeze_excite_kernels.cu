@@ -10,35 +10,21 @@
 
 #include <algorithm>
 
-#include "kernels/cuda/train_device_util.cuh"
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
 
 namespace pneumo::kernels::cuda {
 namespace {
 
-using train_detail::Bf16;
-using train_detail::load_f;
-using train_detail::sigmoidf_;
-using train_detail::store_f;
 
-// Channels per thread in the pool and scale passes: 16 bytes of float32; bfloat16 takes 4 (8 bytes) or 8
-// (16 bytes) as PNEUMO_SE_BF16_WIDTH says. 4 won on an H200 (4x256x256x256: forward 0.136 vs 0.152 ms,
-// backward 0.193 vs 0.267 ms; bench/results/h200-se-bf16-width-*.json).
-#ifndef PNEUMO_SE_BF16_WIDTH
-#define PNEUMO_SE_BF16_WIDTH 4
-#endif
+// Channels per thread in the pool and scale passes: 4 for both dtypes (16 bytes of float32, 8 of bfloat16).
+// For bfloat16, 4 beat 8 channels (16 bytes) on an H200 (4x256x256x256: forward 0.136 vs 0.152 ms, backward
+// 0.193 vs 0.267 ms; bench/results/h200-se-bf16-width-*.json), so only the 4-wide path is kept.
 template <typename T>
-constexpr int kSeWidth = sizeof(T) == 4 ? 4 : PNEUMO_SE_BF16_WIDTH;
-__device__ __forceinline__ void se_load(const float* p, int64_t i, float* out) { train_detail::load4(p, i, out); }
-__device__ __forceinline__ void se_store(float* p, int64_t i, const float* v) { train_detail::store4(p, i, v); }
-__device__ __forceinline__ void se_load(const Bf16* p, int64_t i, float* out) {
-  if (PNEUMO_SE_BF16_WIDTH == 8) train_detail::load_vec(p, i, out);
-  else train_detail::load4(p, i, out);
-}
-__device__ __forceinline__ void se_store(Bf16* p, int64_t i, const float* v) {
-  if (PNEUMO_SE_BF16_WIDTH == 8) train_detail::store_vec(p, i, v);
-  else train_detail::store4(p, i, v);
-}
+constexpr int kSeWidth = 4;
+__device__ __forceinline__ void se_load(const float* p, int64_t i, float* out) { load4(p, i, out); }
+__device__ __forceinline__ void se_store(float* p, int64_t i, const float* v) { store4(p, i, v); }
+__device__ __forceinline__ void se_load(const Bf16* p, int64_t i, float* out) { load4(p, i, out); }
+__device__ __forceinline__ void se_store(Bf16* p, int64_t i, const float* v) { store4(p, i, v); }
 
 constexpr int kPoolLanes = 32;  // threads across channels
 constexpr int kPoolRows = 8;    // threads across pixels
@@ -61,7 +47,7 @@ SeLayout se_layout(int64_t N, int64_t HW, int64_t C, int64_t R, int vec_width) {
   size_t off = 0;
   auto take = [&](size_t floats) {
     size_t at = off;
-    off += train_detail::align256(floats * sizeof(float));
+    off += align256(floats * sizeof(float));
     return at;
   };
   L.partial_x = take(N * L.splits * C);
@@ -189,7 +175,7 @@ __global__ void se_fc1_kernel(const float* __restrict__ pooled, const T* __restr
   if (r >= R) return;
   float z = 0.0f;
   for (int64_t c = lane; c < C; c += 32) z += load_f(w1, r * C + c) * pooled_s[c];
-  z = train_detail::warp_sum(z);
+  z = warp_sum(z);
   if (lane == 0) {
     z += load_f(b1, r);
     z1[n * R + r] = z;
@@ -226,7 +212,7 @@ __global__ void se_dh_kernel(const float* __restrict__ dz2, const float* __restr
   if (r >= R) return;
   float dh = 0.0f;
   for (int64_t c = lane; c < C; c += 32) dh += load_f(w2, c * R + r) * dz2[n * C + c];
-  dh = train_detail::warp_sum(dh);
+  dh = warp_sum(dh);
   if (lane == 0) dz1[n * R + r] = dh * act_grad(act, z1[n * R + r]);
 }
 
@@ -320,8 +306,8 @@ void se_run(bool backward, const void* x_, const void* dy_, const void* w1_, con
   const SeLayout L = se_layout(N, HW, C, R, W);
   char* ws = static_cast<char*>(workspace);
   auto F = [&](size_t off) { return reinterpret_cast<float*>(ws + off); };
-  const bool vec = C % W == 0 && train_detail::aligned16(x) && train_detail::aligned16(dy) &&
-                   train_detail::aligned16(out_);
+  const bool vec = C % W == 0 && aligned16(x) && aligned16(dy) &&
+                   aligned16(out_);
   const dim3 pool_grid(static_cast<unsigned>((C + kPoolLanes * W - 1) / (kPoolLanes * W)),
                        static_cast<unsigned>(L.splits), static_cast<unsigned>(N));
   se_pool_kernel<T><<<pool_grid, dim3(kPoolLanes, kPoolRows), 0, stream>>>(
@@ -384,8 +370,9 @@ size_t squeeze_excite_workspace_bytes(int64_t batch, int64_t hw, int64_t channel
 }
 
 void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void* b1, const void* w2, const void* b2,
-                            int64_t batch, int64_t hw, int64_t channels, int64_t reduced, int act, void* y,
+                            int64_t batch, int64_t hw, int64_t channels, int64_t reduced, Activation act_code, void* y,
                             void* workspace, cudaStream_t stream) {
+  const int act = static_cast<int>(act_code);
   check_args(dt, batch, hw, channels, reduced, act);
   if (dt == DType::F32)
     se_run<float>(false, x, nullptr, w1, b1, w2, b2, batch, hw, channels, reduced, act, y, nullptr, nullptr, nullptr,
@@ -396,9 +383,10 @@ void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void*
 }
 
 void squeeze_excite_backward(DType dt, const void* x, const void* dy, const void* w1, const void* b1, const void* w2,
-                             const void* b2, int64_t batch, int64_t hw, int64_t channels, int64_t reduced, int act,
+                             const void* b2, int64_t batch, int64_t hw, int64_t channels, int64_t reduced, Activation act_code,
                              void* dx, void* dw1, void* db1, void* dw2, void* db2, void* workspace,
                              cudaStream_t stream) {
+  const int act = static_cast<int>(act_code);
   check_args(dt, batch, hw, channels, reduced, act);
   if (dt == DType::F32)
     se_run<float>(true, x, dy, w1, b1, w2, b2, batch, hw, channels, reduced, act, dx, dw1, db1, dw2, db2, workspace,

@@ -2,11 +2,13 @@
 // dtype chosen at run time. Every launcher takes the stream last and checks its launch. Floating dtypes
 // F32, BF16, F16 (float32 math and accumulation inside); no F64 on the device. Reductions are
 // deterministic (fixed-order trees, no float atomics). Vectorised 16-byte access where pointers and sizes
-// allow. Op codes are ops::BinaryOp / ops::UnaryOp values; broadcast modes are ops::Broadcast values (0 full, 1 scalar, 2 per-channel over the last dimension of size `channels`).
+// allow. Op codes and broadcast modes are the enums of kernels/op_codes.h (per-channel
+// broadcast is over the last dimension of size `channels`).
 #pragma once
 #include <cstdint>
 
 #include "kernels/dtype.h"
+#include "kernels/op_codes.h"
 
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;
@@ -15,12 +17,12 @@ namespace pneumo::kernels::cuda {
 
 void fill(DType dt, void* out, int64_t n, double value, cudaStream_t stream);
 void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, cudaStream_t stream);
-void binary(DType dt, int op, const void* a, int a_mode, const void* b, int b_mode, void* out, int64_t n,
-            int64_t channels, cudaStream_t stream);
+void binary(DType dt, BinaryOp op, const void* a, Broadcast a_mode, const void* b, Broadcast b_mode, void* out,
+            int64_t n, int64_t channels, cudaStream_t stream);
 void affine(DType dt, const void* x, void* out, int64_t n, double alpha, double beta, cudaStream_t stream);
 void axpy(DType dt, void* a, const void* b, int64_t n, double alpha, cudaStream_t stream);  // a += alpha * b
-void unary(DType dt, int op, const void* x, void* out, int64_t n, cudaStream_t stream);
-void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n, cudaStream_t stream);
+void unary(DType dt, UnaryOp op, const void* x, void* out, int64_t n, cudaStream_t stream);
+void unary_backward(DType dt, UnaryOp op, const void* x, const void* y, const void* dy, void* dx, int64_t n, cudaStream_t stream);
 
 void sum_all(DType dt, const void* x, int64_t n, void* out, cudaStream_t stream);
 void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void* out, cudaStream_t stream);

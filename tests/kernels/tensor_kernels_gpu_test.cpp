@@ -161,9 +161,9 @@ TEST(TensorKernelsGpu, ElementwiseInFloat16) {
   for (int shift : {0, 1}) {
     const int64_t m = n - shift;
     for (int op = 0; op < 9; ++op) {
-      kernels::cuda::unary(DType::F16, op, dx.data() + 2 * shift, dout.data() + 2 * shift, m, s);
+      kernels::cuda::unary(DType::F16, kernels::UnaryOp(op), dx.data() + 2 * shift, dout.data() + 2 * shift, m, s);
       std::vector<uint16_t> ref(n + 1);
-      kernels::cpu::unary(DType::F16, op, x.data() + shift, ref.data() + shift, m);
+      kernels::cpu::unary(DType::F16, kernels::UnaryOp(op), x.data() + shift, ref.data() + shift, m);
       std::vector<uint8_t> got = dout.download();
       for (int64_t i = shift; i < n; ++i) {
         uint16_t g;
@@ -173,9 +173,11 @@ TEST(TensorKernelsGpu, ElementwiseInFloat16) {
       }
     }
     for (int op = 0; op < 4; ++op) {
-      kernels::cuda::binary(DType::F16, op, dx.data() + 2 * shift, 0, dy.data() + 2 * shift, 0, dout.data() + 2 * shift, m, 1, s);
+      kernels::cuda::binary(DType::F16, kernels::BinaryOp(op), dx.data() + 2 * shift, kernels::Broadcast::Full,
+                            dy.data() + 2 * shift, kernels::Broadcast::Full, dout.data() + 2 * shift, m, 1, s);
       std::vector<uint16_t> ref(n + 1);
-      kernels::cpu::binary(DType::F16, op, x.data() + shift, 0, y.data() + shift, 0, ref.data() + shift, m, 1);
+      kernels::cpu::binary(DType::F16, kernels::BinaryOp(op), x.data() + shift, kernels::Broadcast::Full, y.data() + shift,
+                           kernels::Broadcast::Full, ref.data() + shift, m, 1);
       std::vector<uint8_t> got = dout.download();
       for (int64_t i = shift; i < n; ++i) {
         uint16_t g;

@@ -230,7 +230,7 @@ TEST(SyncDebugGpu, ChildProcessWithFlag) {
 #if PNEUMO_WITH_CUDA
   // An illegal address: asynchronous without the flag; with it, thrown here by unary's launch check.
   try {
-    kernels::cuda::unary(DType::F32, 5, reinterpret_cast<const void*>(uintptr_t(16)), reinterpret_cast<void*>(uintptr_t(4096)),
+    kernels::cuda::unary(DType::F32, kernels::UnaryOp::Relu, reinterpret_cast<const void*>(uintptr_t(16)), reinterpret_cast<void*>(uintptr_t(4096)),
                          1 << 20, cuda::current_stream(0));
     ADD_FAILURE() << "a kernel reading address 16 did not fail at its launch check";
   } catch (const Error& e) {

@@ -63,22 +63,22 @@ void bench_squeeze_excite(Context& ctx) {
         Buffer ws = ctx.alloc(kernels::cuda::squeeze_excite_workspace_bytes(s.N, s.H * s.W, s.C, s.R));
         ctx.run(fwd, shape, dt, 2.0 * n * es, [&] {
           kernels::cuda::squeeze_excite_forward(dt, x.data(), w1.data(), b1.data(), w2.data(), b2.data(), s.N,
-                                                s.H * s.W, s.C, s.R, s.act, y.data(), ws.data(), ctx.stream);
+                                                s.H * s.W, s.C, s.R, kernels::Activation(s.act), y.data(), ws.data(), ctx.stream);
         });
         ctx.run(bwd, shape, dt, 3.0 * n * es, [&] {
           kernels::cuda::squeeze_excite_backward(dt, x.data(), dy.data(), w1.data(), b1.data(), w2.data(), b2.data(),
-                                                 s.N, s.H * s.W, s.C, s.R, s.act, y.data(), dw1.data(), db1.data(),
+                                                 s.N, s.H * s.W, s.C, s.R, kernels::Activation(s.act), y.data(), dw1.data(), db1.data(),
                                                  dw2.data(), db2.data(), ws.data(), ctx.stream);
         });
 #endif
       } else {
         ctx.run(fwd, shape, dt, 2.0 * n * es, [&] {
           kernels::cpu::squeeze_excite_forward(dt, x.data(), w1.data(), b1.data(), w2.data(), b2.data(), s.N,
-                                               s.H * s.W, s.C, s.R, s.act, y.data());
+                                               s.H * s.W, s.C, s.R, kernels::Activation(s.act), y.data());
         });
         ctx.run(bwd, shape, dt, 3.0 * n * es, [&] {
           kernels::cpu::squeeze_excite_backward(dt, x.data(), dy.data(), w1.data(), b1.data(), w2.data(), b2.data(),
-                                                s.N, s.H * s.W, s.C, s.R, s.act, y.data(), dw1.data(), db1.data(),
+                                                s.N, s.H * s.W, s.C, s.R, kernels::Activation(s.act), y.data(), dw1.data(), db1.data(),
                                                 dw2.data(), db2.data());
         });
       }
@@ -89,7 +89,7 @@ void bench_squeeze_excite(Context& ctx) {
 void bench_swish(Context& ctx) {
   const int64_t N = ctx.gpu || ctx.full ? 4 : 1, H = ctx.gpu || ctx.full ? 256 : 128, C = 256;
   const int64_t n = N * H * H * C;
-  const int op = static_cast<int>(ops::UnaryOp::Swish);
+  const ops::UnaryOp op = ops::UnaryOp::Swish;
   for (DType dt : activation_dtypes(ctx)) {
     const size_t es = dtype_size(dt);
     Buffer x = ctx.alloc(n * es), dy = ctx.alloc(n * es), out = ctx.alloc(n * es);
@@ -138,11 +138,11 @@ void bench_losses(Context& ctx) {
       for (int kind : {0, 1}) {
         const std::string name = kind == 0 ? "bce" : "focal";
         ctx.run(name + "_forward", shape, dt, 2.0 * n * es, [&] {
-          kernels::cuda::binary_loss_forward(dt, kind, 2.0, x.data(), t.data(), n, static_cast<float*>(loss.data()),
+          kernels::cuda::binary_loss_forward(dt, kernels::BinaryLoss(kind), 2.0, x.data(), t.data(), n, static_cast<float*>(loss.data()),
                                              ws.data(), ctx.stream);
         });
         ctx.run(name + "_backward", shape, dt, 3.0 * n * es, [&] {
-          kernels::cuda::binary_loss_backward(dt, kind, 2.0, x.data(), t.data(), n,
+          kernels::cuda::binary_loss_backward(dt, kernels::BinaryLoss(kind), 2.0, x.data(), t.data(), n,
                                               static_cast<const float*>(grad.data()), dx.data(), ctx.stream);
         });
       }
@@ -157,9 +157,9 @@ void bench_losses(Context& ctx) {
       for (int kind : {0, 1}) {
         const std::string name = kind == 0 ? "bce" : "focal";
         ctx.run(name + "_forward", shape, dt, 2.0 * n * es,
-                [&] { kernels::cpu::binary_loss_forward(dt, kind, 2.0, x.data(), t.data(), n, loss.data()); });
+                [&] { kernels::cpu::binary_loss_forward(dt, kernels::BinaryLoss(kind), 2.0, x.data(), t.data(), n, loss.data()); });
         ctx.run(name + "_backward", shape, dt, 3.0 * n * es, [&] {
-          kernels::cpu::binary_loss_backward(dt, kind, 2.0, x.data(), t.data(), n, grad.data(), dx.data());
+          kernels::cpu::binary_loss_backward(dt, kernels::BinaryLoss(kind), 2.0, x.data(), t.data(), n, grad.data(), dx.data());
         });
       }
     }

@@ -1,52 +1,20 @@
-// CUDA kernels behind tensor/ops.h; the contract (and the op codes) is kernels/cuda/tensor_kernels.h and
-// mirrors kernels/cpu/tensor_kernels.h. Convention: every floating dtype is computed in float32 and
-// loaded/stored through the round-to-nearest-even conversions of kernels/dtype.h, so a bf16/f16 result
-// rounds exactly as the CPU oracle's does. One kernel per storage type; the op is a run-time switch.
+// Elementwise CUDA kernels behind tensor/ops.h (contract and op codes: kernels/cuda/tensor_kernels.h, mirroring
+// kernels/cpu/tensor_kernels.h): fill, cast, binary, affine/axpy, unary and its backward, the expand
+// broadcasts, pitched row copies and the Philox random fills. Convention: every floating dtype is computed in
+// float32 and loaded/stored through the round-to-nearest-even conversions of kernels/dtype.h, so a bf16/f16
+// result rounds exactly as the CPU oracle's does. One kernel per storage type; the op is a run-time switch.
 // Elementwise kernels take a 16-byte vector path when every pointer they touch is 16-byte aligned (views
-// may not be) and finish the last n % V elements with scalar accesses. Reductions are two fixed-order
-// passes through a per-(device, stream) float workspace: deterministic, no atomics.
-#include "kernels/cuda/tensor_kernels.h"
-
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
+// may not be) and finish the last n % V elements with scalar accesses.
 #include <algorithm>
-#include <climits>
 #include <cmath>
-#include <map>
-#include <mutex>
 #include <type_traits>
-#include <utility>
 
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.cuh"
+#include "kernels/cuda/tensor_kernels.h"
 #include "kernels/philox.h"
 
 namespace pneumo::kernels::cuda {
 namespace {
-
-// ---- storage types and conversions ----------------------------------------------------------------
-struct Bf16 {
-  uint16_t bits;
-};
-struct F16 {
-  uint16_t bits;
-};
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(Bf16 v) { return bf16_bits_to_float(v.bits); }
-__device__ __forceinline__ float to_float(F16 v) { return f16_bits_to_float(v.bits); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ Bf16 from_float<Bf16>(float v) { return Bf16{float_to_bf16_bits(v)}; }
-template <>
-__device__ __forceinline__ F16 from_float<F16>(float v) { return F16{float_to_f16_bits(v)}; }
-
-template <typename T>
-constexpr bool kIsFloatStorage = std::is_same_v<T, float> || std::is_same_v<T, Bf16> || std::is_same_v<T, F16>;
 
 // Conversions of casts, as the CPU oracle does them: float -> U8 rounds to nearest and clamps to [0, 255];
 // float -> I32/I64 truncates toward zero (saturating here, NaN -> 0, where the CPU's out-of-range behaviour
@@ -82,49 +50,6 @@ __device__ __forceinline__ D convert(S s) {
   }
 }
 
-// Stores a float result as dtype dt (reductions write float partials or the final dtype).
-__device__ __forceinline__ void store_from_float(DType dt, void* dst, int64_t i, float f) {
-  switch (dt) {
-    case DType::F32: static_cast<float*>(dst)[i] = f; break;
-    case DType::BF16: static_cast<Bf16*>(dst)[i] = from_float<Bf16>(f); break;
-    case DType::F16: static_cast<F16*>(dst)[i] = from_float<F16>(f); break;
-    default: break;  // reductions are floating only (checked on the host)
-  }
-}
-
-// 16 bytes of T, loaded and stored as one uint4.
-template <typename T>
-union Pack {
-  static constexpr int kSize = 16 / sizeof(T);
-  uint4 raw;
-  T v[kSize];
-};
-template <typename T>
-__device__ __forceinline__ Pack<T> load_pack(const T* p, int64_t unit) {
-  Pack<T> r;
-  r.raw = reinterpret_cast<const uint4*>(p)[unit];
-  return r;
-}
-template <typename T>
-__device__ __forceinline__ void store_pack(T* p, int64_t unit, const Pack<T>& v) {
-  reinterpret_cast<uint4*>(p)[unit] = v.raw;
-}
-
-// Grid-stride walk over n elements: `pack(u)` for each whole 16-byte unit when `vec`, then `scalar(i)`
-// for the remaining elements (all of them when !vec).
-template <typename T, typename ScalarFn, typename PackFn>
-__device__ __forceinline__ void for_each_element(int64_t n, bool vec, ScalarFn scalar, PackFn pack) {
-  constexpr int V = Pack<T>::kSize;
-  const int64_t tid = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  int64_t start = 0;
-  if (vec) {
-    const int64_t units = n / V;
-    for (int64_t u = tid; u < units; u += stride) pack(u);
-    start = units * V;
-  }
-  for (int64_t i = start + tid; i < n; i += stride) scalar(i);
-}
 
 constexpr int kFull = 0, kScalar = 1, kChannel = 2;  // ops::Broadcast
 
@@ -383,271 +308,8 @@ __global__ void random_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
     out[i] = from_float<T>(v);
   }
 }
-
-// ---- reductions -----------------------------------------------------------------------------------
-constexpr int kReduceThreads = 256;
-constexpr int64_t kWorkspaceFloats = int64_t(1) << 20;  // 4 MiB per (device, stream), allocated once
-constexpr int64_t kTargetReduceBlocks = 1024;
-
-// Sum of a block's values in shared memory by a fixed tree; result in s[0].
-__device__ __forceinline__ float block_tree_sum(float* s, float v) {
-  s[threadIdx.x] = v;
-  __syncthreads();
-  for (int half = kReduceThreads / 2; half > 0; half >>= 1) {
-    if (threadIdx.x < half) s[threadIdx.x] += s[threadIdx.x + half];
-    __syncthreads();
-  }
-  return s[0];
-}
-
-// Pass 1 of sum_all: block b sums a fixed grid-stride subset and writes out[b] (dtype out_dt).
-template <typename T>
-__global__ void __launch_bounds__(kReduceThreads) sum_all_kernel(const T* x, int64_t n, bool vec, DType out_dt,
-                                                                 void* out) {
-  __shared__ float s[kReduceThreads];
-  float acc = 0.0f;
-  for_each_element<T>(
-      n, vec, [&](int64_t i) { acc += to_float(x[i]); },
-      [&](int64_t u) {
-        Pack<T> p = load_pack(x, u);
-        float part = 0.0f;
-#pragma unroll
-        for (int k = 0; k < Pack<T>::kSize; ++k) part += to_float(p.v[k]);
-        acc += part;
-      });
-  const float total = block_tree_sum(s, acc);
-  if (threadIdx.x == 0) store_from_float(out_dt, out, blockIdx.x, total);
-}
-
-// Column sums of x viewed as [batch, rows, channels] (row-major). Block (g, tile, b) sums rows
-// [g * rows_per_chunk, ...) of batch b and writes out[(b * gridDim.x + g) * channels + c] (dtype out_dt).
-// Threads read consecutive addresses: with U = channels / W units of W channels (W = 16-byte vectors or
-// 1) and U <= 256, the block covers R = 256 / U rows at once, so small C (NHWC) stays coalesced; the R
-// row lanes are then combined by a fixed tree. With U > 256 each block takes 256 units of one tile.
-template <typename T, int W>
-__device__ __forceinline__ void column_sum_body(float (*partial)[kReduceThreads], const T* x, int64_t batch,
-                                                int64_t rows, int64_t channels, int64_t rows_per_chunk,
-                                                DType out_dt, void* out) {
-  const int t = threadIdx.x;
-  const int64_t units = channels / W;
-  const bool narrow = units <= kReduceThreads;
-  const int64_t lanes = narrow ? kReduceThreads / units : 1;  // rows read at once
-  const int64_t unit = narrow ? t % units : static_cast<int64_t>(blockIdx.y) * kReduceThreads + t;
-  const int64_t lane = narrow ? t / units : 0;
-  const bool active = narrow ? t < lanes * units : unit < units;
-  const int64_t g = blockIdx.x;
-  const int64_t row_begin = g * rows_per_chunk, row_end = min(rows, row_begin + rows_per_chunk);
-  for (int64_t b = blockIdx.z; b < batch; b += gridDim.z) {
-    float acc[W];
-#pragma unroll
-    for (int k = 0; k < W; ++k) acc[k] = 0.0f;
-    if (active) {
-      const T* base = x + b * rows * channels + unit * W;
-#pragma unroll 4
-      for (int64_t r = row_begin + lane; r < row_end; r += lanes) {
-        if constexpr (W == 1) {
-          acc[0] += to_float(base[r * channels]);
-        } else {
-          Pack<T> p = load_pack(base + r * channels, 0);
-#pragma unroll
-          for (int k = 0; k < W; ++k) acc[k] += to_float(p.v[k]);
-        }
-      }
-    }
-    const int64_t out_base = (b * gridDim.x + g) * channels;
-    if (narrow) {
-#pragma unroll
-      for (int k = 0; k < W; ++k) partial[k][t] = acc[k];
-      __syncthreads();
-      for (int64_t live = lanes; live > 1;) {  // fold lanes [half, live) onto [0, live - half)
-        const int64_t half = (live + 1) / 2;
-        if (t < (live - half) * units) {
-#pragma unroll
-          for (int k = 0; k < W; ++k) partial[k][t] += partial[k][t + half * units];
-        }
-        __syncthreads();
-        live = half;
-      }
-      for (int64_t c = t; c < channels; c += kReduceThreads)
-        store_from_float(out_dt, out, out_base + c, partial[c % W][c / W]);
-      __syncthreads();
-    } else if (active) {
-#pragma unroll
-      for (int k = 0; k < W; ++k) store_from_float(out_dt, out, out_base + unit * W + k, acc[k]);
-    }
-  }
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kReduceThreads) column_sum_kernel(const T* x, int64_t batch, int64_t rows,
-                                                                    int64_t channels, int64_t rows_per_chunk,
-                                                                    bool vec, DType out_dt, void* out) {
-  __shared__ float partial[Pack<T>::kSize][kReduceThreads];
-  if (vec)
-    column_sum_body<T, Pack<T>::kSize>(partial, x, batch, rows, channels, rows_per_chunk, out_dt, out);
-  else
-    column_sum_body<T, 1>(partial, x, batch, rows, channels, rows_per_chunk, out_dt, out);
-}
-
-// ---- host helpers ---------------------------------------------------------------------------------
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 8192;
-
-int blocks_for(int64_t work) {
-  return static_cast<int>(std::min(kMaxBlocks, std::max<int64_t>(1, (work + kThreads - 1) / kThreads)));
-}
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-// Threads needed for n elements of `elem_size` bytes on the vector path.
-int64_t vector_work(int64_t n, size_t elem_size) {
-  const int64_t v = static_cast<int64_t>(16 / elem_size);
-  return n / v + n % v;
-}
-
-const char* float_dtypes_message() { return "CUDA kernels support float32, bfloat16 and float16 (float64 is CPU-only)"; }
-
-// Calls fn(tag) with a value of the storage type of a floating dtype; anything else is an error.
-template <typename Fn>
-void dispatch_float(DType dt, const char* what, Fn&& fn) {
-  switch (dt) {
-    case DType::F32: fn(float{}); break;
-    case DType::BF16: fn(Bf16{}); break;
-    case DType::F16: fn(F16{}); break;
-    default: PNEUMO_FAIL("kernels::cuda::", what, ": dtype ", dtype_name(dt), " not supported; ", float_dtypes_message());
-  }
-}
-
-template <typename Fn>
-void dispatch_any(DType dt, const char* what, Fn&& fn) {
-  switch (dt) {
-    case DType::F32: fn(float{}); break;
-    case DType::BF16: fn(Bf16{}); break;
-    case DType::F16: fn(F16{}); break;
-    case DType::U8: fn(uint8_t{}); break;
-    case DType::I32: fn(int32_t{}); break;
-    case DType::I64: fn(int64_t{}); break;
-    default: PNEUMO_FAIL("kernels::cuda::", what, ": dtype ", dtype_name(dt), " is CPU-only (CUDA has F32, BF16, F16, U8, I32, I64)");
-  }
-}
-
-void check_count(const char* what, int64_t n) { PNEUMO_CHECK(n >= 0, "kernels::cuda::", what, ": negative element count ", n); }
-
-int stream_device(cudaStream_t stream) {
-  int device = 0;
-#if CUDART_VERSION >= 12080
-  if (stream) {
-    PNEUMO_CUDA_CHECK(cudaStreamGetDevice(stream, &device));
-    return device;
-  }
-#endif
-  PNEUMO_CUDA_CHECK(cudaGetDevice(&device));
-  return device;
-}
-
-// Scratch for the first pass of reductions: one buffer per (device, stream), allocated on first use and
-// kept for the life of the process (work on one stream is ordered, so reuse across calls is safe).
-float* reduction_workspace(cudaStream_t stream) {
-  static std::mutex mutex;
-  static auto* buffers = new std::map<std::pair<int, cudaStream_t>, float*>();  // never freed: see above
-  const int device = stream_device(stream);
-  std::lock_guard<std::mutex> lock(mutex);
-  float*& p = (*buffers)[{device, stream}];
-  if (!p) PNEUMO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), kWorkspaceFloats * sizeof(float)));
-  return p;
-}
-
-struct ColumnSumPlan {
-  bool vec = false;
-  int64_t tiles = 1;
-  int64_t lanes = 1;
-};
-template <typename T>
-ColumnSumPlan plan_column_sum(const T* x, int64_t channels) {
-  ColumnSumPlan p;
-  const int64_t v = Pack<T>::kSize;
-  p.vec = aligned16(x) && channels % v == 0;
-  const int64_t units = p.vec ? channels / v : channels;
-  if (units <= kReduceThreads) {
-    p.lanes = kReduceThreads / units;
-  } else {
-    p.tiles = (units + kReduceThreads - 1) / kReduceThreads;
-  }
-  return p;
-}
-
-template <typename T>
-void launch_column_sum(const T* x, int64_t batch, int64_t rows, int64_t channels, int64_t chunks,
-                       int64_t rows_per_chunk, const ColumnSumPlan& plan, DType out_dt, void* out,
-                       cudaStream_t stream) {
-  PNEUMO_CHECK(plan.tiles <= 65535, "kernels::cuda: too many channels for a column sum: ", channels);
-  dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(plan.tiles),
-            static_cast<unsigned>(std::min<int64_t>(batch, 65535)));
-  column_sum_kernel<T><<<grid, kReduceThreads, 0, stream>>>(x, batch, rows, channels, rows_per_chunk, plan.vec,
-                                                            out_dt, out);
-  PNEUMO_LAUNCH_CHECK("column_sum_kernel");
-}
-
-// out[b, c] = sum over r of x[b, r, c]; sum_channels is batch 1, sum_hw is batch N.
-void column_sums(DType dt, const char* what, const void* x, int64_t batch, int64_t rows, int64_t channels,
-                 void* out, cudaStream_t stream) {
-  PNEUMO_CHECK(batch >= 0 && rows >= 0 && channels >= 0, "kernels::cuda::", what, ": bad sizes batch ", batch,
-               " rows ", rows, " channels ", channels);
-  dispatch_float(dt, what, [&](auto tag) {
-    using T = decltype(tag);
-    if (batch * channels == 0) return;
-    if (rows == 0) {
-      PNEUMO_CUDA_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(batch * channels) * sizeof(T), stream));
-      return;
-    }
-    const T* xt = static_cast<const T*>(x);
-    const ColumnSumPlan plan = plan_column_sum(xt, channels);
-    // Enough blocks to fill the GPU, at least ~16 row steps per thread, and partials that fit the workspace.
-    int64_t chunks = std::max<int64_t>(1, kTargetReduceBlocks / (batch * plan.tiles));
-    chunks = std::min(chunks, std::max<int64_t>(1, rows / (plan.lanes * 16)));
-    chunks = std::min(chunks, std::max<int64_t>(1, kWorkspaceFloats / (batch * channels)));
-    chunks = std::min<int64_t>(chunks, 65535);
-    const int64_t rows_per_chunk = (rows + chunks - 1) / chunks;
-    chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-    if (chunks == 1) {
-      launch_column_sum(xt, batch, rows, channels, 1, rows, plan, dt, out, stream);
-      return;
-    }
-    float* partial = reduction_workspace(stream);
-    launch_column_sum(xt, batch, rows, channels, chunks, rows_per_chunk, plan, DType::F32, partial, stream);
-    const ColumnSumPlan plan2 = plan_column_sum(static_cast<const float*>(partial), channels);
-    launch_column_sum(static_cast<const float*>(partial), batch, chunks, channels, 1, chunks, plan2, dt, out, stream);
-  });
-}
-
-// cuBLAS handle per device, created on first use; the mutex also serialises setStream + the call.
-struct BlasHandle {
-  cublasHandle_t handle = nullptr;
-  std::mutex mutex;
-};
-BlasHandle& blas_handle(int device) {
-  static std::mutex mutex;
-  static auto* handles = new std::map<int, BlasHandle*>();  // never destroyed: the driver may be gone at exit
-  std::lock_guard<std::mutex> lock(mutex);
-  BlasHandle*& h = (*handles)[device];
-  if (!h) {
-    int previous = 0;
-    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous));
-    PNEUMO_CUDA_CHECK(cudaSetDevice(device));
-    auto* created = new BlasHandle();
-    cublasStatus_t status = cublasCreate(&created->handle);
-    if (status == CUBLAS_STATUS_SUCCESS) status = cublasSetMathMode(created->handle, CUBLAS_DEFAULT_MATH);
-    PNEUMO_CUDA_CHECK(cudaSetDevice(previous));
-    if (status != CUBLAS_STATUS_SUCCESS) {
-      delete created;
-      PNEUMO_CUBLAS_CHECK(status);
-    }
-    h = created;
-  }
-  return *h;
-}
-
 }  // namespace
 
-// ---- public entry points --------------------------------------------------------------------------
 void fill(DType dt, void* out, int64_t n, double value, cudaStream_t stream) {
   check_count("fill", n);
   if (n == 0) return;
@@ -696,8 +358,9 @@ void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, cud
   });
 }
 
-void binary(DType dt, int op, const void* a, int a_mode, const void* b, int b_mode, void* out, int64_t n,
-            int64_t channels, cudaStream_t stream) {
+void binary(DType dt, BinaryOp op_code, const void* a, Broadcast a_code, const void* b, Broadcast b_code, void* out,
+            int64_t n, int64_t channels, cudaStream_t stream) {
+  const int op = static_cast<int>(op_code), a_mode = static_cast<int>(a_code), b_mode = static_cast<int>(b_code);
   check_count("binary", n);
   PNEUMO_CHECK(op >= 0 && op <= 3, "kernels::cuda::binary: unknown op code ", op);
   PNEUMO_CHECK(a_mode >= 0 && a_mode <= 2 && b_mode >= 0 && b_mode <= 2, "kernels::cuda::binary: bad broadcast modes ",
@@ -738,7 +401,8 @@ void axpy(DType dt, void* a, const void* b, int64_t n, double alpha, cudaStream_
   });
 }
 
-void unary(DType dt, int op, const void* x, void* out, int64_t n, cudaStream_t stream) {
+void unary(DType dt, UnaryOp op_code, const void* x, void* out, int64_t n, cudaStream_t stream) {
+  const int op = static_cast<int>(op_code);
   check_count("unary", n);
   PNEUMO_CHECK(op >= 0 && op <= 8, "kernels::cuda::unary: unknown op code ", op);
   dispatch_float(dt, "unary", [&](auto tag) {
@@ -751,8 +415,9 @@ void unary(DType dt, int op, const void* x, void* out, int64_t n, cudaStream_t s
   });
 }
 
-void unary_backward(DType dt, int op, const void* x, const void* y, const void* dy, void* dx, int64_t n,
+void unary_backward(DType dt, UnaryOp op_code, const void* x, const void* y, const void* dy, void* dx, int64_t n,
                     cudaStream_t stream) {
+  const int op = static_cast<int>(op_code);
   check_count("unary_backward", n);
   PNEUMO_CHECK(op >= 0 && op <= 8, "kernels::cuda::unary_backward: unknown op code ", op);
   // Which of x / y each op reads (see the formulas in apply_unary_backward).
@@ -770,40 +435,6 @@ void unary_backward(DType dt, int op, const void* x, const void* y, const void* 
         op, static_cast<const T*>(x), static_cast<const T*>(y), static_cast<const T*>(dy), static_cast<T*>(dx), n, vec);
     PNEUMO_LAUNCH_CHECK("unary_backward_kernel");
   });
-}
-
-void sum_all(DType dt, const void* x, int64_t n, void* out, cudaStream_t stream) {
-  check_count("sum_all", n);
-  dispatch_float(dt, "sum_all", [&](auto tag) {
-    using T = decltype(tag);
-    if (n == 0) {
-      PNEUMO_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(T), stream));
-      return;
-    }
-    const T* xt = static_cast<const T*>(x);
-    const bool vec = aligned16(x);
-    // ~16 vector loads per thread before the grid grows, at most kTargetReduceBlocks partials.
-    const int64_t per_block = kReduceThreads * 16 * static_cast<int64_t>(Pack<T>::kSize);
-    const int64_t blocks = std::min(kTargetReduceBlocks, std::max<int64_t>(1, (n + per_block - 1) / per_block));
-    if (blocks == 1) {
-      sum_all_kernel<T><<<1, kReduceThreads, 0, stream>>>(xt, n, vec, dt, out);
-      PNEUMO_LAUNCH_CHECK("sum_all_kernel");
-      return;
-    }
-    float* partial = reduction_workspace(stream);
-    sum_all_kernel<T><<<static_cast<unsigned>(blocks), kReduceThreads, 0, stream>>>(xt, n, vec, DType::F32, partial);
-    PNEUMO_LAUNCH_CHECK("sum_all_kernel");
-    const ColumnSumPlan plan = plan_column_sum(static_cast<const float*>(partial), 1);
-    launch_column_sum(static_cast<const float*>(partial), 1, blocks, 1, 1, blocks, plan, dt, out, stream);
-  });
-}
-
-void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void* out, cudaStream_t stream) {
-  column_sums(dt, "sum_channels", x, 1, rows, channels, out, stream);
-}
-
-void sum_hw(DType dt, const void* x, int64_t batch, int64_t hw, int64_t channels, void* out, cudaStream_t stream) {
-  column_sums(dt, "sum_hw", x, batch, hw, channels, out, stream);
 }
 
 namespace {
@@ -835,35 +466,6 @@ void expand_hw(DType dt, const void* nc, int64_t batch, int64_t hw, int64_t chan
 
 void expand_scalar(DType dt, const void* s, int64_t n, void* out, double scale, cudaStream_t stream) {
   expand(dt, "expand_scalar", s, 1, n, 1, out, scale, stream);
-}
-
-void gemm(DType dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
-          int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc, cudaStream_t stream) {
-  PNEUMO_CHECK(M >= 0 && N >= 0 && K >= 0 && M <= INT_MAX && N <= INT_MAX && K <= INT_MAX,
-               "kernels::cuda::gemm: sizes M ", M, " N ", N, " K ", K, " out of range");
-  // Row strides: a row-major [rows, cols] matrix needs ld >= cols.
-  PNEUMO_CHECK(lda >= std::max<int64_t>(1, trans_a ? M : K) && ldb >= std::max<int64_t>(1, trans_b ? K : N) &&
-                   ldc >= std::max<int64_t>(1, N) && lda <= INT_MAX && ldb <= INT_MAX && ldc <= INT_MAX,
-               "kernels::cuda::gemm: bad leading dimensions lda ", lda, " ldb ", ldb, " ldc ", ldc, " for M ", M,
-               " N ", N, " K ", K, (trans_a ? " (A transposed)" : ""), (trans_b ? " (B transposed)" : ""));
-  cudaDataType_t type = CUDA_R_32F;
-  switch (dt) {
-    case DType::F32: type = CUDA_R_32F; break;
-    case DType::BF16: type = CUDA_R_16BF; break;
-    case DType::F16: type = CUDA_R_16F; break;
-    default: PNEUMO_FAIL("kernels::cuda::gemm: dtype ", dtype_name(dt), " not supported; ", float_dtypes_message());
-  }
-  if (M == 0 || N == 0) return;
-  const float alpha_f = static_cast<float>(alpha), beta_f = static_cast<float>(beta);
-  BlasHandle& h = blas_handle(stream_device(stream));
-  std::lock_guard<std::mutex> lock(h.mutex);
-  PNEUMO_CUBLAS_CHECK(cublasSetStream(h.handle, stream));
-  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
-  PNEUMO_CUBLAS_CHECK(cublasGemmEx(h.handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                   static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha_f, B, type,
-                                   static_cast<int>(ldb), A, type, static_cast<int>(lda), &beta_f, C, type,
-                                   static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  PNEUMO_LAUNCH_CHECK("cublasGemmEx");
 }
 
 void copy_rows(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t width, int64_t rows,
