@@ -11,6 +11,7 @@
 #include <memory>
 #include <sstream>
 
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 
 #if defined(PNEUMO_HAVE_STB) && PNEUMO_HAVE_STB
@@ -127,25 +128,7 @@ void write_png(const std::string& path, const Image& img) {
   if (!stbi_write_png_to_func(sink, &encoded, img.width, img.height, img.channels, img.pixels.data(),
                               img.width * img.channels))
     PNEUMO_FAIL("write_png '", path, "': PNG encoding failed");
-  // Unique per process and object so concurrent writers of different files never share a temp name.
-  std::ostringstream tmp;
-  tmp << path << ".tmp." << static_cast<const void*>(&img) << "." << encoded.size();
-  const std::string tmp_path = tmp.str();
-  {
-    std::ofstream out(tmp_path, std::ios::binary | std::ios::trunc);
-    if (!out) PNEUMO_FAIL("write_png: cannot create '", tmp_path, "': ", std::strerror(errno));
-    out.write(encoded.data(), static_cast<std::streamsize>(encoded.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp_path.c_str());
-      PNEUMO_FAIL("write_png: cannot write '", tmp_path, "': ", std::strerror(errno));
-    }
-  }
-  if (std::rename(tmp_path.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp_path.c_str());
-    PNEUMO_FAIL("write_png: cannot rename '", tmp_path, "' to '", path, "': ", std::strerror(err));
-  }
+  write_file_atomic(path, encoded);
 #else
   PNEUMO_FAIL("cannot write '", path, "': this build has no stb_image_write (install libstb-dev and reconfigure)");
 #endif

@@ -39,7 +39,7 @@ Image read_image(const std::string& path);
 // Decodes an in-memory PNG/JPEG the same way; `name` is used in error messages.
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name);
 
-// Writes an 8-bit PNG (1, 3 or 4 channels). Atomic: a temporary file in the same folder, then rename.
+// Writes an 8-bit PNG (1, 3 or 4 channels), atomically (write_file_atomic, kernels/atomic_file.h).
 void write_png(const std::string& path, const Image& img);
 
 // ImageNet normalisation of the reference (albumentations Normalize, max_pixel_value 255): the gray image is

@@ -1,9 +1,7 @@
 // safetensors reading/writing with a hostile-file-proof header check, and name-based state loading.
 #include "nn/checkpoint.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,9 +9,11 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <set>
 #include <sstream>
 
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 
 namespace pneumo::nn {
@@ -167,17 +167,6 @@ Header read_header(const std::string& path, const File& file) {
   return h;
 }
 
-void write_all(int fd, const void* data, size_t bytes, const std::string& tmp) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    ssize_t n = ::write(fd, p, bytes);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) CKPT_FAIL(tmp, "write failed (", std::strerror(errno), ")");
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 const char* safetensors_dtype_name(DType dt) {
@@ -214,28 +203,11 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) CKPT_FAIL(path, "cannot create temporary file '", tmp, "' (", std::strerror(errno), ")");
-  try {
-    write_all(fd, len_bytes, 8, tmp);
-    write_all(fd, text.data(), text.size(), tmp);
-    for (const Tensor& t : host) write_all(fd, t.raw_data(), t.nbytes(), tmp);
-    if (::fsync(fd) != 0) CKPT_FAIL(tmp, "fsync failed (", std::strerror(errno), ")");
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    CKPT_FAIL(tmp, "close failed (", std::strerror(errno), ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    CKPT_FAIL(path, "cannot rename the temporary file into place (", std::strerror(err), ")");
-  }
+  write_file_atomic(path, [&](std::ostream& out) {
+    out.write(reinterpret_cast<const char*>(len_bytes), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const Tensor& t : host) out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
+  });
 }
 
 SafetensorsContents load_safetensors(const std::string& path) {

@@ -3,7 +3,8 @@
 // padded with spaces to 8 bytes, then the raw little-endian tensor bytes. Any tool can read them.
 // Reading never trusts the file: the header length, JSON, dtypes, shapes (overflow) and offsets are
 // checked against the file size before anything is allocated, and every error names the file.
-// Writing goes to "<path>.tmp.<pid>", is fsync'ed, then renamed over <path>: never half-written.
+// Writing goes through write_file_atomic (kernels/atomic_file.h): a unique temporary file, fsync'ed, renamed
+// over <path>, folder fsync'ed: never half-written.
 #pragma once
 #include <map>
 #include <string>

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.h"
 #endif
 
 namespace pneumo::cuda_memory {
@@ -52,23 +52,7 @@ std::string gib(size_t bytes) {
   return buf;
 }
 
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous_));
-    changed_ = previous_ != device;
-    if (changed_) PNEUMO_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() {
-    if (changed_) cudaSetDevice(previous_);
-  }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int previous_ = 0;
-  bool changed_ = false;
-};
+using kernels::cuda::DeviceGuard;
 
 struct Block {
   size_t size = 0;       // bytes held from the driver

@@ -17,7 +17,7 @@
 
 #include <unordered_set>
 
-#include "kernels/cuda_check.h"
+#include "kernels/cuda/cuda_util.h"
 #endif
 
 namespace pneumo::cuda {
@@ -32,24 +32,7 @@ void check_device(const char* what, int device) {
                " device", count == 1 ? "" : "s", ")");
 }
 
-// Makes `device` current for a scope and restores the previous one.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    PNEUMO_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (previous_ != device) PNEUMO_CUDA_CHECK(cudaSetDevice(device));
-    changed_ = previous_ != device;
-  }
-  ~DeviceGuard() {
-    if (changed_) cudaSetDevice(previous_);
-  }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int previous_ = 0;
-  bool changed_ = false;
-};
+using kernels::cuda::DeviceGuard;
 
 // "13.0" from 13000, "12.8" from 12080.
 std::string major_minor(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }

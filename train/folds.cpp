@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 #include "kernels/philox.h"
 
@@ -133,16 +134,9 @@ void write_folds(const std::string& dir, const std::vector<FoldSplit>& folds) {
     for (int part = 0; part < 2; ++part) {
       const std::vector<std::string>& list = part == 0 ? folds[k].train : folds[k].val;
       const std::string path = (base / (part == 0 ? "train.txt" : "val.txt")).string();
-      const std::string tmp = path + ".tmp";
-      {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        PNEUMO_CHECK(out.good(), "cannot create '", tmp, "': ", std::strerror(errno));
+      write_file_atomic(path, [&](std::ostream& out) {
         for (const std::string& id : list) out << id << ".png\n";
-        out.flush();
-        PNEUMO_CHECK(out.good(), "cannot write '", tmp, "'");
-      }
-      PNEUMO_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '", path, "': ",
-                   std::strerror(errno));
+      });
     }
   }
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 
 namespace pneumo::train {
@@ -128,27 +129,14 @@ RleCsv read_rle_csv(const std::string& path) {
 }
 
 void write_rle_csv(const std::string& path, const std::vector<std::pair<std::string, std::string>>& rows) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) PNEUMO_FAIL("cannot create '", tmp, "': ", std::strerror(errno));
+  // Checked before anything is written, so a bad id leaves no file behind.
+  for (const auto& r : rows)
+    PNEUMO_CHECK(!r.first.empty() && r.first.find_first_of(",\n\r") == std::string::npos,
+                 "write_rle_csv '", path, "': bad image id '", r.first, "'");
+  write_file_atomic(path, [&](std::ostream& out) {
     out << "ImageId,EncodedPixels\n";
-    for (const auto& r : rows) {
-      PNEUMO_CHECK(!r.first.empty() && r.first.find_first_of(",\n\r") == std::string::npos,
-                   "write_rle_csv '", path, "': bad image id '", r.first, "'");
-      out << r.first << ',' << (trim(r.second).empty() ? std::string("-1") : r.second) << '\n';
-    }
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      PNEUMO_FAIL("cannot write '", tmp, "': ", std::strerror(errno));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    PNEUMO_FAIL("cannot rename '", tmp, "' to '", path, "': ", std::strerror(err));
-  }
+    for (const auto& r : rows) out << r.first << ',' << (trim(r.second).empty() ? std::string("-1") : r.second) << '\n';
+  });
 }
 
 }  // namespace pneumo::train

@@ -57,7 +57,7 @@ RleCsv read_rle_csv(const std::string& path);
 RleCsv parse_rle_csv(const std::string& text, const std::string& name);
 
 // Writes "ImageId,EncodedPixels" then one "id,rle" row per entry ("-1" for an empty mask), LF endings, no BOM.
-// Atomic (temporary file + rename).
+// Atomic (write_file_atomic, kernels/atomic_file.h).
 void write_rle_csv(const std::string& path, const std::vector<std::pair<std::string, std::string>>& rows);
 
 }  // namespace pneumo::train
