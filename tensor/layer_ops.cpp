@@ -10,12 +10,15 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/layer_kernels.h"
+#include "kernels/cpu/squeeze_excite_kernels.h"
 #include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/dispatch.h"
 
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/conv_cudnn.h"
 #include "kernels/cuda/layer_kernels.h"
+#include "kernels/cuda/squeeze_excite_kernels.h"
 #endif
 
 namespace pneumo::layer_ops {
@@ -56,11 +59,10 @@ kernels::cuda::WorkspaceAllocator cuda_workspace() {
   a.release = &cuda_memory::release;
   return a;
 }
-cudaStream_t stream_of(const Tensor& t) { return cuda::current_stream(t.device().index); }
+using dispatch::stream_of;
 #endif
-
 #if !PNEUMO_WITH_CUDA
-[[noreturn]] void no_cuda(const char* op) { PNEUMO_FAIL(op, ": this build has no CUDA backend"); }
+using dispatch::no_cuda;
 #endif
 
 template <typename T>
@@ -569,7 +571,7 @@ Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Padding (CUDA path of asymmetric convolution; the CPU kernels read padding directly)
+// Padding (CUDA path of asymmetric convolution; the CPU conv kernels read padding directly)
 
 Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
   check_nhwc("pad_hw", x);
@@ -577,12 +579,7 @@ Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
   Tensor y = Tensor::empty({n, h + top + bottom, w + left + right, c}, x.dtype(), x.device());
   if (!x.is_cuda()) {
-    y.zero_();
-    const size_t es = x.element_size();
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t i = 0; i < h; ++i)
-        std::memcpy(static_cast<char*>(y.raw_data()) + (((b * (h + top + bottom) + i + top) * (w + left + right) + left) * c) * es,
-                    static_cast<const char*>(x.raw_data()) + ((b * h + i) * w * c) * es, w * c * es);
+    kernels::cpu::pad_hw(x.dtype(), x.raw_data(), n, h, w, c, top, bottom, left, right, y.raw_data());
     return y;
   }
 #if PNEUMO_WITH_CUDA
@@ -601,11 +598,7 @@ Tensor crop_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64
   const int64_t oh = h - top - bottom, ow = w - left - right;
   Tensor y = Tensor::empty({n, oh, ow, c}, x.dtype(), x.device());
   if (!x.is_cuda()) {
-    const size_t es = x.element_size();
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t i = 0; i < oh; ++i)
-        std::memcpy(static_cast<char*>(y.raw_data()) + ((b * oh + i) * ow * c) * es,
-                    static_cast<const char*>(x.raw_data()) + (((b * h + i + top) * w + left) * c) * es, ow * c * es);
+    kernels::cpu::crop_hw(x.dtype(), x.raw_data(), n, h, w, c, top, bottom, left, right, y.raw_data());
     return y;
   }
 #if PNEUMO_WITH_CUDA
@@ -614,6 +607,91 @@ Tensor crop_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64
 #else
   no_cuda("crop_hw");
 #endif
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Squeeze-excite (fused)
+
+namespace {
+struct SeDims {
+  int64_t batch, hw, channels, reduced;
+};
+
+SeDims check_se(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+  PNEUMO_CHECK(x.dim() == 4, "squeeze_excite: x must be NHWC [N, H, W, C], got ", shape_str(x.shape()));
+  const int64_t C = x.size(3);
+  PNEUMO_CHECK(w1.dim() == 2 || (w1.dim() == 4 && w1.size(1) == 1 && w1.size(2) == 1),
+               "squeeze_excite: fc1 weight must be [R, C] or [R, 1, 1, C], got ", shape_str(w1.shape()));
+  const int64_t R = w1.size(0);
+  PNEUMO_CHECK(w1.numel() == R * C && w1.size(-1) == C, "squeeze_excite: fc1 weight ", shape_str(w1.shape()),
+               " does not match ", C, " channels of x ", shape_str(x.shape()));
+  PNEUMO_CHECK(w2.numel() == C * R && w2.size(0) == C && w2.size(-1) == R &&
+                   (w2.dim() == 2 || (w2.dim() == 4 && w2.size(1) == 1 && w2.size(2) == 1)),
+               "squeeze_excite: fc2 weight must be [C, R] or [C, 1, 1, R] = [", C, ", ", R, "], got ",
+               shape_str(w2.shape()));
+  PNEUMO_CHECK(b1.numel() == R && b1.dim() == 1, "squeeze_excite: fc1 bias must be [", R, "], got ",
+               shape_str(b1.shape()));
+  PNEUMO_CHECK(b2.numel() == C && b2.dim() == 1, "squeeze_excite: fc2 bias must be [", C, "], got ",
+               shape_str(b2.shape()));
+  for (const Tensor* t : {&w1, &b1, &w2, &b2}) {
+    check_same_device("squeeze_excite", x, *t);
+    check_same_dtype("squeeze_excite", x, *t);
+  }
+  PNEUMO_CHECK(x.size(1) * x.size(2) > 0 && C > 0 && R > 0, "squeeze_excite: empty input ", shape_str(x.shape()));
+  return {x.size(0), x.size(1) * x.size(2), C, R};
+}
+
+}  // namespace
+
+Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                              kernels::Activation act) {
+  const SeDims d = check_se(x, w1, b1, w2, b2);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (x.is_cuda()) {
+#if PNEUMO_WITH_CUDA
+    Tensor ws = dispatch::scratch(kernels::cuda::squeeze_excite_workspace_bytes(d.batch, d.hw, d.channels, d.reduced),
+                                  x.device());
+    kernels::cuda::squeeze_excite_forward(x.dtype(), x.raw_data(), w1.raw_data(), b1.raw_data(), w2.raw_data(),
+                                          b2.raw_data(), d.batch, d.hw, d.channels, d.reduced, act, y.raw_data(),
+                                          ws.raw_data(), stream_of(x));
+#else
+    PNEUMO_FAIL("squeeze_excite: CUDA tensor in a build without CUDA");
+#endif
+  } else {
+    kernels::cpu::squeeze_excite_forward(x.dtype(), x.raw_data(), w1.raw_data(), b1.raw_data(), w2.raw_data(),
+                                         b2.raw_data(), d.batch, d.hw, d.channels, d.reduced, act, y.raw_data());
+  }
+  return y;
+}
+
+SqueezeExciteGrads squeeze_excite_backward(const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& b1,
+                                           const Tensor& w2, const Tensor& b2, kernels::Activation act) {
+  check_same_dtype("squeeze_excite backward", x, dy);
+  const SeDims d = check_se(x, w1, b1, w2, b2);
+  SqueezeExciteGrads g;
+  g.dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  g.dw1 = Tensor::empty(w1.shape(), w1.dtype(), x.device());
+  g.db1 = Tensor::empty(b1.shape(), b1.dtype(), x.device());
+  g.dw2 = Tensor::empty(w2.shape(), w2.dtype(), x.device());
+  g.db2 = Tensor::empty(b2.shape(), b2.dtype(), x.device());
+  if (x.is_cuda()) {
+#if PNEUMO_WITH_CUDA
+    Tensor ws = dispatch::scratch(kernels::cuda::squeeze_excite_workspace_bytes(d.batch, d.hw, d.channels, d.reduced),
+                                  x.device());
+    kernels::cuda::squeeze_excite_backward(x.dtype(), x.raw_data(), dy.raw_data(), w1.raw_data(), b1.raw_data(),
+                                           w2.raw_data(), b2.raw_data(), d.batch, d.hw, d.channels, d.reduced, act,
+                                           g.dx.raw_data(), g.dw1.raw_data(), g.db1.raw_data(), g.dw2.raw_data(),
+                                           g.db2.raw_data(), ws.raw_data(), stream_of(x));
+#else
+    PNEUMO_FAIL("CUDA tensor in a build without CUDA");
+#endif
+  } else {
+    kernels::cpu::squeeze_excite_backward(x.dtype(), x.raw_data(), dy.raw_data(), w1.raw_data(), b1.raw_data(),
+                                          w2.raw_data(), b2.raw_data(), d.batch, d.hw, d.channels, d.reduced, act,
+                                          g.dx.raw_data(), g.dw1.raw_data(), g.db1.raw_data(), g.dw2.raw_data(),
+                                          g.db2.raw_data());
+  }
+  return g;
 }
 
 }  // namespace pneumo::layer_ops

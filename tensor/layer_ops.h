@@ -1,4 +1,5 @@
-// Tensor-level layer ops without autograd (convolution, BatchNorm, pooling, resizing, dropout): validate
+// Tensor-level layer ops without autograd (convolution, BatchNorm, pooling, resizing, dropout, padding, the
+// fused squeeze-excite): validate
 // shapes/dtypes/devices in the entry point (pneumo::Error naming the op and shapes), then dispatch to
 // kernels/cpu (F32, F64) or kernels/cuda (F32, BF16; cuDNN for convolution).
 // Conventions: NHWC activations, KRSC conv weights [k, r, s, c/groups]; BatchNorm statistics, weights and
@@ -7,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/layer_shapes.h"
+#include "kernels/op_codes.h"
 #include "tensor/tensor.h"
 
 namespace pneumo::layer_ops {
@@ -64,5 +66,16 @@ Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset);
 // Zero padding / cropping of H and W (NHWC); used for asymmetric conv padding on CUDA.
 Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right);
 Tensor crop_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right);
+
+// The fused squeeze-excite block (kernels/{cpu,cuda}/squeeze_excite_kernels.h), x NHWC [N, H, W, C]:
+// y = x * sigmoid(W2 act(W1 mean_hw(x) + b1) + b2). w1 [R, C] or [R,1,1,C]; w2 [C, R] or [C,1,1,R]; b1 [R];
+// b2 [C]; all of x's dtype and device (F32/F64 on the CPU, F32/BF16 on CUDA). Backward recomputes the gate.
+Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
+                              kernels::Activation act);
+struct SqueezeExciteGrads {
+  Tensor dx, dw1, db1, dw2, db2;
+};
+SqueezeExciteGrads squeeze_excite_backward(const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& b1,
+                                           const Tensor& w2, const Tensor& b2, kernels::Activation act);
 
 }  // namespace pneumo::layer_ops

@@ -7,25 +7,9 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/tensor_kernels.h"
-#include "tensor/cuda_runtime.h"
+#include "tensor/dispatch.h"
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/tensor_kernels.h"
-#define PNEUMO_DISPATCH(t, cpu_call, cuda_call)                  \
-  do {                                                           \
-    if ((t).device().is_cpu()) {                                 \
-      kernels::cpu::cpu_call;                                    \
-    } else {                                                     \
-      cudaStream_t stream = cuda::current_stream((t).device().index); \
-      kernels::cuda::cuda_call;                                  \
-    }                                                            \
-  } while (0)
-#else
-#define PNEUMO_DISPATCH(t, cpu_call, cuda_call)                                         \
-  do {                                                                                  \
-    PNEUMO_CHECK((t).device().is_cpu(), "tensor on ", (t).device().str(),                \
-                 " but this build has no CUDA backend");                                \
-    kernels::cpu::cpu_call;                                                             \
-  } while (0)
 #endif
 
 namespace pneumo::ops {

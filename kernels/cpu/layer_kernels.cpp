@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -344,6 +345,27 @@ void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_
         y[r * row_size + i] = keep ? static_cast<T>(static_cast<double>(x[r * row_size + i]) * scale) : T(0);
     }
   });
+}
+
+void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
+            int64_t left, int64_t right, void* y) {
+  const size_t es = dtype_size(dt);
+  const int64_t ph = h + top + bottom, pw = w + left + right;
+  std::memset(y, 0, static_cast<size_t>(n * ph * pw * c) * es);
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t i = 0; i < h; ++i)
+      std::memcpy(static_cast<char*>(y) + (((b * ph + i + top) * pw + left) * c) * es,
+                  static_cast<const char*>(x) + ((b * h + i) * w * c) * es, w * c * es);
+}
+
+void crop_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
+             int64_t left, int64_t right, void* y) {
+  const size_t es = dtype_size(dt);
+  const int64_t oh = h - top - bottom, ow = w - left - right;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t i = 0; i < oh; ++i)
+      std::memcpy(static_cast<char*>(y) + ((b * oh + i) * ow * c) * es,
+                  static_cast<const char*>(x) + (((b * h + i + top) * w + left) * c) * es, ow * c * es);
 }
 
 }  // namespace pneumo::kernels::cpu

@@ -1,4 +1,4 @@
-// CPU reference kernels for the nn layers (convolution, BatchNorm, pooling, resizing, dropout): raw pointers
+// CPU reference kernels for the nn layers (convolution, BatchNorm, pooling, resizing, dropout, padding): raw pointers
 // and sizes, dtype F32 or F64 chosen at run time. Layout NHWC, conv weights KRSC. Every kernel WRITES its
 // output (no accumulation into it); reductions run in a fixed order (deterministic for any thread count).
 // BatchNorm statistics and parameters have the activation's dtype here (F32 or F64).
@@ -57,5 +57,12 @@ void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uin
 // philox_uniform_at(seed, offset, r) > p; zeroed otherwise. Backward: the same call on dy.
 void drop_connect(DType dt, const void* x, void* y, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
                   double p);
+
+// y [n, h+top+bottom, w+left+right, c] = x zero-padded; crop is its adjoint (y [n, h-top-bottom, ...]).
+// Any dtype (rows are copied as bytes).
+void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
+            int64_t left, int64_t right, void* y);
+void crop_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
+             int64_t left, int64_t right, void* y);
 
 }  // namespace pneumo::kernels::cpu

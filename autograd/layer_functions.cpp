@@ -1,0 +1,193 @@
+// Autograd nodes of the layer ops (see layer_functions.h); the computation is tensor/layer_ops.h.
+#include "autograd/layer_functions.h"
+
+#include "kernels/check.h"
+
+namespace pneumo::ag {
+namespace {
+
+bool needs(const Node& n, size_t i) { return i < n.next.size() && n.next[i].valid(); }
+
+// ---- convolution ----
+struct Conv2dNode : Node {
+  layer_ops::Conv2dGeometry geometry;
+  Tensor x, w;  // x kept only when w needs a gradient, w only when x does
+  Shape x_shape, w_shape;
+  const char* name() const override { return "conv2d"; }
+  void release() override { x = w = Tensor(); }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    Tensor dx, dw;
+    if (needs(*this, 0)) dx = layer_ops::conv2d_backward_data(g[0], w, x_shape, geometry);
+    if (needs(*this, 1)) dw = layer_ops::conv2d_backward_weight(g[0], x, w_shape, geometry);
+    return {dx, dw};
+  }
+};
+
+// ---- BatchNorm ----
+struct BatchNormNode : Node {
+  Tensor x, mean, var, weight;
+  double eps = 0;
+  bool training = true;
+  bool has_weight = false, has_bias = false;
+  const char* name() const override { return "batch_norm"; }
+  void release() override { x = mean = var = weight = Tensor(); }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    // Inputs are x, then weight and bias when defined.
+    const size_t wi = 1, bi = has_weight ? 2 : 1;
+    const bool need_params = (has_weight && needs(*this, wi)) || (has_bias && needs(*this, bi));
+    std::vector<Tensor> out(1 + (has_weight ? 1 : 0) + (has_bias ? 1 : 0));
+    if (!needs(*this, 0) && !need_params) return out;
+    layer_ops::BatchNormGrads grads =
+        layer_ops::batch_norm_backward(g[0], x, mean, var, eps, weight, training, needs(*this, 0));
+    out[0] = grads.dx;
+    if (has_weight && needs(*this, wi)) out[wi] = grads.dweight;
+    if (has_bias && needs(*this, bi)) out[bi] = grads.dbias;
+    return out;
+  }
+};
+
+// ---- pooling / resizing / dropout ----
+struct MaxPoolNode : Node {
+  Tensor argmax;
+  Shape x_shape;
+  int64_t kernel = 0, stride = 0, padding = 0;
+  const char* name() const override { return "max_pool2d"; }
+  void release() override { argmax = Tensor(); }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    return {layer_ops::max_pool2d_backward(g[0], argmax, x_shape, kernel, stride, padding)};
+  }
+};
+
+struct UpsampleNearestNode : Node {
+  const char* name() const override { return "upsample_nearest2x"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    return {layer_ops::upsample_nearest2x_backward(g[0])};
+  }
+};
+
+struct ResizeBilinearNode : Node {
+  Shape x_shape;
+  bool align_corners = false;
+  const char* name() const override { return "resize_bilinear"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    return {layer_ops::resize_bilinear_backward(g[0], x_shape, align_corners)};
+  }
+};
+
+struct DropoutNode : Node {
+  bool per_sample = false;
+  double p = 0;
+  uint64_t seed = 0, offset = 0;
+  const char* name() const override { return per_sample ? "drop_connect" : "dropout"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    return {per_sample ? layer_ops::drop_connect(g[0], p, seed, offset) : layer_ops::dropout(g[0], p, seed, offset)};
+  }
+};
+
+// ---- squeeze-excite ----
+class SqueezeExciteNode : public Node {
+ public:
+  SqueezeExciteNode(Tensor x, Tensor w1, Tensor b1, Tensor w2, Tensor b2, kernels::Activation act)
+      : x_(std::move(x)), w1_(std::move(w1)), b1_(std::move(b1)), w2_(std::move(w2)), b2_(std::move(b2)), act_(act) {}
+  const char* name() const override { return "SqueezeExcite"; }
+  void release() override { x_ = w1_ = b1_ = w2_ = b2_ = Tensor(); }
+
+  std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
+    PNEUMO_CHECK(x_.defined(), "squeeze_excite backward: saved tensors were released (retain_graph?)");
+    Tensor dy = grads[0];
+    if (!dy.defined()) dy = Tensor::zeros(x_.shape(), x_.dtype(), x_.device());
+    layer_ops::SqueezeExciteGrads g = layer_ops::squeeze_excite_backward(x_, dy, w1_, b1_, w2_, b2_, act_);
+    return {g.dx, g.dw1, g.db1, g.dw2, g.db2};
+  }
+
+ private:
+  Tensor x_, w1_, b1_, w2_, b2_;
+  kernels::Activation act_;
+};
+
+}  // namespace
+
+Variable conv2d(const Variable& x, const Variable& w, const layer_ops::Conv2dGeometry& geometry) {
+  Tensor y = layer_ops::conv2d_forward(x.value(), w.value(), geometry);
+  if (!any_requires_grad({x, w})) return Variable(y);
+  auto n = std::make_shared<Conv2dNode>();
+  n->geometry = geometry;
+  n->x_shape = x.shape();
+  n->w_shape = w.shape();
+  if (w.requires_grad()) n->x = x.value();
+  if (x.requires_grad()) n->w = w.value();
+  return record1(n, {x, w}, y);
+}
+
+Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                    const Tensor& var, double eps, bool training) {
+  const Tensor& xv = x.value();
+  const Tensor wv = weight.defined() ? weight.value() : Tensor();
+  const Tensor bv = bias.defined() ? bias.value() : Tensor();
+  Tensor y = layer_ops::batch_norm_apply(xv, mean, var, eps, wv, bv);
+  std::vector<Variable> inputs{x};
+  if (weight.defined()) inputs.push_back(weight);
+  if (bias.defined()) inputs.push_back(bias);
+  if (!any_requires_grad(inputs)) return Variable(y);
+  auto n = std::make_shared<BatchNormNode>();
+  n->x = xv;
+  // The running buffers change in place on later training steps; the backward must see today's values.
+  n->mean = training ? mean : mean.clone();
+  n->var = training ? var : var.clone();
+  n->weight = wv;
+  n->eps = eps;
+  n->training = training;
+  n->has_weight = weight.defined();
+  n->has_bias = bias.defined();
+  return record1(n, inputs, y);
+}
+
+Variable max_pool2d(const Variable& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {
+  layer_ops::PoolResult r = layer_ops::max_pool2d_forward(x.value(), kernel, stride, padding, ceil_mode);
+  if (!any_requires_grad({x})) return Variable(r.y);
+  auto n = std::make_shared<MaxPoolNode>();
+  n->argmax = r.argmax;
+  n->x_shape = x.shape();
+  n->kernel = kernel;
+  n->stride = stride;
+  n->padding = padding;
+  return record1(n, {x}, r.y);
+}
+
+Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, bool per_sample) {
+  Tensor y = per_sample ? layer_ops::drop_connect(x.value(), p, seed, offset)
+                        : layer_ops::dropout(x.value(), p, seed, offset);
+  if (!any_requires_grad({x})) return Variable(y);
+  auto n = std::make_shared<DropoutNode>();
+  n->per_sample = per_sample;
+  n->p = p;
+  n->seed = seed;
+  n->offset = offset;
+  return record1(n, {x}, y);
+}
+
+Variable upsample_nearest2x(const Variable& x) {
+  Tensor y = layer_ops::upsample_nearest2x_forward(x.value());
+  if (!any_requires_grad({x})) return Variable(y);
+  return record1(std::make_shared<UpsampleNearestNode>(), {x}, y);
+}
+
+Variable resize_bilinear(const Variable& x, int64_t out_h, int64_t out_w, bool align_corners) {
+  Tensor y = layer_ops::resize_bilinear_forward(x.value(), out_h, out_w, align_corners);
+  if (!any_requires_grad({x})) return Variable(y);
+  auto n = std::make_shared<ResizeBilinearNode>();
+  n->x_shape = x.shape();
+  n->align_corners = align_corners;
+  return record1(n, {x}, y);
+}
+
+Variable squeeze_excite(const Variable& x, const Variable& w1, const Variable& b1, const Variable& w2,
+                        const Variable& b2, kernels::Activation act) {
+  Tensor y = layer_ops::squeeze_excite_forward(x.value(), w1.value(), b1.value(), w2.value(), b2.value(), act);
+  std::vector<Variable> inputs{x, w1, b1, w2, b2};
+  if (!any_requires_grad(inputs)) return Variable(y);
+  auto node = std::make_shared<SqueezeExciteNode>(x.value(), w1.value(), b1.value(), w2.value(), b2.value(), act);
+  return record1(node, inputs, y);
+}
+
+}  // namespace pneumo::ag

@@ -1,0 +1,36 @@
+// Differentiable layer ops on Variables: one autograd Node each, over the dispatching ops of
+// tensor/layer_ops.h. They differentiate exactly the tensor op they wrap; policy (casting float32 master
+// weights to the activation dtype, bias addition, BatchNorm running statistics, the training flag and the
+// random generator) belongs to the callers in nn/functional.h. Each node keeps only what its backward reads
+// (conv: x and/or w; BatchNorm: x and the [C] statistics; max pool: the I32 argmax; dropout: only the Philox
+// seed/offset, the mask is recomputed; squeeze-excite: x and the weights, the gate is recomputed).
+#pragma once
+#include <cstdint>
+
+#include "autograd/variable.h"
+#include "kernels/op_codes.h"
+#include "tensor/layer_ops.h"
+
+namespace pneumo::ag {
+
+// x [N, H, W, C], w [K, kh, kw, C/groups] of x's dtype -> [N, OH, OW, K] (no bias).
+Variable conv2d(const Variable& x, const Variable& w, const layer_ops::Conv2dGeometry& geometry);
+
+// (x - mean) / sqrt(var + eps) * weight + bias with the given statistics (weight/bias may be undefined).
+// `training`: mean/var are x's batch statistics, so dx includes their dependence on x; otherwise they are
+// constants (the running ones; the node keeps a copy, as the buffers change in place later).
+Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                    const Tensor& var, double eps, bool training);
+
+Variable max_pool2d(const Variable& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode);
+Variable upsample_nearest2x(const Variable& x);
+Variable resize_bilinear(const Variable& x, int64_t out_h, int64_t out_w, bool align_corners);
+
+// Dropout (per element) or drop-connect (per sample, `per_sample`) with the Philox mask of (seed, offset).
+Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, bool per_sample);
+
+// The fused squeeze-excite block: y = x * sigmoid(W2 act(W1 mean_hw(x) + b1) + b2); all of x's dtype.
+Variable squeeze_excite(const Variable& x, const Variable& w1, const Variable& b1, const Variable& w2,
+                        const Variable& b2, kernels::Activation act);
+
+}  // namespace pneumo::ag

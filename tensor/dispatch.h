@@ -1,0 +1,49 @@
+// The one CPU/CUDA dispatch helper of tensor/ (internal: included only by tensor/*.cpp, the single place
+// where an op picks kernels/cpu or kernels/cuda; see docs/architecture.md). It gives every dispatching file
+// the same stream (the device's current stream), the same device scratch memory (a U8 tensor from the
+// caching allocator, freed stream-ordered) and the same error on a CUDA tensor in a CPU-only build.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/check.h"
+#include "tensor/cuda_runtime.h"
+#include "tensor/tensor.h"
+
+namespace pneumo::dispatch {
+
+#if PNEUMO_WITH_CUDA
+// The stream every kernel of an op on `t` runs on.
+inline cudaStream_t stream_of(const Tensor& t) { return cuda::current_stream(t.device().index); }
+#endif
+
+// Device (or host) scratch memory of at least `bytes` bytes (at least 1) for a kernel's workspace.
+inline Tensor scratch(size_t bytes, Device device) {
+  return Tensor::empty({static_cast<int64_t>(bytes < 1 ? 1 : bytes)}, DType::U8, device);
+}
+
+// A CUDA tensor reached an op in a build without the CUDA backend.
+[[noreturn]] inline void no_cuda(const char* op) { PNEUMO_FAIL(op, ": this build has no CUDA backend"); }
+
+}  // namespace pneumo::dispatch
+
+// PNEUMO_DISPATCH(t, cpu_call, cuda_call): runs kernels::cpu::cpu_call for a CPU tensor `t`, else
+// kernels::cuda::cuda_call with `stream` bound to t's current stream.
+#if PNEUMO_WITH_CUDA
+#define PNEUMO_DISPATCH(t, cpu_call, cuda_call)                             \
+  do {                                                                      \
+    if ((t).device().is_cpu()) {                                            \
+      kernels::cpu::cpu_call;                                               \
+    } else {                                                                \
+      cudaStream_t stream = ::pneumo::dispatch::stream_of(t);               \
+      kernels::cuda::cuda_call;                                             \
+    }                                                                       \
+  } while (0)
+#else
+#define PNEUMO_DISPATCH(t, cpu_call, cuda_call)                                          \
+  do {                                                                                   \
+    PNEUMO_CHECK((t).device().is_cpu(), "tensor on ", (t).device().str(),                 \
+                 " but this build has no CUDA backend");                                 \
+    kernels::cpu::cpu_call;                                                              \
+  } while (0)
+#endif
