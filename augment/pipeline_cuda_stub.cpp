@@ -1,5 +1,5 @@
 // CPU-only builds: the GPU augmentation entry points exist (so callers and GPU tests link) and fail with a
-// clear message. With CUDA, augment/pipeline_cuda.cu defines them instead.
+// clear message. With CUDA, augment/pipeline_cuda.cpp defines them instead.
 #include "augment/pipeline_cuda.h"
 
 #include "kernels/check.h"

@@ -1,6 +1,8 @@
 // The raw GPU entry point of the augmentation pipeline (see augment/pipeline_cuda.h): drawn parameters applied
 // to one device image in the reference order — Resize, photometric, blur, HorizontalFlip, ShiftScaleRotate —
 // with the kernels of kernels/cuda/augment.h. Depends on no tensor code, so kernel tools can link it alone.
+// Host code only (the kernels are kernels/cuda/augment.cu), compiled only in CUDA builds.
+#if PNEUMO_WITH_CUDA
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -120,3 +122,4 @@ void apply_params_cuda_raw(const AugmentParams& p, const uint8_t* image_in, cons
 }
 
 }  // namespace pneumo::aug
+#endif  // PNEUMO_WITH_CUDA

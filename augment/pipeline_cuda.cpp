@@ -1,6 +1,8 @@
 // The tensor form of the GPU augmentation pipeline (see augment/pipeline_cuda.h): validates U8 CUDA tensors,
 // allocates outputs and scratch from the caching allocator and runs apply_params_cuda_raw
-// (augment/pipeline_cuda_raw.cu) per sample, plus the ImageNet normalisation kernel on tensors.
+// (augment/pipeline_cuda_raw.cpp) per sample, plus the ImageNet normalisation kernel on tensors.
+// Host code only (the kernels are kernels/cuda/augment.cu), compiled only in CUDA builds.
+#if PNEUMO_WITH_CUDA
 #include "augment/pipeline_cuda.h"
 
 #include "augment/image.h"
@@ -97,3 +99,4 @@ Tensor normalize_imagenet_cuda(const Tensor& gray) {
 }
 
 }  // namespace pneumo::aug
+#endif  // PNEUMO_WITH_CUDA
