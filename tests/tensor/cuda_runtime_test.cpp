@@ -11,6 +11,9 @@
 #include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/tensor.h"
+#if PNEUMO_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace pneumo {
 namespace {
@@ -41,9 +44,28 @@ TEST(CudaRuntime, DeviceCountNeverThrowsAndMatchesAvailable) {
   int n = -1;
   EXPECT_NO_THROW(n = cuda::device_count());
   EXPECT_GE(n, 0);
-  EXPECT_EQ(cuda::available(), n > 0);
+#if PNEUMO_WITH_CUDA
+  // The CUDA runtime asked directly, independently of cuda::device_count().
+  int direct = 0;
+  if (cudaGetDeviceCount(&direct) != cudaSuccess) {
+    cudaGetLastError();
+    direct = 0;
+  }
+  EXPECT_EQ(n, direct);
+#else
+  EXPECT_EQ(n, 0) << "a build without CUDA sees no device";
+#endif
+  // What available() promises the rest of the engine: a device stream exists exactly when it says so.
+  if (cuda::available()) {
+    EXPECT_GT(n, 0);
+    EXPECT_NO_THROW(cuda::current_stream(0));
+  } else {
+    EXPECT_EQ(n, 0);
+    EXPECT_THROW(cuda::current_stream(0), Error);
+  }
   EXPECT_EQ(static_cast<int>(cuda::devices().size()), n);
-  EXPECT_EQ(cuda::compiled_with_cuda(), PNEUMO_WITH_CUDA != 0);
+  // compiled_with_cuda() agrees with what the build links: the CUDA runtime's version is readable exactly then.
+  EXPECT_EQ(cuda::compiled_with_cuda(), !cuda::runtime_version().empty());
 }
 
 TEST(CudaRuntime, VersionsHaveTheDocumentedForm) {

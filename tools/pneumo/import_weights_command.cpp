@@ -2,17 +2,10 @@
 // docs/models.md) against a network and reports what matched, what is missing and what does not fit;
 // with --out it writes the network's initial checkpoint with those weights loaded (pneumo layout).
 // Convention: the file holds PyTorch layouts (conv KCRS); they are transposed to KRSC on load.
-// The safetensors reader is nn/checkpoint.h; on a branch where it has not been merged yet the command only
-// says so (checked with __has_include so the tree builds either way).
 #include <cstdio>
 
 #include "kernels/check.h"
-#if __has_include("nn/checkpoint.h")
 #include "nn/checkpoint.h"
-#define PNEUMO_HAVE_CHECKPOINT_IO 1
-#else
-#define PNEUMO_HAVE_CHECKPOINT_IO 0
-#endif
 #include "nn/models/registry.h"
 #include "nn/models/weights_import.h"
 #include "tools/pneumo/command.h"
@@ -26,12 +19,6 @@ int run_import_weights(const pneumo::cli::Args& args) {
   const std::string out = args.get("out", "");
   const bool all = args.flag("all");
   args.finish();
-#if !PNEUMO_HAVE_CHECKPOINT_IO
-  (void)all;
-  (void)out;
-  (void)path;
-  PNEUMO_FAIL("import-weights: this build has no safetensors reader (nn/checkpoint.h not merged yet)");
-#else
   auto model = nn::models::create_model(model_name);
   nn::SafetensorsContents file = nn::load_safetensors(path);
   nn::models::ImportReport r = nn::models::import_pytorch_tensors(*model, file.tensors, /*apply=*/!out.empty());
@@ -49,7 +36,6 @@ int run_import_weights(const pneumo::cli::Args& args) {
     std::printf("wrote %s\n", out.c_str());
   }
   return ok ? 0 : 1;
-#endif
 }
 
 PNEUMO_COMMAND("import-weights", "check PyTorch/timm weights (safetensors) against a network; convert them",
