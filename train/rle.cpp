@@ -52,8 +52,9 @@ std::vector<RleRun> parse_rle(const std::string& text, const std::string& contex
     if (value_index % 2 == 0) {
       pending_start = v;
     } else {
+      if (v == 0) PNEUMO_FAIL(where(context), ": zero run length at position ", value_index + 1, " of the RLE");
       pos += pending_start;
-      if (v > 0) runs.push_back(RleRun{pos, v});  // a zero length adds no pixel
+      runs.push_back(RleRun{pos, v});
       pos += v;
       if (pos > kMaxValue) PNEUMO_FAIL(where(context), ": RLE runs past pixel ", kMaxValue);
     }
