@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -41,6 +42,8 @@ namespace {
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) PNEUMO_FAIL("cannot open image file '", path, "': ", std::strerror(errno));
+  // A folder opens as a stream whose size reads as 2^63-1; refuse it before allocating that.
+  if (std::filesystem::is_directory(path)) PNEUMO_FAIL("image file '", path, "' is a folder");
   in.seekg(0, std::ios::end);
   std::streamoff size = in.tellg();
   PNEUMO_CHECK(size >= 0, "cannot read image file '", path, "'");
@@ -64,6 +67,8 @@ uint8_t rgb_to_gray(T r, T g, T b) {
 
 }  // namespace
 
+constexpr int64_t kMaxImagePixels = int64_t{1} << 28;  // 16384 x 16384
+
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
 #if PNEUMO_STB_OK
   PNEUMO_CHECK(size > 0, "image file '", name, "' is empty");
@@ -72,6 +77,9 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
     PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());
+  // A header may claim up to 2^24 a side; refuse before allocating (chest X-rays are at most ~4k a side).
+  if (static_cast<int64_t>(w) * h > kMaxImagePixels)
+    PNEUMO_FAIL("image '", name, "' is ", w, "x", h, " pixels: more than the ", kMaxImagePixels, " pneumo reads");
   const bool sixteen = stbi_is_16_bit_from_memory(bytes, len) != 0;
   Image img(h, w, 1);
   const size_t n = static_cast<size_t>(w) * h;

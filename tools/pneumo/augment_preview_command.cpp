@@ -58,7 +58,6 @@ int run_augment_preview(const PreviewOptions& o) {
   Image mask(image.height, image.width, 1);
   if (!mask_path.empty()) {
     mask = aug::read_image(mask_path);
-    if (mask.channels != 1) user_error(mask_path, ": a mask must have 1 channel (grey), this one has ", mask.channels);
     if (mask.height != image.height || mask.width != image.width)
       user_error("mask ", mask_path, " is ", mask.height, "x", mask.width, " but image ", image_path, " is ", image.height,
                  "x", image.width);

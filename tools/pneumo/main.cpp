@@ -199,6 +199,10 @@ int main(int argc, char** argv) {
     std::cout << app.help();
     return 2;
   }
+  if (argv[1][0] != '-' && !std::any_of(commands.begin(), commands.end(), [&](const Command& c) { return c.name == argv[1]; })) {
+    std::fprintf(stderr, "pneumo: unknown command '%s' (pneumo --help lists them)\n", argv[1]);
+    return 2;
+  }
 
   try {
     app.parse(argc, argv);

@@ -27,9 +27,7 @@ int run_encode(const RleOptions& o) {
   // Every mask is read and encoded before anything is printed: a bad file fails the command with no rows out.
   std::vector<std::string> rows;
   for (const std::string& path : o.masks) {
-    const aug::Image m = aug::read_image(path);
-    if (m.channels != 1) cli::user_error(path, ": a mask must have 1 channel (grey), this one has ", m.channels);
-    rows.push_back(train::rle_encode(m, static_cast<float>(o.threshold)));
+    rows.push_back(train::rle_encode(aug::read_image(path), static_cast<float>(o.threshold)));  // grey, 8-bit
   }
   for (size_t i = 0; i < rows.size(); ++i) {
     if (rows.size() > 1) std::printf("%s,", fs::path(o.masks[i]).stem().string().c_str());
@@ -69,9 +67,7 @@ int run_folder_to_csv(const RleOptions& o) {
   std::vector<std::pair<std::string, std::string>> rows;
   size_t positives = 0;
   for (const fs::path& f : files) {
-    const aug::Image m = aug::read_image(f.string());
-    if (m.channels != 1) cli::user_error(f.string(), ": a mask must have 1 channel (grey), this one has ", m.channels);
-    rows.emplace_back(f.stem().string(), train::rle_encode(m, static_cast<float>(o.threshold)));
+    rows.emplace_back(f.stem().string(), train::rle_encode(aug::read_image(f.string()), static_cast<float>(o.threshold)));
     positives += rows.back().second != "-1";
   }
   train::write_rle_csv(o.out, rows);
@@ -82,7 +78,7 @@ int run_folder_to_csv(const RleOptions& o) {
 PNEUMO_COMMAND("rle", "competition RLE: encode a mask, decode an RLE to PNG, mask folder to CSV", [](CLI::App& app) {
   auto o = std::make_shared<RleOptions>();
   CLI::App& encode = cli::subcommand(app, "encode", "print the RLE of mask PNGs (several: one 'id,rle' row each)");
-  cli::positionals(encode, "masks", o->masks, "mask PNG/JPEG files (1 channel)").required();
+  cli::positionals(encode, "masks", o->masks, "mask PNG/JPEG files (read as grey)").required();
   cli::threshold_option(encode, o->threshold);
 
   CLI::App& decode = cli::subcommand(app, "decode", "write the mask PNG of an RLE (an argument, --rle, or a CSV row)");
