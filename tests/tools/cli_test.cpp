@@ -56,6 +56,8 @@ void expect_clean_error(const Result& r, int code, const std::string& command, c
   EXPECT_EQ(r.err.find("[check failed"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(".cpp:"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  for (size_t i = 0; i + 1 < r.err.size(); ++i)
+    EXPECT_FALSE(static_cast<unsigned char>(r.err[i]) < 0x20) << "control byte " << int(r.err[i]) << " in: " << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << "'" << needle << "' missing from: " << r.err;
 }
 

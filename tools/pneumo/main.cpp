@@ -176,6 +176,29 @@ std::string message_of(const pneumo::Error& e) {
   return m;
 }
 
+// Messages quote file content; a binary file must not break the one line or the terminal: control bytes and
+// bytes that are not UTF-8 become \xNN, and the line is cut at 400 bytes.
+std::string one_line(const std::string& m) {
+  std::string out;
+  char hex[8];
+  for (size_t i = 0; i < m.size() && out.size() < 400;) {
+    const unsigned char c = static_cast<unsigned char>(m[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    for (size_t k = 1; k < n; ++k)
+      if (i + k >= m.size() || (static_cast<unsigned char>(m[i + k]) >> 6) != 0x2) n = 0;
+    if (n == 0 || (n == 1 && (c < 0x20 || c == 0x7f))) {
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+      ++i;
+    } else {
+      out.append(m, i, n);
+      i += n;
+    }
+  }
+  if (out.size() >= 400) out += "...";
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -214,7 +237,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const std::string path = command_path(app);
-    std::fprintf(stderr, "%s: %s (see %s --help)\n", path.c_str(), e.what(), path.c_str());
+    std::fprintf(stderr, "%s: %s (see %s --help)\n", path.c_str(), one_line(e.what()).c_str(), path.c_str());
     return 2;
   }
 
@@ -224,16 +247,16 @@ int main(int argc, char** argv) {
       if (sub->parsed()) return run();
     return 2;  // unreachable: require_subcommand(1)
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s (see %s --help)\n", path.c_str(), e.what(), path.c_str());
+    std::fprintf(stderr, "%s: %s (see %s --help)\n", path.c_str(), one_line(e.what()).c_str(), path.c_str());
     return 2;
   } catch (const UserError& e) {
-    std::fprintf(stderr, "%s: %s\n", path.c_str(), e.what());
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), one_line(e.what()).c_str());
   } catch (const pneumo::Error& e) {
-    std::fprintf(stderr, "%s: %s\n", path.c_str(), message_of(e).c_str());
+    std::fprintf(stderr, "%s: %s\n", path.c_str(), one_line(message_of(e)).c_str());
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "%s: out of memory\n", path.c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: internal error: %s\n", path.c_str(), e.what());
+    std::fprintf(stderr, "%s: internal error: %s\n", path.c_str(), one_line(e.what()).c_str());
   }
   return 1;
 }
