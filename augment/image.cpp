@@ -102,7 +102,7 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   // A header may claim up to 2^24 a side; refuse before allocating (chest X-rays are at most ~4k a side).
   constexpr int64_t kMaxImagePixels = int64_t{1} << 28;  // 16384 x 16384
   if (static_cast<int64_t>(w) * h > kMaxImagePixels)
-    PNEUMO_FAIL("image '", name, "' is ", w, "x", h, " pixels: more than the ", kMaxImagePixels, " pneumo reads");
+    PNEUMO_FAIL("image '", name, "' is ", w, "x", h, " pixels: more than the 16384x16384 pneumo reads");
   const bool sixteen = stbi_is_16_bit_from_memory(bytes, len) != 0;
   Image img(h, w, 1);
   const size_t n = static_cast<size_t>(w) * h;

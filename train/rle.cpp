@@ -43,6 +43,8 @@ std::vector<RleRun> parse_rle(const std::string& text, const std::string& contex
     int64_t v = 0;
     auto res = std::from_chars(token.data(), token.data() + token.size(), v);
     if (res.ec != std::errc() || res.ptr != token.data() + token.size()) {
+      if (res.ec == std::errc::result_out_of_range && res.ptr == token.data() + token.size())
+        PNEUMO_FAIL(where(context), ": value '", token, "' at position ", value_index + 1, " is too large");
       if (!token.empty() && token[0] == '-' && res.ec == std::errc() && res.ptr == token.data() + token.size())
         PNEUMO_FAIL(where(context), ": negative value '", token, "' at position ", value_index + 1, " of the RLE");
       PNEUMO_FAIL(where(context), ": non-numeric value '", token, "' at position ", value_index + 1, " of the RLE");

@@ -198,7 +198,7 @@ TEST(CliRle, MalformedRleIsAClearError) {
   expect_clean_error(pneumo("rle decode '1 x' --out m.png", d), 1, "rle decode", "non-numeric value 'x'");
   expect_clean_error(pneumo("rle decode '1 2 3' --out m.png", d), 1, "rle decode", "odd number of values");
   expect_clean_error(pneumo("rle decode '10 7' --height 4 --width 4 --out m.png", d), 1, "rle decode", "past the end");
-  expect_clean_error(pneumo("rle decode '0 99999999999999999999' --out m.png", d), 1, "rle decode", "non-numeric");
+  expect_clean_error(pneumo("rle decode '0 99999999999999999999' --out m.png", d), 1, "rle decode", "is too large");
   expect_clean_error(pneumo("rle decode --out m.png", d), 2, "rle decode", "give the RLE");
   EXPECT_FALSE(fs::exists(d.file("m.png")));
   const Result empty = pneumo("rle decode -1 --out e.png --height 4 --width 4", d);  // "-1" is the empty mask
