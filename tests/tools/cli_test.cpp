@@ -32,10 +32,11 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// Runs `pneumo ARGS` (a shell fragment) inside `dir`.
-Result pneumo(const std::string& args, const test::TempDir& dir) {
+// Runs `pneumo ARGS` (a shell fragment) inside `dir`, with `env` ("NAME=value ...") in its environment.
+Result pneumo(const std::string& args, const test::TempDir& dir, const std::string& env = "") {
   const std::string out = dir.file(".stdout"), err = dir.file(".stderr");
-  const std::string cmd = "cd '" + dir.path() + "' && '" PNEUMO_BINARY "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const std::string cmd =
+      "cd '" + dir.path() + "' && " + env + " '" PNEUMO_BINARY "' " + args + " >'" + out + "' 2>'" + err + "'";
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -130,6 +131,14 @@ TEST(Cli, MissingRequiredOptionIsAUsageError) {
   test::TempDir d;
   expect_clean_error(pneumo("rle decode '0 1'", d), 2, "rle decode", "--out");
   expect_clean_error(pneumo("rle", d), 2, "rle", "encode, decode or folder-to-csv");
+}
+
+TEST(Cli, DebugModeKeepsTheEngineCheckAndLocation) {
+  test::TempDir d;
+  const Result r = pneumo("rle decode '1 2 3' --out m.png", d, "PNEUMO_DEBUG=1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("odd number of values"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("rle.cpp:"), std::string::npos) << r.err;
 }
 
 // ---- numbers: range-checked, never narrowed ------------------------------------------------------------
