@@ -9,7 +9,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string path = pneumo::fuzz::scratch_dir() + "/header.safetensors";
   std::string file(8, '\0');
-  for (int i = 0; i < 8; ++i) file[static_cast<size_t>(i)] = static_cast<char>((static_cast<uint64_t>(size) >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    file[static_cast<size_t>(i)] = static_cast<char>((static_cast<uint64_t>(size) >> (8 * i)) & 0xff);
   file.append(reinterpret_cast<const char*>(data), size);
   file.append(64, '\x01');
   pneumo::fuzz::write_file(path, reinterpret_cast<const uint8_t*>(file.data()), file.size());

@@ -191,14 +191,16 @@ TEST(Cli, DeviceIsOneOptionWithOneSpelling) {
   for (const char* c : {"bench", "bench-models", "bench-data"})
     expect_clean_error(pneumo(std::string(c) + " --device gpu", d), 2, c, "'gpu' is not auto, cpu, cuda or cuda:N");
   if (!cuda::available())
-    expect_clean_error(pneumo("bench-models --device cuda --models tiny_unet_se", d), 1, "bench-models", "no GPU found");
+    expect_clean_error(pneumo("bench-models --device cuda --models tiny_unet_se", d), 1, "bench-models",
+                       "no GPU found");
 }
 
 // ---- RLE text ------------------------------------------------------------------------------------------
 
 TEST(CliRle, ZeroLengthRunIsRejected) {
   test::TempDir d;
-  expect_clean_error(pneumo("rle decode '3 0' --out m.png --height 4 --width 4", d), 1, "rle decode", "zero run length");
+  expect_clean_error(pneumo("rle decode '3 0' --out m.png --height 4 --width 4", d), 1, "rle decode",
+                     "zero run length");
   EXPECT_FALSE(fs::exists(d.file("m.png")));
 }
 

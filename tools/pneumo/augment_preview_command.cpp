@@ -59,8 +59,8 @@ int run_augment_preview(const PreviewOptions& o) {
   if (!mask_path.empty()) {
     mask = aug::read_image(mask_path);
     if (mask.height != image.height || mask.width != image.width)
-      user_error("mask ", mask_path, " is ", mask.height, "x", mask.width, " but image ", image_path, " is ", image.height,
-                 "x", image.width);
+      user_error("mask ", mask_path, " is ", mask.height, "x", mask.width, " but image ", image_path, " is ",
+                 image.height, "x", image.width);
     for (auto& p : mask.pixels) p = p > 127 ? 255 : 0;  // JPEG masks: threshold as the data README says
   }
   const int tile = tile_arg > 0 ? tile_arg : std::min(size, 384);
@@ -69,7 +69,8 @@ int run_augment_preview(const PreviewOptions& o) {
   const int rows = (tiles + columns - 1) / columns;
   const int gap = 4;
   if (static_cast<int64_t>(rows) * (tile + gap) > 32768 || static_cast<int64_t>(columns) * (tile + gap) > 32768)
-    usage_error("a grid of ", rows, "x", columns, " tiles of ", tile, " px exceeds 32768 px a side; lower --tile or --columns");
+    usage_error("a grid of ", rows, "x", columns, " tiles of ", tile,
+                " px exceeds 32768 px a side; lower --tile or --columns");
   Image grid(rows * tile + (rows + 1) * gap, columns * tile + (columns + 1) * gap, 3, 32);
 
   const aug::Pipeline validation = aug::validation_pipeline(size);
@@ -100,8 +101,9 @@ int run_augment_preview(const PreviewOptions& o) {
       training.apply(img, msk, seed, static_cast<uint64_t>(i));
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("CPU reference pipeline (%s, %dx%d -> %d, image + mask): %.2f images/s on one core (%.1f ms each, %d draws)\n",
-                preset.c_str(), image.height, image.width, size, benchmark / s, 1e3 * s / benchmark, benchmark);
+    std::printf(
+        "CPU reference pipeline (%s, %dx%d -> %d, image + mask): %.2f images/s on one core (%.1f ms each, %d draws)\n",
+        preset.c_str(), image.height, image.width, size, benchmark / s, 1e3 * s / benchmark, benchmark);
   }
   return 0;
 }
@@ -121,8 +123,9 @@ PNEUMO_COMMAND("augment-preview", "write a grid PNG of an image and mask under N
                  option(app, "--columns", o->columns, "tiles per row (0: a square grid)", 0, 257);
                  option(app, "--benchmark", o->benchmark, "also time N draws of the CPU reference pipeline on one core",
                         0, 1000000);
-                 footer(app, "Draw i is sample index i of --seed. The first tile is the validation view (resize only);\n"
-                             "the mask is drawn as a red outline over a red tint.");
+                 footer(app,
+                        "Draw i is sample index i of --seed. The first tile is the validation view (resize only);\n"
+                        "the mask is drawn as a red outline over a red tint.");
                  return [o] { return run_augment_preview(*o); };
                });
 

@@ -75,8 +75,8 @@ int run_bench(const BenchOptions& o) {
     if (!f.good()) cli::user_error("cannot write ", o.json);
     f << "[\n";
     for (size_t i = 0; i < rows.size(); ++i)
-      f << "  {\"name\": \"" << rows[i].name << "\", \"seconds\": " << rows[i].seconds << ", \"gflops\": " << rows[i].gflops
-        << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+      f << "  {\"name\": \"" << rows[i].name << "\", \"seconds\": " << rows[i].seconds
+        << ", \"gflops\": " << rows[i].gflops << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
     f << "]\n";
     if (!f.good()) cli::user_error("cannot write ", o.json);
   }
@@ -89,8 +89,9 @@ PNEUMO_COMMAND("bench", "timed benchmarks (GEMM; more suites as the engine grows
   cli::device_option(app, o->device);
   cli::iters_option(app, o->iters, 5);
   cli::option(app, "--json", o->json, "also write the rows as JSON to this file");
-  cli::footer(app, "Medians over --iters runs after a warm-up (x4 on the GPU). The CPU GEMM always runs; with a GPU,\n"
-                   "cuBLAS too.");
+  cli::footer(app,
+              "Medians over --iters runs after a warm-up (x4 on the GPU). The CPU GEMM always runs; with a GPU,\n"
+              "cuBLAS too.");
   return [o] { return run_bench(*o); };
 });
 

@@ -78,8 +78,9 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
   pneumo::cli::option(app, "--threads", o->threads, "OpenMP threads (0: the default)", 0, 1024);
   pneumo::cli::device_option(app, o->device);
   pneumo::cli::choice(app, "--dtype", o->dtype, "activation type", {"f32", "bf16"});
-  pneumo::cli::footer(app, "Times one training-mode forward + backward of each network (median of --iters after a "
-                           "warm-up).\nPrints 'bench-models NAME SECONDS' per network; --size must be a multiple of 32.");
+  pneumo::cli::footer(app,
+                      "Times one training-mode forward + backward of each network (median of --iters after a "
+                      "warm-up).\nPrints 'bench-models NAME SECONDS' per network; --size must be a multiple of 32.");
   return [o] { return run_bench_models(*o); };
 });
 

@@ -92,7 +92,7 @@ Opt device_option(CLI::App& app, std::string& device);  // --device auto|cpu|cud
 Device resolve_device(const std::string& device);       // auto -> cuda when a GPU is found; cuda without one: error
 Opt seed_option(CLI::App& app, uint64_t& seed);         // --seed, default 1992
 Opt workers_option(CLI::App& app, int& workers);        // --workers, default 2, 0..256 (0: load on this thread)
-Opt iters_option(CLI::App& app, int& iters, int default_iters);  // --iters timed repetitions, 1..1000000
+Opt iters_option(CLI::App& app, int& iters, int default_iters);                 // --iters timed repetitions, 1..1000000
 Opt size_option(CLI::App& app, int& size, int default_size, int min, int max);  // --size S (pixels, S x S)
 Opt out_option(CLI::App& app, std::string& out, const std::string& help);       // --out PATH
 Opt threshold_option(CLI::App& app, double& threshold);  // --threshold 0..255 on 8-bit masks, default 127

@@ -67,9 +67,9 @@ PNEUMO_COMMAND("import-weights", "check PyTorch/timm weights (safetensors) again
                  pneumo::cli::footer(
                      app,
                      "Matches the file's tensors to the network by name (timm names; a bare encoder file is matched\n"
-                     "under 'encoder.'), transposing conv weights from PyTorch's KCRS to pneumo's KRSC, and lists what\n"
-                     "matched, what is missing, what does not fit and what the network has no use for. Exit code 0\n"
-                     "when everything the file should provide fits.");
+                     "under 'encoder.'), transposing conv weights from PyTorch's KCRS to pneumo's KRSC, and lists\n"
+                     "what matched, what is missing, what does not fit and what the network has no use for. Exit\n"
+                     "code 0 when everything the file should provide fits.");
                  return [o] { return run_import_weights(*o); };
                });
 

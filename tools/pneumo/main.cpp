@@ -53,7 +53,8 @@ CLI::Validator range(T min, T max) {
   return CLI::Validator(
       [min, max, description](std::string& input) -> std::string {
         T v{};
-        if (CLI::detail::lexical_cast(input, v)) return !(v >= min && v <= max) ? input + " is not " + description : "";  // NaN fails too
+        if (CLI::detail::lexical_cast(input, v))
+          return !(v >= min && v <= max) ? input + " is not " + description : "";  // NaN fails too
         double d = 0;  // a number that does not fit T: say why
         if (!CLI::detail::lexical_cast(input, d)) return "'" + input + "' is not a number " + description;
         if (d >= static_cast<double>(min) && d <= static_cast<double>(max))
@@ -70,8 +71,7 @@ Opt option(CLI::App& app, const std::string& names, std::string& value, const st
 Opt option(CLI::App& app, const std::string& names, int& value, const std::string& help, int min, int max) {
   return Opt(app.add_option(names, value, help)->check(range(min, max)));
 }
-Opt option(CLI::App& app, const std::string& names, int64_t& value, const std::string& help, int64_t min,
-           int64_t max) {
+Opt option(CLI::App& app, const std::string& names, int64_t& value, const std::string& help, int64_t min, int64_t max) {
   return Opt(app.add_option(names, value, help)->check(range(min, max)));
 }
 Opt option(CLI::App& app, const std::string& names, double& value, const std::string& help, double min, double max) {
@@ -222,7 +222,12 @@ int main(int argc, char** argv) {
     std::cout << app.help();
     return 2;
   }
-  if (argv[1][0] != '-' && !std::any_of(commands.begin(), commands.end(), [&](const Command& c) { return c.name == argv[1]; })) {
+  if (std::strcmp(argv[1], "help") == 0) {
+    std::cout << app.help();
+    return 0;
+  }
+  if (argv[1][0] != '-' &&
+      !std::any_of(commands.begin(), commands.end(), [&](const Command& c) { return c.name == argv[1]; })) {
     std::fprintf(stderr, "pneumo: unknown command '%s' (pneumo --help lists them)\n", argv[1]);
     return 2;
   }

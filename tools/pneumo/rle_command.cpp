@@ -16,9 +16,9 @@ namespace fs = std::filesystem;
 using namespace pneumo;
 
 struct RleOptions {
-  std::vector<std::string> masks;            // encode
+  std::vector<std::string> masks;           // encode
   std::string rle, rle_flag, csv, id, out;  // decode; out also folder-to-csv
-  std::string folder;                        // folder-to-csv
+  std::string folder;                       // folder-to-csv
   int height = 1024, width = 1024;
   double threshold = 127;
 };
@@ -59,7 +59,8 @@ int run_folder_to_csv(const RleOptions& o) {
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(o.folder)) {
     std::string ext = e.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg")) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());
@@ -67,7 +68,8 @@ int run_folder_to_csv(const RleOptions& o) {
   std::vector<std::pair<std::string, std::string>> rows;
   size_t positives = 0;
   for (const fs::path& f : files) {
-    rows.emplace_back(f.stem().string(), train::rle_encode(aug::read_image(f.string()), static_cast<float>(o.threshold)));
+    rows.emplace_back(f.stem().string(),
+                      train::rle_encode(aug::read_image(f.string()), static_cast<float>(o.threshold)));
     positives += rows.back().second != "-1";
   }
   train::write_rle_csv(o.out, rows);
