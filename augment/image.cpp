@@ -99,10 +99,13 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
     PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());
-  // A header may claim up to 2^24 a side; refuse before allocating (chest X-rays are at most ~4k a side).
-  constexpr int64_t kMaxImagePixels = int64_t{1} << 28;  // 16384 x 16384
-  if (static_cast<int64_t>(w) * h > kMaxImagePixels)
-    PNEUMO_FAIL("image '", name, "' is ", w, "x", h, " pixels: more than the 16384x16384 pneumo reads");
+  // A header may claim up to 2^24 a side, and stb decodes missing data as zeros for as long as the header
+  // says: refuse before allocating or decoding (chest X-rays are at most ~4300 a side, ~15 M pixels).
+  constexpr int kMaxSide = 16384;
+  constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192 x 8192
+  if (w > kMaxSide || h > kMaxSide || static_cast<int64_t>(w) * h > kMaxPixels)
+    PNEUMO_FAIL("image '", name, "' is ", w, "x", h, " pixels: pneumo reads at most ", kMaxSide, " a side and ",
+                kMaxPixels, " (8192x8192) in all");
   const bool sixteen = stbi_is_16_bit_from_memory(bytes, len) != 0;
   Image img(h, w, 1);
   const size_t n = static_cast<size_t>(w) * h;

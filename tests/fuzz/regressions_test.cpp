@@ -32,6 +32,15 @@ TEST(FuzzRegressions, StbJpegHuffmanTableOverflowIsACleanError) {
       {"dht.jpg", "Huffman table"});
 }
 
+TEST(FuzzRegressions, JpegClaiming59139RowsIsRefusedBeforeDecoding) {
+  // SOF says 59139 x 1024 with 35 KB of data: stb decoded 60 M pixels of zeros (a 35 s timeout under ASan).
+  const std::string b = bytes_of(kRegressions + "/image/tall-jpeg-decode-timeout.jpg");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "tall.jpg"); },
+      {"tall.jpg", "1024x59139 pixels", "at most 16384 a side"});
+}
+
 TEST(FuzzRegressions, FoldEntryThatNamesNoImageIsAnError) {
   // fuzz_folds splits its input at the first NUL into train.txt and val.txt; an entry like "kp./" reduces
   // to an empty image id, which read_fold promised never to return.

@@ -31,9 +31,7 @@ real_seeds() {
       for f in "$data"/siim/seed-folds/*/fold0; do
         [ -d "$f" ] && { head -n 20 "$f/train.txt"; printf '\0'; head -n 20 "$f/val.txt"; } > "$dir/real_$(basename "$(dirname "$f")")"
       done ;;
-    image)
-      f=$(ls "$data"/siim/sample/masks/*.jpg 2>/dev/null | head -n 1 || true)
-      [ -n "$f" ] && cp "$f" "$dir/real_mask.jpg"
+    image)  # the committed seeds are real X-rays scaled to 32x32; full-size files only slow the search
       [ -f "$data/dicom/siim-stage1-test-jpeg-baseline.dcm" ] && cp "$data/dicom/siim-stage1-test-jpeg-baseline.dcm" "$dir/real.dcm" ;;
     dicom)
       for f in "$data"/dicom/*.dcm; do [ -f "$f" ] && cp "$f" "$dir/real_$(basename "$f")"; done ;;

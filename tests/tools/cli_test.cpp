@@ -260,9 +260,13 @@ TEST(CliImage, WrongTypeOfFile) {
 
 TEST(CliImage, HostileDimensionsAreRefusedBeforeAllocating) {
   test::TempDir d;
-  // stb itself refuses more than 2^30 bytes; under that, pneumo refuses more than 2^28 pixels.
+  // stb itself refuses more than 2^30 bytes; under that, pneumo refuses more than 16384 a side or 2^26 pixels.
   test::write_text(d.file("huge.png"), png_claiming(30000, 30000));
-  expect_clean_error(pneumo("rle encode huge.png", d), 1, "rle encode", "30000x30000 pixels");
+  expect_clean_error(pneumo("rle encode huge.png", d), 1, "rle encode", "30000x30000 pixels: pneumo reads at most");
+  test::write_text(d.file("tall.png"), png_claiming(16, 59139));
+  expect_clean_error(pneumo("rle encode tall.png", d), 1, "rle encode", "16x59139 pixels");
+  test::write_text(d.file("square.png"), png_claiming(8193, 8193));
+  expect_clean_error(pneumo("rle encode square.png", d), 1, "rle encode", "(8192x8192) in all");
   test::write_text(d.file("huger.png"), png_claiming(1u << 24, 1u << 24));
   expect_clean_error(pneumo("rle encode huger.png", d), 1, "rle encode", "cannot decode image 'huger.png'");
   test::write_text(d.file("zero.png"), png_claiming(0, 5));
