@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -42,6 +43,8 @@ namespace {
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) PNEUMO_FAIL("cannot open image file '", path, "': ", std::strerror(errno));
+  // A folder opens as a stream whose size reads as 2^63-1; refuse it before allocating that.
+  if (std::filesystem::is_directory(path)) PNEUMO_FAIL("image file '", path, "' is a folder");
   in.seekg(0, std::ios::end);
   std::streamoff size = in.tellg();
   PNEUMO_CHECK(size >= 0, "cannot read image file '", path, "'");
@@ -63,6 +66,28 @@ uint8_t rgb_to_gray(T r, T g, T b) {
   return static_cast<uint8_t>((r * kGrayR + g * kGrayG + b * kGrayB + (1 << (kGrayShift - 1))) >> kGrayShift);
 }
 
+// stb_image 2.27 (Debian's libstb-dev 0.0~git20220908) writes past its Huffman arrays when a JPEG DHT table
+// declares more than 256 codes (fixed upstream in 2.28). stb reads a DHT wherever the bytes FF C4 start a
+// marker, so every FF C4 in the file is checked the way stb would read it; bytes past the end read as 0.
+bool jpeg_huffman_tables_fit(const uint8_t* bytes, size_t size) {
+  auto at = [&](size_t i) -> int { return i < size ? bytes[i] : 0; };
+  for (size_t i = 0; i + 1 < size; ++i) {
+    if (bytes[i] != 0xFF || bytes[i + 1] != 0xC4) continue;
+    int64_t left = (at(i + 2) << 8 | at(i + 3)) - 2;
+    size_t p = i + 4;
+    while (left > 0) {
+      const int q = at(p++);
+      if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb rejects the table itself
+      int64_t n = 0;
+      for (int k = 0; k < 16; ++k) n += at(p++);
+      if (n > 256) return false;
+      p += static_cast<size_t>(n);
+      left -= 17 + n;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
@@ -70,9 +95,18 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   PNEUMO_CHECK(size > 0, "image file '", name, "' is empty");
   PNEUMO_CHECK(size < (1u << 31), "image file '", name, "' is too large (", size, " bytes)");
   const int len = static_cast<int>(size);
+  if (size >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 && !jpeg_huffman_tables_fit(bytes, size))
+    PNEUMO_FAIL("cannot decode image '", name, "': corrupt JPEG (a Huffman table declares more than 256 codes)");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
     PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());
+  // A header may claim up to 2^24 a side, and stb decodes missing data as zeros for as long as the header
+  // says: refuse before allocating or decoding (chest X-rays are at most ~4300 a side, ~15 M pixels).
+  constexpr int kMaxSide = 16384;
+  constexpr int64_t kMaxPixels = int64_t{1} << 26;  // 8192 x 8192
+  if (w > kMaxSide || h > kMaxSide || static_cast<int64_t>(w) * h > kMaxPixels)
+    PNEUMO_FAIL("image '", name, "' is ", w, "x", h, " pixels: pneumo reads at most ", kMaxSide, " a side and ",
+                kMaxPixels, " (8192x8192) in all");
   const bool sixteen = stbi_is_16_bit_from_memory(bytes, len) != 0;
   Image img(h, w, 1);
   const size_t n = static_cast<size_t>(w) * h;

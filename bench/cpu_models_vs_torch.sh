@@ -15,7 +15,7 @@ export OMP_NUM_THREADS="$threads"
 # Both sides use libgomp: its default spin-waiting collapses on a shared, oversubscribed machine (measured 60x
 # slower here), so threads sleep while they wait, for both.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
-"$build/pneumo" bench-models --models "$models" --size "$size" --batch "$batch" --threads "$threads" | tee "$out/pneumo.txt"
+"$build/pneumo" bench-models --device cpu --models "$models" --size "$size" --batch "$batch" --threads "$threads" | tee "$out/pneumo.txt"
 /usr/bin/python3 "$here/bench/cpu_models_torch.py" --models "$models" --size "$size" --batch "$batch" --threads "$threads" | tee "$out/torch.txt"
 echo
 printf "%-14s %12s %12s %10s\n" model "pneumo (s)" "torch (s)" "ratio"

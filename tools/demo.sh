@@ -3,6 +3,7 @@
 # devices it found; it runs on the CPU when there is no GPU). Usage: tools/demo.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tools/deps.sh  # the Debian packages of the build: installed as root, else named
 build="${1:-build}"
 jobs="$(nproc 2>/dev/null || echo 2)"
 generator=()

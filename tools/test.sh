@@ -3,6 +3,7 @@
 # GPU tests report SKIPPED on a machine without a GPU. Usage: tools/test.sh [build-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tools/deps.sh  # the Debian packages of the build: installed as root, else named
 build="${1:-build}"
 jobs="$(nproc 2>/dev/null || echo 2)"
 # Tests share a small machine with the build and each other: OpenMP threads sleep instead of spinning.

@@ -47,6 +47,8 @@ std::vector<std::string> read_list(const std::string& path) {
     line = line.substr(b);
     if (line.empty()) continue;
     const std::string id = fold_entry_id(line);
+    if (id.empty())  // e.g. "images/": nothing left once folders and the extension are removed
+      PNEUMO_FAIL("fold file '", path, "', line ", line_no, ": the entry names no image");
     auto it = seen.find(id);
     if (it != seen.end())
       PNEUMO_FAIL("fold file '", path, "', line ", line_no, ": image ", id, " already listed on line ", it->second);

@@ -43,6 +43,8 @@ std::vector<RleRun> parse_rle(const std::string& text, const std::string& contex
     int64_t v = 0;
     auto res = std::from_chars(token.data(), token.data() + token.size(), v);
     if (res.ec != std::errc() || res.ptr != token.data() + token.size()) {
+      if (res.ec == std::errc::result_out_of_range && res.ptr == token.data() + token.size())
+        PNEUMO_FAIL(where(context), ": value '", token, "' at position ", value_index + 1, " is too large");
       if (!token.empty() && token[0] == '-' && res.ec == std::errc() && res.ptr == token.data() + token.size())
         PNEUMO_FAIL(where(context), ": negative value '", token, "' at position ", value_index + 1, " of the RLE");
       PNEUMO_FAIL(where(context), ": non-numeric value '", token, "' at position ", value_index + 1, " of the RLE");
@@ -52,8 +54,9 @@ std::vector<RleRun> parse_rle(const std::string& text, const std::string& contex
     if (value_index % 2 == 0) {
       pending_start = v;
     } else {
+      if (v == 0) PNEUMO_FAIL(where(context), ": zero run length at position ", value_index + 1, " of the RLE");
       pos += pending_start;
-      if (v > 0) runs.push_back(RleRun{pos, v});  // a zero length adds no pixel
+      runs.push_back(RleRun{pos, v});
       pos += v;
       if (pos > kMaxValue) PNEUMO_FAIL(where(context), ": RLE runs past pixel ", kMaxValue);
     }

@@ -169,6 +169,9 @@ TEST(Rle, MalformedInputNamesTheContext) {
   test::expect_error_mentions([&] { parse_rle("12 -3", ctx); }, {"x.csv", "line 7", "IMG", "negative"});
   test::expect_error_mentions([&] { parse_rle("1 2 3", ctx); }, {"x.csv", "line 7", "IMG", "odd"});
   test::expect_error_mentions([&] { parse_rle("1.5 2", ctx); }, {"line 7", "non-numeric"});
+  // rle.h: a zero length is an error (it paints nothing, so it can only come from a broken writer).
+  test::expect_error_mentions([&] { parse_rle("5 0", ctx); }, {"x.csv", "IMG", "zero run length", "position 2"});
+  test::expect_error_mentions([&] { parse_rle("1 2 5 0 3 1", ctx); }, {"IMG", "zero run length", "position 4"});
   test::expect_error_mentions([&] { rle_decode("2 3 8 4", 4, 4, ctx); }, {"x.csv", "line 7", "IMG", "past the end"});
   // Exactly reaching the last pixel is fine.
   EXPECT_NO_THROW(rle_decode("10 6", 4, 4, ctx));

@@ -1,0 +1,32 @@
+# Sanitizer and fuzzing builds. Included once from the root CMakeLists.txt before any target:
+#   -DPNEUMO_SANITIZE=address,undefined   instruments every C++ file (and links the runtimes); any report aborts
+#   -DPNEUMO_FUZZ=ON                      (clang only) also builds the libFuzzer targets of tests/fuzz/ as
+#                                         fuzz_<name>, with the engine compiled for coverage (fuzzer-no-link)
+# Both are for CPU builds (PNEUMO_CUDA=OFF): nvcc does not take these flags.
+set(PNEUMO_SANITIZE "" CACHE STRING "Sanitizers for every C++ file, e.g. address,undefined (empty: none)")
+option(PNEUMO_FUZZ "Build the libFuzzer targets of tests/fuzz (clang only; implies address,undefined)" OFF)
+
+if(PNEUMO_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "PNEUMO_FUZZ=ON needs clang (libFuzzer): -DCMAKE_CXX_COMPILER=clang++-14")
+  endif()
+  if(NOT PNEUMO_SANITIZE)
+    set(PNEUMO_SANITIZE "address,undefined")
+  endif()
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=fuzzer-no-link>)
+  # After the root file has defined pneumo_engine.
+  cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL include ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz.cmake)
+endif()
+
+if(PNEUMO_SANITIZE)
+  if(PNEUMO_WITH_CUDA OR PNEUMO_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "PNEUMO_SANITIZE is for CPU builds: add -DPNEUMO_CUDA=OFF")
+  endif()
+  set(PNEUMO_CUDA OFF CACHE STRING "" FORCE)
+  message(STATUS "pneumo: sanitizers ${PNEUMO_SANITIZE}")
+  # -fno-sanitize-recover: a UBSan report fails the test instead of printing and going on.
+  add_compile_options($<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${PNEUMO_SANITIZE}>
+                      $<$<COMPILE_LANGUAGE:CXX>:-fno-sanitize-recover=all>
+                      $<$<COMPILE_LANGUAGE:CXX>:-fno-omit-frame-pointer>)
+  add_link_options(-fsanitize=${PNEUMO_SANITIZE})
+endif()

@@ -1,0 +1,37 @@
+// libFuzzer target: image decoding as the loader does it (augment/image.h decode_image: PNG, JPEG through
+// stb_image, and DICOM when the build has it). A decoded image must be as large as it says.
+// Inputs whose PNG/JPEG header claims more than 2^22 pixels are skipped: stb decodes missing data as zeros
+// for as long as the header says, so they only spend time (decode_image refuses over 2^26 pixels before
+// decoding; CliImage.HostileDimensionsAreRefusedBeforeAllocating checks that).
+#include "augment/image.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace {
+
+// Width x height from a PNG IHDR or the first JPEG SOFn marker; 0 when neither is found.
+int64_t claimed_pixels(const uint8_t* b, size_t n) {
+  auto be16 = [&](size_t i) -> int64_t { return i + 1 < n ? (b[i] << 8 | b[i + 1]) : 0; };
+  auto be32 = [&](size_t i) -> int64_t { return be16(i) << 16 | be16(i + 2); };
+  if (n >= 24 && b[0] == 0x89 && b[1] == 'P') return be32(16) * be32(20);
+  if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return 0;
+  for (size_t i = 2; i + 9 < n && b[i] == 0xFF;) {
+    const int m = b[i + 1];
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return be16(i + 5) * be16(i + 7);
+    if (m == 0xDA) break;
+    i += 2 + static_cast<size_t>(be16(i + 2));
+  }
+  return 0;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (claimed_pixels(data, size) > (int64_t{1} << 22)) return 0;
+  pneumo::fuzz::expect_clean([&] {
+    const pneumo::aug::Image img = pneumo::aug::decode_image(data, size, "fuzz.png");
+    if (img.height <= 0 || img.width <= 0 ||
+        img.pixels.size() != static_cast<size_t>(img.height) * img.width * img.channels)
+      std::abort();
+  });
+  return 0;
+}

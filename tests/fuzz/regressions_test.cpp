@@ -1,0 +1,59 @@
+// Every input a fuzz target once crashed on (tests/fuzz/regressions/<target>/), replayed in the normal test
+// suite: each must now give a clean pneumo::Error naming the problem. (Under PNEUMO_SANITIZE the same run
+// also proves the out-of-bounds write is gone.)
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "augment/image.h"
+#include "train/data_test_util.h"
+#include "train/folds.h"
+
+namespace pneumo {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kRegressions = PNEUMO_TEST_FIXTURES "/../fuzz/regressions";
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(FuzzRegressions, StbJpegHuffmanTableOverflowIsACleanError) {
+  // A DHT segment whose counts add up to more than 256: stb 2.27 wrote past stbi__huffman::size[257].
+  const std::string b = bytes_of(kRegressions + "/image/stb-dht-overflow.jpg");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "dht.jpg"); },
+      {"dht.jpg", "Huffman table"});
+}
+
+TEST(FuzzRegressions, JpegClaiming59139RowsIsRefusedBeforeDecoding) {
+  // SOF says 59139 x 1024 with 35 KB of data: stb decoded 60 M pixels of zeros (a 35 s timeout under ASan).
+  const std::string b = bytes_of(kRegressions + "/image/tall-jpeg-decode-timeout.jpg");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "tall.jpg"); },
+      {"tall.jpg", "1024x59139 pixels", "at most 16384 a side"});
+}
+
+TEST(FuzzRegressions, FoldEntryThatNamesNoImageIsAnError) {
+  // fuzz_folds splits its input at the first NUL into train.txt and val.txt; an entry like "kp./" reduces
+  // to an empty image id, which read_fold promised never to return.
+  const std::string b = bytes_of(kRegressions + "/folds/entry-names-no-image");
+  ASSERT_FALSE(b.empty());
+  const size_t nul = b.find('\0');
+  test::TempDir d;
+  test::write_text(d.file("fold0/train.txt"), b.substr(0, nul));
+  test::write_text(d.file("fold0/val.txt"), nul == std::string::npos ? "" : b.substr(nul + 1));
+  test::expect_error_mentions([&] { train::read_fold(d.path(), 0); }, {"names no image"});
+  test::write_text(d.file("fold0/train.txt"), "a.png\nimages/\n");
+  test::expect_error_mentions([&] { train::read_fold(d.path(), 0); }, {"train.txt", "line 2", "names no image"});
+}
+
+}  // namespace
+}  // namespace pneumo
