@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -109,7 +110,9 @@ namespace {
 void init_dcmtk() {
   static std::once_flag once;
   std::call_once(once, [] {
-    OFLog::configure(OFLogger::OFF_LOG_LEVEL);  // errors reach the user as one pneumo::Error line instead
+    // Errors reach the user as one pneumo::Error line; PNEUMO_DCMTK_LOG=1 shows DCMTK's own warnings too.
+    const char* log = std::getenv("PNEUMO_DCMTK_LOG");
+    OFLog::configure(log && *log && std::strcmp(log, "0") != 0 ? OFLogger::WARN_LOG_LEVEL : OFLogger::OFF_LOG_LEVEL);
     DJDecoderRegistration::registerCodecs();
     DJLSDecoderRegistration::registerCodecs();
     DcmRLEDecoderRegistration::registerCodecs();
