@@ -212,7 +212,9 @@ void decode_jpeg2000(const uint8_t* data, size_t size, int rows, int cols, std::
   if (!opj_read_header(g.stream, g.codec, &g.image) || !g.image)
     PNEUMO_FAIL("DICOM file '", name, "': corrupt JPEG 2000 header (", error.empty() ? "OpenJPEG gave no reason" : error, ")");
   const int64_t w = static_cast<int64_t>(g.image->x1) - g.image->x0, h = static_cast<int64_t>(g.image->y1) - g.image->y0;
-  PNEUMO_CHECK(w == cols && h == rows && g.image->numcomps >= 1, "DICOM file '", name, "': the JPEG 2000 stream is ",
+  // Checked before opj_decode allocates anything: the size the DICOM header promised, and few components.
+  PNEUMO_CHECK(w == cols && h == rows && g.image->numcomps >= 1 && g.image->numcomps <= 4, "DICOM file '", name,
+               "': the JPEG 2000 stream is ",
                w, "x", h, " with ", g.image->numcomps, " components, the header says ", cols, "x", rows);
   if (!opj_decode(g.codec, g.stream, g.image) || !opj_end_decompress(g.codec, g.stream))
     PNEUMO_FAIL("DICOM file '", name, "': JPEG 2000 decoding failed (", error.empty() ? "corrupt data" : error, ")");

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "augment/dicom.h"
 #include "augment/image.h"
@@ -207,6 +208,24 @@ TEST(DicomRead, ImageLoadersAcceptDicomTransparently) {
   EXPECT_EQ(read_image(path).pixels, direct.pixels);  // by extension
   const std::vector<uint8_t> b = bytes_of(path);
   EXPECT_EQ(decode_image(b.data(), b.size(), "no-extension").pixels, direct.pixels);  // by content
+}
+
+TEST(DicomRead, ConcurrentReadsAgree) {
+  PNEUMO_REQUIRE_DCMTK();
+  PNEUMO_REQUIRE_DATA(siim, kSiim);
+  PNEUMO_REQUIRE_DATA(cr, kCr);
+  // The loader decodes on several threads at once: DCMTK's dictionary and codec registry are shared.
+  const std::vector<uint8_t> a = read_dicom(siim).image.pixels, b = read_dicom(cr).image.pixels;
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < 5; ++k) {
+        mismatches[t] += read_dicom((k + t) % 2 ? cr : siim).image.pixels != ((k + t) % 2 ? b : a);
+      }
+    });
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
 }
 
 // ---- hostile input ----------------------------------------------------------------------------------------
