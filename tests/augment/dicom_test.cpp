@@ -194,11 +194,36 @@ TEST(DicomRead, Jpeg2000DecodesOrIsRefusedByName) {
   EXPECT_EQ(d.conversion, DicomConversion::Window);
   EXPECT_EQ(d.window_center, 15000);
   EXPECT_EQ(d.window_width, 30000);
+  EXPECT_FALSE(d.has_spacing());  // it states PixelSpacing 0.000\0.000, which is no spacing
   // A chest after inversion: the lung fields darker than the mediastinum; and not a constant image.
   EXPECT_LT(mean_of(d.image, 0.2, 0.35, 0.25, 0.5) + 20, mean_of(d.image, 0.47, 0.53, 0.25, 0.5));
   const auto [lo, hi] = std::minmax_element(d.image.pixels.begin(), d.image.pixels.end());
   EXPECT_LT(*lo, 40);
   EXPECT_GT(*hi, 200);
+}
+
+TEST(DicomRead, PixelSpacingThenImagerPixelSpacing) {
+  PNEUMO_REQUIRE_DCMTK();
+  PNEUMO_REQUIRE_DATA(path, kJ2k);
+  if (!dicom_jpeg2000_available()) GTEST_SKIP() << "built without OpenJPEG";
+  // The file's PixelSpacing (explicit VR: tag, "DS", 2-byte length 12, "0.000\\0.000 ") rewritten in place.
+  std::vector<uint8_t> b = bytes_of(path);
+  const size_t at = find_tag(b, 0x0028, 0x0030);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(std::string(b.begin() + static_cast<std::ptrdiff_t>(at + 8), b.begin() + static_cast<std::ptrdiff_t>(at + 20)),
+            "0.000\\0.000 ");
+  std::memcpy(b.data() + at + 8, "0.143\\0.150 ", 12);
+  DicomImage d = read_dicom_memory(b.data(), b.size(), "spacing.dcm");
+  EXPECT_EQ(d.spacing_source, "PixelSpacing");
+  EXPECT_DOUBLE_EQ(d.row_spacing_mm, 0.143);
+  EXPECT_DOUBLE_EQ(d.column_spacing_mm, 0.150);
+  EXPECT_DOUBLE_EQ(d.pixel_area_mm2(), 0.143 * 0.150);
+  // The same value under the ImagerPixelSpacing tag (0018,1164), used when PixelSpacing is absent.
+  b[at] = 0x18, b[at + 1] = 0x00, b[at + 2] = 0x64, b[at + 3] = 0x11;
+  d = read_dicom_memory(b.data(), b.size(), "imager.dcm");
+  EXPECT_EQ(d.spacing_source, "ImagerPixelSpacing");
+  EXPECT_DOUBLE_EQ(d.row_spacing_mm, 0.143);
+  EXPECT_DOUBLE_EQ(d.column_spacing_mm, 0.150);
 }
 
 TEST(DicomRead, ImageLoadersAcceptDicomTransparently) {
