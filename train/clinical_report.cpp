@@ -107,6 +107,8 @@ ClinicalResult write_clinical_outputs(const std::string& image_path, const aug::
     r.row_spacing_mm = dicom->row_spacing_mm;
     r.column_spacing_mm = dicom->column_spacing_mm;
     r.spacing_source = dicom->spacing_source;
+    r.study_instance_uid = dicom->study_instance_uid;
+    r.sop_instance_uid = dicom->sop_instance_uid;
   }
   const std::string base = (fs::path(options.out_dir) / r.id).string();
   if (options.mask_png) {
@@ -126,10 +128,11 @@ ClinicalResult write_clinical_outputs(const std::string& image_path, const aug::
 
 void write_report_csv(const std::string& path, const std::vector<ClinicalResult>& rows) {
   std::ostringstream s;
-  s << "image,id,probability,area_px,area_mm2,row_spacing_mm,column_spacing_mm,spacing_source,mask_png,overlay_png,"
-       "dicom_seg\n";
+  s << "image,id,study_instance_uid,sop_instance_uid,probability,area_px,area_mm2,row_spacing_mm,column_spacing_mm,"
+       "spacing_source,mask_png,overlay_png,dicom_seg\n";
   for (const ClinicalResult& r : rows) {
-    s << csv_field(r.image) << ',' << csv_field(r.id) << ',' << fmt("%.6f", r.probability) << ',' << r.area_px << ','
+    s << csv_field(r.image) << ',' << csv_field(r.id) << ',' << csv_field(r.study_instance_uid) << ','
+      << csv_field(r.sop_instance_uid) << ',' << fmt("%.6f", r.probability) << ',' << r.area_px << ','
       << (r.has_area_mm2() ? fmt("%.3f", r.area_mm2()) : "") << ','
       << (r.has_area_mm2() ? fmt("%.6g", r.row_spacing_mm) : "") << ','
       << (r.has_area_mm2() ? fmt("%.6g", r.column_spacing_mm) : "") << ',' << csv_field(r.spacing_source) << ','
@@ -144,6 +147,8 @@ void write_report_json(const std::string& path, const std::vector<ClinicalResult
     nlohmann::json j;
     j["image"] = r.image;
     j["id"] = r.id;
+    j["study_instance_uid"] = r.study_instance_uid;
+    j["sop_instance_uid"] = r.sop_instance_uid;
     j["probability"] = r.probability;
     j["area_px"] = r.area_px;
     j["area_mm2"] = r.has_area_mm2() ? nlohmann::json(r.area_mm2()) : nlohmann::json(nullptr);

@@ -22,6 +22,7 @@ struct ClinicalResult {
   int64_t area_px = 0;      // mask pixels
   double row_spacing_mm = 0, column_spacing_mm = 0;  // 0 when unknown (PNG/JPEG, or no spacing in the DICOM)
   std::string spacing_source;                        // PixelSpacing, ImagerPixelSpacing or ""
+  std::string study_instance_uid, sop_instance_uid;  // DICOM inputs: which study and image the row is about
   std::string mask_png, overlay_png, dicom_seg;      // written files ("" when not written)
 
   bool has_area_mm2() const { return row_spacing_mm > 0 && column_spacing_mm > 0; }
@@ -44,8 +45,9 @@ ClinicalResult write_clinical_outputs(const std::string& image_path, const aug::
 // The overlay's text lines for a result, e.g. "PNEUMOTHORAX P=0.87" and "AREA 1234.5 MM² (43210 PX)".
 std::vector<std::string> overlay_lines(const ClinicalResult& r);
 
-// Columns: image,id,probability,area_px,area_mm2,row_spacing_mm,column_spacing_mm,spacing_source,mask_png,
-// overlay_png,dicom_seg; area_mm2 and the spacings are empty when unknown. Both writers are atomic.
+// Columns: image,id,study_instance_uid,sop_instance_uid,probability,area_px,area_mm2,row_spacing_mm,
+// column_spacing_mm,spacing_source,mask_png,overlay_png,dicom_seg; area_mm2 and the spacings are empty when
+// unknown, the UIDs for PNG/JPEG inputs. Both writers are atomic.
 void write_report_csv(const std::string& path, const std::vector<ClinicalResult>& rows);
 // {"images": [{"image": ..., "area_mm2": null when unknown, ...}]}
 void write_report_json(const std::string& path, const std::vector<ClinicalResult>& rows);

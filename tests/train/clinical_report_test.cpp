@@ -53,11 +53,11 @@ TEST(ClinicalReport, PngInputWritesMaskAndOverlayButNoSeg) {
 
   write_report_csv(dir.file("report.csv"), {r});
   const std::string csv = slurp(dir.file("report.csv"));
-  const std::string expected_row = "\"" + in + "\",\"case,7\",0.250000,200,,,,,\"" + r.mask_png + "\",\"" +
+  const std::string expected_row = "\"" + in + "\",\"case,7\",,,0.250000,200,,,,,\"" + r.mask_png + "\",\"" +
                                    r.overlay_png + "\",\n";
   EXPECT_EQ(csv,
-            "image,id,probability,area_px,area_mm2,row_spacing_mm,column_spacing_mm,spacing_source,mask_png,"
-            "overlay_png,dicom_seg\n" + expected_row);
+            "image,id,study_instance_uid,sop_instance_uid,probability,area_px,area_mm2,row_spacing_mm,"
+            "column_spacing_mm,spacing_source,mask_png,overlay_png,dicom_seg\n" + expected_row);
   write_report_json(dir.file("report.json"), {r});
   const nlohmann::json j = nlohmann::json::parse(slurp(dir.file("report.json")));
   ASSERT_EQ(j["images"].size(), 1u);
@@ -85,7 +85,9 @@ TEST(ClinicalReport, DicomInputGivesAreaInSquareMillimetresAndASeg) {
 
   write_report_csv(dir.file("r.csv"), {r});
   const std::string csv = slurp(dir.file("r.csv"));
-  EXPECT_NE(csv.find(path + ",siim-stage1-test-jpeg-baseline,0.900000,5000,141.120,0.168,0.168,PixelSpacing,"),
+  EXPECT_NE(csv.find(path + ",siim-stage1-test-jpeg-baseline,1.2.276.0.7230010.3.1.2.8323329.6904.1517875201.850818,"
+                     "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819,0.900000,5000,141.120,0.168,0.168,"
+                     "PixelSpacing,"),
             std::string::npos)
       << csv;
   write_report_json(dir.file("r.json"), {r});
@@ -93,6 +95,7 @@ TEST(ClinicalReport, DicomInputGivesAreaInSquareMillimetresAndASeg) {
   EXPECT_NEAR(j["area_mm2"].get<double>(), 141.12, 1e-9);
   EXPECT_DOUBLE_EQ(j["pixel_spacing_mm"][0].get<double>(), 0.168);
   EXPECT_EQ(j["dicom_seg"], r.dicom_seg);
+  EXPECT_EQ(j["study_instance_uid"], "1.2.276.0.7230010.3.1.2.8323329.6904.1517875201.850818");
 }
 
 TEST(ClinicalReport, BadArgumentsAreErrors) {
