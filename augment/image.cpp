@@ -3,8 +3,6 @@
 // cv2.IMREAD_GRAYSCALE would (OpenCV's fixed-point BGR->gray weights), so pixel values match the reference.
 #include "augment/image.h"
 
-#include "augment/dicom.h"
-
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -13,6 +11,7 @@
 #include <memory>
 #include <sstream>
 
+#include "augment/dicom.h"
 #include "kernels/check.h"
 
 #if defined(PNEUMO_HAVE_STB) && PNEUMO_HAVE_STB
