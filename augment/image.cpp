@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 
+#include "augment/dicom.h"
 #include "kernels/atomic_file.h"
 #include "kernels/check.h"
 
@@ -38,8 +39,6 @@ namespace pneumo::aug {
 
 bool image_io_available() { return PNEUMO_STB_OK != 0; }
 
-namespace {
-
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) PNEUMO_FAIL("cannot open image file '", path, "': ", std::strerror(errno));
@@ -54,6 +53,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   PNEUMO_CHECK(in.good() || in.eof(), "cannot read image file '", path, "'");
   return bytes;
 }
+
+namespace {
 
 // OpenCV's imgcodecs gray conversion: 14-bit fixed-point weights, rounded (utils.cpp, icvCvt_BGR2Gray).
 constexpr int kGrayShift = 14;
@@ -91,6 +92,8 @@ bool jpeg_huffman_tables_fit(const uint8_t* bytes, size_t size) {
 }  // namespace
 
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
+  // DICOM by extension or content (augment/dicom.h); PNG and JPEG signatures never match looks_like_dicom.
+  if (has_dicom_extension(name) || looks_like_dicom(bytes, size)) return read_dicom_memory(bytes, size, name).image;
 #if PNEUMO_STB_OK
   PNEUMO_CHECK(size > 0, "image file '", name, "' is empty");
   PNEUMO_CHECK(size < (1u << 31), "image file '", name, "' is too large (", size, " bytes)");

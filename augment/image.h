@@ -34,10 +34,13 @@ bool image_io_available();
 
 // Reads PNG or JPEG as 8-bit grayscale, as cv2.imread(path, cv2.IMREAD_GRAYSCALE) does: colour becomes
 // round(0.299 R + 0.587 G + 0.114 B); alpha is dropped; 16-bit PNG is scaled by round(v * 255 / 65535).
+// DICOM (.dcm/.dicom, or DICOM content) goes through read_dicom (augment/dicom.h).
 // Throws pneumo::Error naming the file and stb's reason (missing, unreadable, corrupt).
 Image read_image(const std::string& path);
-// Decodes an in-memory PNG/JPEG the same way; `name` is used in error messages.
+// Decodes an in-memory PNG/JPEG/DICOM the same way; `name` is used in error messages.
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name);
+// The whole file; throws naming it when it cannot be opened or read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
 
 // Writes an 8-bit PNG (1, 3 or 4 channels), atomically (write_file_atomic, kernels/atomic_file.h).
 void write_png(const std::string& path, const Image& img);

@@ -16,7 +16,7 @@ std::string find_image_file(const std::string& dir, const std::string& stem, con
     std::string p = (fs::path(dir) / (stem + ext)).string();
     return fs::exists(p) ? p : std::string();
   }
-  for (const char* e : {".png", ".jpg", ".jpeg"}) {
+  for (const char* e : {".png", ".jpg", ".jpeg", ".dcm"}) {
     std::string p = (fs::path(dir) / (stem + e)).string();
     if (fs::exists(p)) return p;
   }
@@ -33,7 +33,7 @@ void require_dir(const std::string& dir, const char* what) {
 bool is_image_name(const std::string& name) {
   std::string ext = fs::path(name).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".dcm" || ext == ".dicom";
 }
 
 }  // namespace
@@ -60,7 +60,7 @@ std::string RleCsvDataset::image_path(size_t i) const {
   std::string p = find_image_file(dir_, id, ext_);
   if (p.empty())
     PNEUMO_FAIL("image file for ", id, " not found: ",
-                (fs::path(dir_) / (id + (ext_.empty() ? std::string(".png|.jpg|.jpeg") : ext_))).string());
+                (fs::path(dir_) / (id + (ext_.empty() ? std::string(".png|.jpg|.jpeg|.dcm") : ext_))).string());
   return p;
 }
 
@@ -84,7 +84,7 @@ MaskFolderDataset::MaskFolderDataset(std::string images_dir, std::string masks_d
     for (const auto& e : fs::directory_iterator(images_dir_))
       if (e.is_regular_file() && is_image_name(e.path().filename().string())) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
-    PNEUMO_CHECK(!names.empty(), "image folder '", images_dir_, "' holds no .png/.jpg/.jpeg file");
+    PNEUMO_CHECK(!names.empty(), "image folder '", images_dir_, "' holds no .png/.jpg/.jpeg/.dcm file");
     for (const std::string& n : names) {
       ids_.push_back(fs::path(n).stem().string());
       image_files_.push_back((fs::path(images_dir_) / n).string());

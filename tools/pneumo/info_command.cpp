@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "augment/dicom.h"
 #include "nn/models/registry.h"
 #include "tensor/cuda_runtime.h"
 #include "tools/pneumo/command.h"
@@ -16,6 +17,9 @@ int run_info(const std::string& model) {
   namespace cuda = pneumo::cuda;
   std::printf("pneumo %s (%s build)\n", PNEUMO_VERSION, PNEUMO_BUILD_TYPE);
   std::printf("  CUDA backend   %s\n", cuda::compiled_with_cuda() ? "compiled in" : "not built (CPU only)");
+  std::printf("  DICOM          %s\n", !pneumo::aug::dicom_available() ? "no (built without DCMTK)"
+                                       : pneumo::aug::dicom_jpeg2000_available() ? "yes (DCMTK), JPEG 2000 yes (OpenJPEG)"
+                                                                                 : "yes (DCMTK), JPEG 2000 no (no OpenJPEG)");
   if (cuda::compiled_with_cuda()) {
     std::printf("  architectures  %s\n", PNEUMO_CUDA_ARCHS);
     std::printf("  CUDA runtime   %s (driver %s)\n", cuda::runtime_version().c_str(),

@@ -1,0 +1,73 @@
+# Optional DICOM support: DCMTK (reading; JPEG, JPEG-LS and RLE decoders; DICOM SEG through dcmseg)
+# and OpenJPEG (JPEG 2000 pixel data, decoded from the encapsulated fragments; DCMTK 3.6.7 has no free J2K
+# codec). Included once from the root CMakeLists.txt after the engine library target exists:
+#   include(cmake/Dicom.cmake)
+# It defines the interface target `pneumo_dicom` (include paths, libraries, and PNEUMO_HAVE_DCMTK /
+# PNEUMO_HAVE_OPENJPEG as 0 or 1) and links it into the library that holds augment/ (pneumo_augment when
+# the build has per-layer targets, else pneumo_engine). -DPNEUMO_DICOM=OFF builds without DICOM; ON insists.
+set(PNEUMO_DICOM "AUTO" CACHE STRING "DICOM input/output through DCMTK (and OpenJPEG): AUTO, ON, OFF")
+set_property(CACHE PNEUMO_DICOM PROPERTY STRINGS AUTO ON OFF)
+
+add_library(pneumo_dicom INTERFACE)
+set(PNEUMO_WITH_DCMTK OFF)
+set(PNEUMO_WITH_OPENJPEG OFF)
+
+if(NOT PNEUMO_DICOM STREQUAL "OFF")
+  # Found library by library (not DCMTKConfig.cmake: distributions ship it with targets for libraries they
+  # do not install). Order matters for static linking: users before what they use.
+  find_path(PNEUMO_DCMTK_INCLUDE_DIR dcmtk/dcmdata/dctk.h)
+  set(_dcmtk_libs dcmseg dcmfg dcmiod dcmjpls dcmtkcharls dcmjpeg ijg8 ijg12 ijg16 dcmimgle dcmdata oflog ofstd)
+  set(_dcmtk_found ${PNEUMO_DCMTK_INCLUDE_DIR})
+  set(_dcmtk_paths "")
+  set(_dcmtk_missing "")
+  foreach(_lib ${_dcmtk_libs})
+    find_library(PNEUMO_DCMTK_${_lib}_LIBRARY ${_lib})
+    if(PNEUMO_DCMTK_${_lib}_LIBRARY)
+      list(APPEND _dcmtk_paths ${PNEUMO_DCMTK_${_lib}_LIBRARY})
+    else()
+      list(APPEND _dcmtk_missing ${_lib})
+    endif()
+  endforeach()
+  if(PNEUMO_DCMTK_INCLUDE_DIR AND NOT _dcmtk_missing)
+    set(PNEUMO_WITH_DCMTK ON)
+    target_include_directories(pneumo_dicom SYSTEM INTERFACE ${PNEUMO_DCMTK_INCLUDE_DIR})
+    target_link_libraries(pneumo_dicom INTERFACE ${_dcmtk_paths})
+    find_path(PNEUMO_OPENJPEG_INCLUDE_DIR openjpeg.h PATH_SUFFIXES openjpeg-2.5 openjpeg-2.4 openjpeg-2.3)
+    find_library(PNEUMO_OPENJPEG_LIBRARY openjp2)
+    if(PNEUMO_OPENJPEG_INCLUDE_DIR AND PNEUMO_OPENJPEG_LIBRARY)
+      set(PNEUMO_WITH_OPENJPEG ON)
+      target_include_directories(pneumo_dicom SYSTEM INTERFACE ${PNEUMO_OPENJPEG_INCLUDE_DIR})
+      target_link_libraries(pneumo_dicom INTERFACE ${PNEUMO_OPENJPEG_LIBRARY})
+    endif()
+  elseif(PNEUMO_DICOM STREQUAL "ON")
+    message(FATAL_ERROR "PNEUMO_DICOM=ON but DCMTK was not found (headers: '${PNEUMO_DCMTK_INCLUDE_DIR}', "
+                        "missing libraries: ${_dcmtk_missing}); install libdcmtk-dev")
+  endif()
+endif()
+
+if(PNEUMO_WITH_DCMTK)
+  target_compile_definitions(pneumo_dicom INTERFACE PNEUMO_HAVE_DCMTK=1)
+  if(PNEUMO_WITH_OPENJPEG)
+    target_compile_definitions(pneumo_dicom INTERFACE PNEUMO_HAVE_OPENJPEG=1)
+    message(STATUS "pneumo: DICOM ON (DCMTK; JPEG 2000 through OpenJPEG)")
+  else()
+    target_compile_definitions(pneumo_dicom INTERFACE PNEUMO_HAVE_OPENJPEG=0)
+    message(STATUS "pneumo: DICOM ON (DCMTK); JPEG 2000 OFF: OpenJPEG not found (install libopenjp2-7-dev), "
+                   "JPEG 2000 files will be refused")
+  endif()
+else()
+  target_compile_definitions(pneumo_dicom INTERFACE PNEUMO_HAVE_DCMTK=0 PNEUMO_HAVE_OPENJPEG=0)
+  if(PNEUMO_DICOM STREQUAL "OFF")
+    message(STATUS "pneumo: DICOM OFF (PNEUMO_DICOM=OFF): .dcm files will be refused")
+  else()
+    message(STATUS "pneumo: DICOM OFF: DCMTK not found (install libdcmtk-dev and reconfigure); .dcm files will be refused")
+  endif()
+endif()
+
+if(TARGET pneumo_augment)
+  target_link_libraries(pneumo_augment PUBLIC pneumo_dicom)
+elseif(TARGET pneumo_engine)
+  target_link_libraries(pneumo_engine PUBLIC pneumo_dicom)
+else()
+  message(FATAL_ERROR "cmake/Dicom.cmake: include it after the library that holds augment/ is defined")
+endif()
