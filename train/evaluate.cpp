@@ -69,14 +69,18 @@ Evaluation summarise(std::vector<std::string> ids, std::vector<DiceCounts> count
   return e;
 }
 
-Evaluation evaluate(const std::string& pred_path, const std::string& truth_path, int height, int width) {
+Evaluation evaluate(const std::string& pred_path, const std::string& truth_path, int height, int width,
+                    bool only_predicted) {
   const Source truth(truth_path), pred(pred_path);
   const std::set<std::string> truth_ids(truth.ids.begin(), truth.ids.end());
   for (const std::string& id : pred.ids)
     PNEUMO_CHECK(truth_ids.count(id), "evaluate: image '", id, "' of '", pred_path, "' is not in the truth '",
                  truth_path, "'");
   std::vector<DiceCounts> counts;
+  std::vector<std::string> ids;
   for (const std::string& id : truth.ids) {
+    if (only_predicted && !pred.contains(id)) continue;
+    ids.push_back(id);
     PNEUMO_CHECK(pred.contains(id), "evaluate: image '", id, "' of the truth has no prediction in '", pred_path, "'");
     if (!truth.folder && !pred.folder) {
       counts.push_back(dice_counts(pred.csv.runs(id, height, width), truth.csv.runs(id, height, width)));
@@ -99,7 +103,8 @@ Evaluation evaluate(const std::string& pred_path, const std::string& truth_path,
                  "x", p.width, ", truth ", t.height, "x", t.width);
     counts.push_back(dice_counts(p, t));
   }
-  return summarise(truth.ids, std::move(counts));
+  PNEUMO_CHECK(!ids.empty(), "evaluate: no image of '", truth_path, "' is predicted in '", pred_path, "'");
+  return summarise(std::move(ids), std::move(counts));
 }
 
 }  // namespace pneumo::train

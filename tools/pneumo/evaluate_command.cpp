@@ -16,8 +16,9 @@ int run_evaluate(const Args& args) {
   const int height = static_cast<int>(args.get_int("height", 1024));
   const int width = static_cast<int>(args.get_int("width", 1024));
   const std::string per_image = args.get("per-image", "");
+  const bool subset = args.flag("subset");
   args.finish();
-  const train::Evaluation e = train::evaluate(pred, truth, height, width);
+  const train::Evaluation e = train::evaluate(pred, truth, height, width, subset);
   std::printf("images %lld (truth positive %lld, predicted positive %lld)\n", static_cast<long long>(e.images),
               static_cast<long long>(e.truth_positive), static_cast<long long>(e.pred_positive));
   std::printf("metric (mean Dice, empty-empty = 1) %.5f\n", e.metric);
@@ -37,11 +38,11 @@ int run_evaluate(const Args& args) {
 }
 
 PNEUMO_COMMAND("evaluate", "competition metric of predicted masks against the truth",
-               "usage: pneumo evaluate --pred CSV|DIR --truth CSV|DIR [--height 1024 --width 1024] [--per-image F.csv]\n"
+               "usage: pneumo evaluate --pred CSV|DIR --truth CSV|DIR [--height 1024 --width 1024] [--per-image F.csv] [--subset]\n"
                "CSV: ImageId,EncodedPixels (competition RLE; several rows per image are merged); DIR: 0/255 masks\n"
                "<id>.png/.jpg (> 127). Prints the mean per-image Dice (empty-empty = 1), the Dice on images\n"
                "whose truth is positive, and the false-positive and false-negative image counts. Every truth\n"
-               "image needs a prediction. RLE is decoded at --height x --width unless a folder gives the size.",
+               "image needs a prediction (--subset: only the predicted images are scored). RLE is decoded at --height x --width unless a folder gives the size.",
                run_evaluate);
 
 }  // namespace
