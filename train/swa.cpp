@@ -3,10 +3,13 @@
 #include <cstdio>
 #include <map>
 
+#include "augment/pipeline.h"
 #include "autograd/variable.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
+#include "train/dataset.h"
+#include "train/loader.h"
 
 namespace pneumo::train {
 
@@ -117,6 +120,36 @@ int64_t recalibrate_batchnorm(nn::Module& model, const std::function<bool(Tensor
   for (nn::BatchNorm2d* bn : bns) bn->set_cumulative_average(false);
   model.train(was_training);
   return samples;
+}
+
+int64_t recalibrate_batchnorm_on(nn::Module& model, std::shared_ptr<const Dataset> dataset, const BnPassOptions& o) {
+  PNEUMO_CHECK(o.size > 0 && o.batch > 0, "swa: BatchNorm pass needs a size and a batch size");
+  const aug::Pipeline pipe = aug::reference_train_pipeline(o.size);
+  LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.workers = o.workers;
+  lo.shuffle = true;
+  lo.drop_last = true;
+  lo.seed = o.seed;
+  lo.height = lo.width = o.size;
+  const size_t n_images = dataset->size();
+  Loader loader(std::move(dataset),
+                [&pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) { pipe.apply(im, m, s, i); }, lo);
+  PNEUMO_CHECK(loader.batches_per_epoch() > 0, "swa: ", n_images, " training images make no full batch of ", o.batch);
+  const int64_t total = o.max_batches > 0 ? std::min(o.max_batches, loader.batches_per_epoch()) : loader.batches_per_epoch();
+  loader.start_epoch(0);
+  int64_t done = 0;
+  return recalibrate_batchnorm(model, [&](Tensor& input) {
+    if (done >= total) return false;
+    const Batch* b = loader.next();
+    if (!b) return false;
+    input = b->images_tensor(o.device);
+    ++done;
+    if (o.progress && (done % 50 == 0 || done == total))
+      std::fprintf(stderr, "swa: BatchNorm update %lld/%lld batches\n", static_cast<long long>(done),
+                   static_cast<long long>(total));
+    return true;
+  });
 }
 
 }  // namespace pneumo::train

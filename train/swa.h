@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,20 @@ AverageReport average_checkpoints(nn::Module& model, const std::vector<std::stri
 // model.forward in train mode without gradients, then restores the previous mode. Returns the samples seen.
 // A model without BatchNorm is left untouched (0).
 int64_t recalibrate_batchnorm(nn::Module& model, const std::function<bool(Tensor& input)>& next_batch);
+
+class Dataset;
+struct BnPassOptions {
+  int size = 1024;        // training size (Resize of the augmentation)
+  int batch = 4;
+  int workers = 2;
+  uint64_t seed = 1992;
+  int64_t max_batches = 0;  // 0: the whole pass
+  Device device = Device::cpu();
+  bool progress = false;    // a line on stderr every 50 batches
+};
+// The reference's pass: one shuffled epoch of `dataset` through the training augmentation
+// (aug::reference_train_pipeline(size)), batch 4, drop_last, then recalibrate_batchnorm. The model must
+// already be on options.device. Returns the samples seen (a multiple of the batch size).
+int64_t recalibrate_batchnorm_on(nn::Module& model, std::shared_ptr<const Dataset> dataset, const BnPassOptions& options);
 
 }  // namespace pneumo::train

@@ -13,7 +13,10 @@
 #include "nn/models/weights_import.h"
 #include "tests/nn/model_fixture.h"
 #include "tests/train/data_test_util.h"
+#include "train/dataset.h"
 #include "train/swa.h"
+#include "augment/image.h"
+#include <filesystem>
 
 namespace pneumo {
 namespace {
@@ -143,6 +146,42 @@ TEST(SwaBatchNorm, RecalibrationMatchesPyTorchBnUpdate) {
       EXPECT_FALSE(bn->cumulative_average()) << name;
     }
   }
+}
+
+}  // namespace
+}  // namespace pneumo
+
+namespace pneumo {
+namespace {
+
+TEST(SwaBatchNorm, ReferencePassIsShuffledAugmentedBatchFourDropLast) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("img"));
+  std::filesystem::create_directories(dir.file("mask"));
+  for (int i = 0; i < 10; ++i) {
+    aug::Image im(40, 40), m(40, 40);
+    for (int y = 0; y < 40; ++y)
+      for (int x = 0; x < 40; ++x) im.at(y, x) = static_cast<uint8_t>((x * 7 + y * 3 + i * 20) % 256);
+    aug::write_png(dir.file("img/i" + std::to_string(i) + ".png"), im);
+    aug::write_png(dir.file("mask/i" + std::to_string(i) + ".png"), m);
+  }
+  auto ds = std::make_shared<train::MaskFolderDataset>(dir.file("img"), dir.file("mask"));
+  train::BnPassOptions o;
+  o.size = 32;
+  o.workers = 1;
+  auto m1 = tiny(1), m2 = tiny(1);
+  EXPECT_EQ(train::recalibrate_batchnorm_on(*m1, ds, o), 8);  // 10 images, batch 4, drop_last
+  EXPECT_EQ(train::recalibrate_batchnorm_on(*m2, ds, o), 8);
+  const auto a = m1->state_dict(), b = m2->state_dict();
+  bool moved = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].first.find("running_mean") == std::string::npos) continue;
+    EXPECT_EQ(a[i].second.to_vector(), b[i].second.to_vector()) << a[i].first;  // seeded: reproducible
+    for (float v : a[i].second.to_vector()) moved = moved || v != 0.0f;
+  }
+  EXPECT_TRUE(moved);
+  o.batch = 16;
+  test::expect_error_mentions([&] { train::recalibrate_batchnorm_on(*m1, ds, o); }, {"10 training images", "16"});
 }
 
 }  // namespace

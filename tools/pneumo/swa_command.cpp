@@ -7,14 +7,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "augment/pipeline.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
 #include "nn/models/registry.h"
 #include "tools/pneumo/command.h"
 #include "train/dataset.h"
 #include "train/folds.h"
-#include "train/loader.h"
 #include "train/swa.h"
 
 namespace {
@@ -156,36 +154,18 @@ int run_swa(const Args& args) {
       ds = std::make_shared<train::RleCsvDataset>(images, csv, ids);
     else
       ds = std::make_shared<train::MaskFolderDataset>(images, masks, ids);
-    const aug::Pipeline pipe = aug::reference_train_pipeline(size);
-    train::LoaderOptions lo;
-    lo.batch_size = batch;
-    lo.workers = workers;
-    lo.shuffle = true;
-    lo.drop_last = true;
-    lo.seed = seed;
-    lo.height = lo.width = size;
-    train::Loader loader(ds,
-                         [&pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) { pipe.apply(im, m, s, i); },
-                         lo);
-    PNEUMO_CHECK(loader.batches_per_epoch() > 0, "swa: ", ds->size(), " training images make no full batch of ",
-                 batch);
     model->to(device);
-    loader.start_epoch(0);
-    int64_t done = 0;
-    const int64_t total = max_batches > 0 ? std::min(max_batches, loader.batches_per_epoch()) : loader.batches_per_epoch();
-    const int64_t samples = train::recalibrate_batchnorm(*model, [&](Tensor& input) {
-      if (done >= total) return false;
-      const train::Batch* b = loader.next();
-      if (!b) return false;
-      input = b->images_tensor(device);
-      if (++done % 50 == 0 || done == total)
-        std::fprintf(stderr, "swa: BatchNorm update %lld/%lld batches\n", static_cast<long long>(done),
-                     static_cast<long long>(total));
-      return true;
-    });
-    std::printf("swa: BatchNorm statistics recomputed over %lld %s images (%lld batches of %d, size %d)\n",
-                static_cast<long long>(samples), classification ? "train+val" : "training",
-                static_cast<long long>(done), batch, size);
+    train::BnPassOptions bo;
+    bo.size = size;
+    bo.batch = batch;
+    bo.workers = workers;
+    bo.seed = seed;
+    bo.max_batches = max_batches;
+    bo.device = device;
+    bo.progress = true;
+    const int64_t samples = train::recalibrate_batchnorm_on(*model, ds, bo);
+    std::printf("swa: BatchNorm statistics recomputed over %lld %s images (batches of %d, size %d)\n",
+                static_cast<long long>(samples), classification ? "train+val" : "training", batch, size);
     meta["swa_bn_samples"] = std::to_string(samples);
     model->to(Device::cpu());
   }
