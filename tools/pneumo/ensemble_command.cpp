@@ -1,46 +1,42 @@
 // `pneumo ensemble`: mean of several models' probability folders, thresholded into masks.
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
-#include <sstream>
 
 #include "augment/image.h"
-#include "kernels/check.h"
 #include "tools/pneumo/command.h"
+#include "tools/pneumo/list_option.h"
 #include "train/ensemble.h"
 
 namespace {
 
-using pneumo::cli::Args;
+using namespace pneumo;
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
+struct EnsembleCmd {
+  std::string inputs, out, probs_out, rule = "0.4", weights;
+  std::vector<std::string> positional;
+};
 
-int run_ensemble(const Args& args) {
-  using namespace pneumo;
-  std::vector<std::string> inputs = split_list(args.get("inputs", ""));
-  for (const std::string& p : args.positionals()) inputs.push_back(p);
-  const std::string out = args.require("out");
-  const std::string probs_out = args.get("probs-out", "");
-  const train::MaskRule rule = train::MaskRule::parse(args.get("mask-rule", args.get("threshold", "0.4")));
+int run_ensemble(const EnsembleCmd& c) {
+  std::vector<std::string> inputs = cli::split_list(c.inputs);
+  inputs.insert(inputs.end(), c.positional.begin(), c.positional.end());
+  if (inputs.empty()) cli::usage_error("ensemble: give the probability folders (--inputs A,B,... or as arguments)");
   std::vector<double> weights;
-  for (const std::string& w : split_list(args.get("weights", ""))) weights.push_back(std::stod(w));
-  args.finish();
-  PNEUMO_CHECK(!inputs.empty(), "ensemble: give the probability folders (--inputs A,B,... or as arguments)");
+  for (const std::string& w : cli::split_list(c.weights)) {
+    char* end = nullptr;
+    weights.push_back(std::strtod(w.c_str(), &end));
+    if (!end || *end || !(weights.back() >= 0)) cli::usage_error("ensemble: --weights: '", w, "' is not a weight >= 0");
+  }
+  const train::MaskRule rule = train::MaskRule::parse(c.rule);
   const std::vector<std::string> stems = train::probability_stems(inputs[0]);
   const std::set<std::string> stem_set(stems.begin(), stems.end());
   for (size_t k = 1; k < inputs.size(); ++k)
     for (const std::string& s : train::probability_stems(inputs[k]))
-      PNEUMO_CHECK(stem_set.count(s), "ensemble: '", inputs[k], "/", s, ".png' has no counterpart in '", inputs[0],
-                   "'");
-  std::filesystem::create_directories(out);
-  if (!probs_out.empty()) std::filesystem::create_directories(probs_out);
+      if (!stem_set.count(s))
+        cli::user_error("ensemble: '", inputs[k], "/", s, ".png' has no counterpart in '", inputs[0], "'");
+  std::filesystem::create_directories(c.out);
+  if (!c.probs_out.empty()) std::filesystem::create_directories(c.probs_out);
   int64_t positive = 0;
   for (const std::string& stem : stems) {
     int h = 0, w = 0;
@@ -51,24 +47,30 @@ int run_ensemble(const Args& args) {
         ++positive;
         break;
       }
-    aug::write_png(out + "/" + stem + ".png", m);
-    if (!probs_out.empty()) {
+    aug::write_png(c.out + "/" + stem + ".png", m);
+    if (!c.probs_out.empty()) {
       aug::Image prob(h, w, 1);
       for (size_t i = 0; i < prob.size(); ++i) prob.pixels[i] = train::probability_to_u8(p[i]);
-      aug::write_png(probs_out + "/" + stem + ".png", prob);
+      aug::write_png(c.probs_out + "/" + stem + ".png", prob);
     }
   }
   std::printf("ensemble: %zu folders, %zu images, %s: %lld non-empty masks -> %s\n", inputs.size(), stems.size(),
-              rule.str().c_str(), static_cast<long long>(positive), out.c_str());
+              rule.str().c_str(), static_cast<long long>(positive), c.out.c_str());
   return 0;
 }
 
-PNEUMO_COMMAND("ensemble", "mean of models' probability folders, thresholded into 0/255 masks",
-               "usage: pneumo ensemble --inputs DIR1,DIR2,... --out MASK_DIR [--mask-rule 0.4 | top,area,bottom]\n"
-               "                       [--weights w1,w2,...] [--probs-out DIR]\n"
-               "Each folder holds <stem>.png probability images (pneumo predict). The mean probability of every\n"
-               "image (equal weights unless --weights) is thresholded per pixel (the reference: p > 0.4) or by\n"
-               "the triplet rule; masks are 0/255 PNGs. --probs-out also writes the mean probabilities.",
-               run_ensemble);
+PNEUMO_COMMAND("ensemble", "mean of models' probability folders, thresholded into 0/255 masks", [](CLI::App& app) {
+  auto o = std::make_shared<EnsembleCmd>();
+  cli::option(app, "--inputs", o->inputs, "probability folders A,B,... (pneumo predict outputs)");
+  cli::positionals(app, "folders", o->positional, "more probability folders");
+  cli::out_option(app, o->out, "folder for the 0/255 masks").required();
+  cli::option(app, "--mask-rule,--threshold", o->rule, "a threshold (0.4) or a triplet top,min_area,bottom");
+  cli::option(app, "--weights", o->weights, "weights w1,w2,... of the folders (default equal)");
+  cli::option(app, "--probs-out", o->probs_out, "also write the mean probabilities (8-bit PNGs) here");
+  cli::footer(app,
+              "The mean probability of every image (p = value/255 of each folder's PNG) is thresholded per pixel\n"
+              "(the reference: p > 0.4) or by the 1st place's triplet rule. Every folder must hold every image.");
+  return [o] { return run_ensemble(*o); };
+});
 
 }  // namespace

@@ -1,33 +1,31 @@
 // `pneumo evaluate`: the competition metric of predicted masks against the truth.
 #include <cstdio>
+#include <memory>
 
-#include "kernels/check.h"
 #include "tools/pneumo/command.h"
 #include "train/evaluate.h"
 
 namespace {
 
-using pneumo::cli::Args;
+using namespace pneumo;
 
-int run_evaluate(const Args& args) {
-  using namespace pneumo;
-  const std::string pred = args.require("pred");
-  const std::string truth = args.require("truth");
-  const int height = static_cast<int>(args.get_int("height", 1024));
-  const int width = static_cast<int>(args.get_int("width", 1024));
-  const std::string per_image = args.get("per-image", "");
-  const bool subset = args.flag("subset");
-  args.finish();
-  const train::Evaluation e = train::evaluate(pred, truth, height, width, subset);
+struct EvaluateCmd {
+  std::string pred, truth, per_image;
+  int height = 1024, width = 1024;
+  bool subset = false;
+};
+
+int run_evaluate(const EvaluateCmd& c) {
+  const train::Evaluation e = train::evaluate(c.pred, c.truth, c.height, c.width, c.subset);
   std::printf("images %lld (truth positive %lld, predicted positive %lld)\n", static_cast<long long>(e.images),
               static_cast<long long>(e.truth_positive), static_cast<long long>(e.pred_positive));
   std::printf("metric (mean Dice, empty-empty = 1) %.5f\n", e.metric);
   std::printf("Dice on truth positives %.5f\n", e.dice_positive);
   std::printf("false-positive images %lld, false-negative images %lld\n",
               static_cast<long long>(e.false_positive_images), static_cast<long long>(e.false_negative_images));
-  if (!per_image.empty()) {
-    FILE* f = std::fopen(per_image.c_str(), "w");
-    PNEUMO_CHECK(f, "evaluate: cannot write '", per_image, "'");
+  if (!c.per_image.empty()) {
+    FILE* f = std::fopen(c.per_image.c_str(), "w");
+    if (!f) cli::user_error("evaluate: cannot write '", c.per_image, "'");
     std::fprintf(f, "image,dice,pred_pixels,truth_pixels\n");
     for (size_t i = 0; i < e.ids.size(); ++i)
       std::fprintf(f, "%s,%.6f,%lld,%lld\n", e.ids[i].c_str(), e.counts[i].dice(),
@@ -37,12 +35,19 @@ int run_evaluate(const Args& args) {
   return 0;
 }
 
-PNEUMO_COMMAND("evaluate", "competition metric of predicted masks against the truth",
-               "usage: pneumo evaluate --pred CSV|DIR --truth CSV|DIR [--height 1024 --width 1024] [--per-image F.csv] [--subset]\n"
-               "CSV: ImageId,EncodedPixels (competition RLE; several rows per image are merged); DIR: 0/255 masks\n"
-               "<id>.png/.jpg (> 127). Prints the mean per-image Dice (empty-empty = 1), the Dice on images\n"
-               "whose truth is positive, and the false-positive and false-negative image counts. Every truth\n"
-               "image needs a prediction (--subset: only the predicted images are scored). RLE is decoded at --height x --width unless a folder gives the size.",
-               run_evaluate);
+PNEUMO_COMMAND("evaluate", "competition metric of predicted masks against the truth", [](CLI::App& app) {
+  auto o = std::make_shared<EvaluateCmd>();
+  cli::option(app, "--pred", o->pred, "prediction: ImageId,EncodedPixels CSV or a folder of 0/255 masks").required();
+  cli::option(app, "--truth", o->truth, "truth: ImageId,EncodedPixels CSV or a folder of 0/255 masks").required();
+  cli::option(app, "--height", o->height, "image height for RLE decoding (a mask folder gives its own)", 1, 1 << 16);
+  cli::option(app, "--width", o->width, "image width for RLE decoding", 1, 1 << 16);
+  cli::option(app, "--per-image", o->per_image, "write image,dice,pred_pixels,truth_pixels here");
+  cli::flag(app, "--subset", o->subset, "score only the images that have a prediction");
+  cli::footer(app,
+              "Prints the mean per-image Dice (empty-empty = 1, the leaderboard metric), the Dice on images whose\n"
+              "truth is positive, and the false-positive and false-negative image counts. Several CSV rows of one\n"
+              "image are merged; folder masks are > 127. Every truth image needs a prediction unless --subset.");
+  return [o] { return run_evaluate(*o); };
+});
 
 }  // namespace
