@@ -9,8 +9,8 @@
 #include "augment/transforms.h"
 #include "nn/checkpoint.h"
 #include "nn/models/registry.h"
-#include "tensor/generator.h"
 #include "tests/train/data_test_util.h"
+#include "tests/train/pipeline_test_util.h"
 #include "train/inference.h"
 
 namespace pneumo {
@@ -19,8 +19,7 @@ namespace {
 using test::TempDir;
 
 std::shared_ptr<nn::models::Network> tiny(uint64_t seed, const std::string& name = "tiny_unet_se") {
-  default_generator().manual_seed(seed);
-  return nn::models::create_model(name);
+  return test::seeded_model(seed, name);
 }
 
 aug::Image pattern(int h, int w, int phase) {

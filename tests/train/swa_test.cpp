@@ -9,10 +9,10 @@
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
 #include "nn/models/registry.h"
-#include "tensor/generator.h"
 #include "nn/models/weights_import.h"
 #include "tests/nn/model_fixture.h"
 #include "tests/train/data_test_util.h"
+#include "tests/train/pipeline_test_util.h"
 #include "train/dataset.h"
 #include "train/swa.h"
 #include "augment/image.h"
@@ -24,8 +24,7 @@ namespace {
 using test::TempDir;
 
 std::shared_ptr<nn::models::Network> tiny(uint64_t seed, const std::string& name = "tiny_unet_se") {
-  default_generator().manual_seed(seed);
-  return nn::models::create_model(name);
+  return test::seeded_model(seed, name);
 }
 
 TEST(SwaAverage, EqualAverageOfThreeCheckpointsIsExact) {
