@@ -91,24 +91,24 @@ std::vector<std::string> probability_stems(const std::string& dir) {
 
 std::vector<float> mean_probability(const std::vector<std::string>& dirs, const std::string& stem, int* height,
                                     int* width, const std::vector<double>& weights) {
-  PNEUMO_CHECK(!dirs.empty(), "ensemble: no probability folders");
-  PNEUMO_CHECK(weights.empty() || weights.size() == dirs.size(), "ensemble: ", weights.size(), " weights for ",
+  PNEUMO_CHECK(!dirs.empty(), "no probability folders");
+  PNEUMO_CHECK(weights.empty() || weights.size() == dirs.size(), "", weights.size(), " weights for ",
                dirs.size(), " folders");
   double total = 0;
   for (size_t k = 0; k < dirs.size(); ++k) total += weights.empty() ? 1.0 : weights[k];
-  PNEUMO_CHECK(total > 0, "ensemble: the weights sum to ", total);
+  PNEUMO_CHECK(total > 0, "the weights sum to ", total);
   std::vector<double> sum;
   int h = 0, w = 0;
   for (size_t k = 0; k < dirs.size(); ++k) {
     const std::string path = dirs[k] + "/" + stem + ".png";
-    PNEUMO_CHECK(fs::is_regular_file(path), "ensemble: '", path, "' is missing (every folder needs every image)");
+    PNEUMO_CHECK(fs::is_regular_file(path), "'", path, "' is missing (every folder needs every image)");
     const aug::Image im = aug::read_image(path);
     if (k == 0) {
       h = im.height;
       w = im.width;
       sum.assign(im.size(), 0.0);
     }
-    PNEUMO_CHECK(im.height == h && im.width == w, "ensemble: '", path, "' is ", im.height, "x", im.width, ", '",
+    PNEUMO_CHECK(im.height == h && im.width == w, "'", path, "' is ", im.height, "x", im.width, ", '",
                  dirs[0], "/", stem, ".png' ", h, "x", w);
     const double wk = (weights.empty() ? 1.0 : weights[k]) / (255.0 * total);
     for (size_t i = 0; i < sum.size(); ++i) sum[i] += wk * im.pixels[i];

@@ -30,9 +30,9 @@ struct Source {
           ids.push_back(e.path().stem().string());
       }
       std::sort(ids.begin(), ids.end());
-      PNEUMO_CHECK(!ids.empty(), "evaluate: folder '", p, "' holds no mask images");
+      PNEUMO_CHECK(!ids.empty(), "folder '", p, "' holds no mask images");
     } else {
-      PNEUMO_CHECK(fs::is_regular_file(p), "evaluate: '", p, "' is neither a CSV file nor a folder");
+      PNEUMO_CHECK(fs::is_regular_file(p), "'", p, "' is neither a CSV file nor a folder");
       csv = read_rle_csv(p);
       ids = csv.ids();
     }
@@ -43,7 +43,7 @@ struct Source {
   aug::Image mask(const std::string& id, int h, int w) const {
     if (!folder) return csv.mask(id, h, w);
     const std::string file = find_image_file(path, id);
-    PNEUMO_CHECK(!file.empty(), "evaluate: no mask for '", id, "' in '", path, "'");
+    PNEUMO_CHECK(!file.empty(), "no mask for '", id, "' in '", path, "'");
     aug::Image m = aug::read_image(file);
     return m;
   }
@@ -74,14 +74,14 @@ Evaluation evaluate(const std::string& pred_path, const std::string& truth_path,
   const Source truth(truth_path), pred(pred_path);
   const std::set<std::string> truth_ids(truth.ids.begin(), truth.ids.end());
   for (const std::string& id : pred.ids)
-    PNEUMO_CHECK(truth_ids.count(id), "evaluate: image '", id, "' of '", pred_path, "' is not in the truth '",
+    PNEUMO_CHECK(truth_ids.count(id), "image '", id, "' of '", pred_path, "' is not in the truth '",
                  truth_path, "'");
   std::vector<DiceCounts> counts;
   std::vector<std::string> ids;
   for (const std::string& id : truth.ids) {
     if (only_predicted && !pred.contains(id)) continue;
     ids.push_back(id);
-    PNEUMO_CHECK(pred.contains(id), "evaluate: image '", id, "' of the truth has no prediction in '", pred_path, "'");
+    PNEUMO_CHECK(pred.contains(id), "image '", id, "' of the truth has no prediction in '", pred_path, "'");
     if (!truth.folder && !pred.folder) {
       counts.push_back(dice_counts(pred.csv.runs(id, height, width), truth.csv.runs(id, height, width)));
       continue;
@@ -99,11 +99,11 @@ Evaluation evaluate(const std::string& pred_path, const std::string& truth_path,
       w = p.width;
       t = truth.mask(id, h, w);
     }
-    PNEUMO_CHECK(p.height == t.height && p.width == t.width, "evaluate: image '", id, "': prediction ", p.height,
+    PNEUMO_CHECK(p.height == t.height && p.width == t.width, "image '", id, "': prediction ", p.height,
                  "x", p.width, ", truth ", t.height, "x", t.width);
     counts.push_back(dice_counts(p, t));
   }
-  PNEUMO_CHECK(!ids.empty(), "evaluate: no image of '", truth_path, "' is predicted in '", pred_path, "'");
+  PNEUMO_CHECK(!ids.empty(), "no image of '", truth_path, "' is predicted in '", pred_path, "'");
   return summarise(std::move(ids), std::move(counts));
 }
 

@@ -45,10 +45,10 @@ std::vector<InputImage> list_images(const std::string& source) {
     for (const auto& e : fs::recursive_directory_iterator(source))
       if (e.is_regular_file() && image_extension(e.path())) out.push_back({e.path().stem().string(), e.path().string()});
     std::sort(out.begin(), out.end(), [](const InputImage& a, const InputImage& b) { return a.id < b.id; });
-    PNEUMO_CHECK(!out.empty(), "predict: folder '", source, "' holds no .png/.jpg/.jpeg/.dcm images");
+    PNEUMO_CHECK(!out.empty(), "folder '", source, "' holds no .png/.jpg/.jpeg/.dcm images");
   } else {
     std::ifstream f(source);
-    PNEUMO_CHECK(f.good(), "predict: '", source, "' is neither a folder of images nor a readable list file");
+    PNEUMO_CHECK(f.good(), "'", source, "' is neither a folder of images nor a readable list file");
     const fs::path base = fs::path(source).parent_path();
     std::string line;
     int n = 0;
@@ -59,15 +59,15 @@ std::vector<InputImage> list_images(const std::string& source) {
       if (b == std::string::npos || line[b] == '#') continue;
       fs::path p(line.substr(b));
       if (p.is_relative()) p = base / p;
-      PNEUMO_CHECK(image_extension(p), "predict: list '", source, "' line ", n, ": '", line,
+      PNEUMO_CHECK(image_extension(p), "list '", source, "' line ", n, ": '", line,
                    "' is not a .png/.jpg/.jpeg/.dcm file");
       out.push_back({p.stem().string(), p.string()});
     }
-    PNEUMO_CHECK(!out.empty(), "predict: list file '", source, "' names no images");
+    PNEUMO_CHECK(!out.empty(), "list file '", source, "' names no images");
   }
   std::set<std::string> seen;
   for (const InputImage& im : out)
-    PNEUMO_CHECK(seen.insert(im.id).second, "predict: two images are named '", im.id, "' (in '", source,
+    PNEUMO_CHECK(seen.insert(im.id).second, "two images are named '", im.id, "' (in '", source,
                  "'): output files would collide");
   return out;
 }
@@ -136,20 +136,20 @@ PreparedImage prepare_image(const InputImage& input, int size) {
 
 Predictor::Predictor(const std::string& model, const std::vector<std::string>& weights, PredictOptions options)
     : opt_(options) {
-  PNEUMO_CHECK(nn::models::is_model_name(model), "predict: unknown network '", model, "'");
-  PNEUMO_CHECK(!weights.empty(), "predict: no weights given");
+  PNEUMO_CHECK(nn::models::is_model_name(model), "unknown network '", model, "'");
+  PNEUMO_CHECK(!weights.empty(), "no weights given");
   for (const std::string& w : weights) {
-    PNEUMO_CHECK(fs::is_regular_file(w), "predict: weights file '", w, "' does not exist");
+    PNEUMO_CHECK(fs::is_regular_file(w), "weights file '", w, "' does not exist");
     const nn::Metadata meta = nn::read_safetensors_metadata(w);
     auto it = meta.find("model");
-    PNEUMO_CHECK(it == meta.end() || it->second == model, "predict: weights '", w, "' are for network '",
+    PNEUMO_CHECK(it == meta.end() || it->second == model, "weights '", w, "' are for network '",
                  it == meta.end() ? "" : it->second, "', not '", model, "'");
     auto net = nn::models::create_model(model);
     nn::LoadReport rep = nn::load_state(*net, w, /*strict=*/false);
-    PNEUMO_CHECK(rep.missing.empty() && rep.mismatched.empty(), "predict: weights '", w, "' do not fit network '",
+    PNEUMO_CHECK(rep.missing.empty() && rep.mismatched.empty(), "weights '", w, "' do not fit network '",
                  model, "': ", rep.str());
     if (!rep.unexpected.empty())
-      std::fprintf(stderr, "predict: %s: ignored %zu tensors that %s does not have (e.g. %s)\n", w.c_str(),
+      std::fprintf(stderr, "%s: ignored %zu tensors that %s does not have (e.g. %s)\n", w.c_str(),
                    rep.unexpected.size(), model.c_str(), rep.unexpected.front().c_str());
     net->to(opt_.device);
     net->eval();
@@ -159,7 +159,7 @@ Predictor::Predictor(const std::string& model, const std::vector<std::string>& w
 
 Predictor::Predictor(std::vector<std::shared_ptr<nn::models::Network>> networks, PredictOptions options)
     : nets_(std::move(networks)), opt_(options) {
-  PNEUMO_CHECK(!nets_.empty(), "predict: no networks");
+  PNEUMO_CHECK(!nets_.empty(), "no networks");
   for (auto& n : nets_) n->eval();
 }
 
@@ -173,15 +173,15 @@ void Predictor::run_models(const std::vector<float>& x, int n, int h, int w, std
   const float inv = 1.0f / static_cast<float>(nets_.size());
   for (auto& net : nets_) {
     nn::models::NetworkOutput out = net->run(ag::Variable(input));
-    PNEUMO_CHECK(out.seg.defined(), "predict: the network has no segmentation output");
+    PNEUMO_CHECK(out.seg.defined(), "the network has no segmentation output");
     const std::vector<float> s = out.seg.value().to(DType::F32).cpu().to_vector();
-    PNEUMO_CHECK(s.size() == seg.size(), "predict: segmentation output of ", s.size(), " values for ", seg.size(),
+    PNEUMO_CHECK(s.size() == seg.size(), "segmentation output of ", s.size(), " values for ", seg.size(),
                  " pixels");
     for (size_t i = 0; i < s.size(); ++i) seg[i] += inv / (1.0f + std::exp(-s[i]));
     if (opt_.classify) {
-      PNEUMO_CHECK(out.cls.defined(), "predict: the network has no classification head");
+      PNEUMO_CHECK(out.cls.defined(), "the network has no classification head");
       const std::vector<float> c = out.cls.value().to(DType::F32).cpu().to_vector();
-      PNEUMO_CHECK(c.size() == cls.size(), "predict: classification output of ", c.size(), " values for ", n,
+      PNEUMO_CHECK(c.size() == cls.size(), "classification output of ", c.size(), " values for ", n,
                    " images");
       for (size_t i = 0; i < c.size(); ++i) cls[i] += inv / (1.0f + std::exp(-c[i]));
     }
@@ -189,13 +189,13 @@ void Predictor::run_models(const std::vector<float>& x, int n, int h, int w, std
 }
 
 std::vector<ImagePrediction> Predictor::predict(const std::vector<PreparedImage>& batch) {
-  PNEUMO_CHECK(!batch.empty(), "predict: empty batch");
+  PNEUMO_CHECK(!batch.empty(), "empty batch");
   const int n = static_cast<int>(batch.size()), h = batch[0].in_height, w = batch[0].in_width;
   for (const PreparedImage& p : batch)
-    PNEUMO_CHECK(p.in_height == h && p.in_width == w, "predict: image '", p.input.path, "' is ", p.in_height, "x",
+    PNEUMO_CHECK(p.in_height == h && p.in_width == w, "image '", p.input.path, "' is ", p.in_height, "x",
                  p.in_width, " but '", batch[0].input.path, "' in the same batch is ", h, "x", w,
                  ": give --size S to resize every image, or --batch 1");
-  PNEUMO_CHECK(h % 32 == 0 && w % 32 == 0, "predict: image '", batch[0].input.path, "' is ", h, "x", w,
+  PNEUMO_CHECK(h % 32 == 0 && w % 32 == 0, "image '", batch[0].input.path, "' is ", h, "x", w,
                ": the networks need sides divisible by 32; give --size S (e.g. 1024)");
   const size_t plane = static_cast<size_t>(h) * w;
   std::vector<float> x(static_cast<size_t>(n) * plane * 3);

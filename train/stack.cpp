@@ -73,7 +73,7 @@ std::vector<std::vector<double>> stack_features(const std::vector<std::vector<do
   out.reserve(p.size());
   for (const auto& x : p) {
     const size_t n = x.size();
-    PNEUMO_CHECK(n >= 1, "stack: an image has no classifier probabilities");
+    PNEUMO_CHECK(n >= 1, "an image has no classifier probabilities");
     std::vector<double> f(x);
     double mean = 0;
     for (double v : x) mean += v;
@@ -186,12 +186,12 @@ double train_stacker(StackerWeights& w, const std::vector<std::vector<double>>& 
 StackResult stack_classifiers(const std::vector<std::vector<double>>& oof, const std::vector<double>& labels,
                               const std::vector<std::vector<double>>& test, const StackerOptions& opt, int folds,
                               uint32_t kfold_seed, const std::vector<StackerWeights>* initial) {
-  PNEUMO_CHECK(oof.size() == labels.size(), "stack: ", oof.size(), " out-of-fold rows but ", labels.size(), " labels");
-  PNEUMO_CHECK(!oof.empty(), "stack: no training rows");
+  PNEUMO_CHECK(oof.size() == labels.size(), "", oof.size(), " out-of-fold rows but ", labels.size(), " labels");
+  PNEUMO_CHECK(!oof.empty(), "no training rows");
   const size_t n = oof.front().size();
-  for (const auto& r : oof) PNEUMO_CHECK(r.size() == n, "stack: rows with different numbers of classifiers");
+  for (const auto& r : oof) PNEUMO_CHECK(r.size() == n, "rows with different numbers of classifiers");
   for (const auto& r : test)
-    PNEUMO_CHECK(r.size() == n, "stack: test rows have ", r.size(), " classifiers, training rows ", n);
+    PNEUMO_CHECK(r.size() == n, "test rows have ", r.size(), " classifiers, training rows ", n);
   const auto f = stack_features(oof), ft = stack_features(test);
   const int F = static_cast<int>(2 * n + 1);
   StackResult res;
@@ -200,7 +200,7 @@ StackResult stack_classifiers(const std::vector<std::vector<double>>& oof, const
   const auto splits = kfold_shuffled(static_cast<int64_t>(oof.size()), folds, kfold_seed);
   for (int k = 0; k < folds; ++k) {
     StackerWeights w = initial ? initial->at(static_cast<size_t>(k)) : init_stacker(F, opt.seed + static_cast<uint64_t>(k));
-    PNEUMO_CHECK(w.features == F, "stack: initial weights for ", w.features, " features, data has ", F);
+    PNEUMO_CHECK(w.features == F, "initial weights for ", w.features, " features, data has ", F);
     train_stacker(w, f, labels, splits[static_cast<size_t>(k)].train, opt, k);
     for (int64_t r : splits[static_cast<size_t>(k)].test)
       res.oof[static_cast<size_t>(r)] = sigmoid(stacker_logit(w, f[static_cast<size_t>(r)].data()));

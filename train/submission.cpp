@@ -130,7 +130,7 @@ std::vector<std::pair<std::string, std::string>> build_submission(const std::vec
                                                                   SubmissionSummary* summary) {
   const std::set<std::string> id_set(ids.begin(), ids.end());
   for (const auto& [id, p] : probabilities)
-    PNEUMO_CHECK(id_set.count(id), "submit: image '", id, "' has a probability but is not in the ids file '",
+    PNEUMO_CHECK(id_set.count(id), "image '", id, "' has a probability but is not in the ids file '",
                  ids_name, "'");
   SubmissionSummary s;
   std::vector<std::pair<std::string, std::string>> rows;
@@ -139,13 +139,13 @@ std::vector<std::pair<std::string, std::string>> build_submission(const std::vec
     bool keep = true;
     if (!probabilities.empty()) {
       auto it = probabilities.find(id);
-      PNEUMO_CHECK(it != probabilities.end(), "submit: no probability for image '", id, "' (of '", ids_name, "')");
+      PNEUMO_CHECK(it != probabilities.end(), "no probability for image '", id, "' (of '", ids_name, "')");
       keep = keep_mask(it->second, threshold);
     }
     std::string rle = "-1";
     if (keep) {
       const std::string file = find_image_file(masks_dir, id, "");
-      PNEUMO_CHECK(!file.empty(), "submit: no mask '", masks_dir, "/", id, ".png' for image '", id, "'");
+      PNEUMO_CHECK(!file.empty(), "no mask '", masks_dir, "/", id, ".png' for image '", id, "'");
       const aug::Image mask = aug::read_image(file);
       rle = rle_encode(mask, 127.0f);
       if (rle == "-1") ++s.mask_empty;

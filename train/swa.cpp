@@ -26,7 +26,7 @@ std::string epoch_checkpoint_path(const std::string& run, int epoch) {
 
 AverageReport average_checkpoints(nn::Module& model, const std::vector<std::string>& files,
                                   const std::string& expected_model) {
-  PNEUMO_CHECK(!files.empty(), "swa: no checkpoints to average");
+  PNEUMO_CHECK(!files.empty(), "no checkpoints to average");
   const std::vector<std::pair<std::string, Tensor>> state = model.state_dict();
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < state.size(); ++i) index[state[i].first] = i;
@@ -38,7 +38,7 @@ AverageReport average_checkpoints(nn::Module& model, const std::vector<std::stri
     nn::SafetensorsContents c = nn::load_safetensors(file);  // errors name the file (missing, truncated, ...)
     auto meta = c.metadata.find("model");
     PNEUMO_CHECK(expected_model.empty() || meta == c.metadata.end() || meta->second == expected_model,
-                 "swa: checkpoint '", file, "' was written by network '", meta->second, "', not '", expected_model,
+                 "checkpoint '", file, "' was written by network '", meta->second, "', not '", expected_model,
                  "'");
     std::vector<bool> seen(state.size(), false);
     std::string problems;
@@ -71,7 +71,7 @@ AverageReport average_checkpoints(nn::Module& model, const std::vector<std::stri
     for (size_t i = 0; i < state.size(); ++i)
       if (!seen[i]) problem(state[i].first + " missing");
     if (n_problems > 8) problems += "; ... (" + std::to_string(n_problems - 8) + " more)";
-    PNEUMO_CHECK(n_problems == 0, "swa: checkpoint '", file, "' does not fit the network",
+    PNEUMO_CHECK(n_problems == 0, "checkpoint '", file, "' does not fit the network",
                  expected_model.empty() ? "" : " '" + expected_model + "'", " (", n_problems, " problems: ", problems,
                  ")");
   }
@@ -108,7 +108,7 @@ int64_t recalibrate_batchnorm(nn::Module& model, const std::function<bool(Tensor
     ag::NoGradGuard no_grad;
     Tensor input;
     while (next_batch(input)) {
-      PNEUMO_CHECK(input.defined() && input.dim() == 4, "swa: BatchNorm recalibration needs NHWC batches");
+      PNEUMO_CHECK(input.defined() && input.dim() == 4, "BatchNorm recalibration needs NHWC batches");
       model.forward(ag::Variable(input));
       samples += input.shape()[0];
     }
@@ -123,7 +123,7 @@ int64_t recalibrate_batchnorm(nn::Module& model, const std::function<bool(Tensor
 }
 
 int64_t recalibrate_batchnorm_on(nn::Module& model, std::shared_ptr<const Dataset> dataset, const BnPassOptions& o) {
-  PNEUMO_CHECK(o.size > 0 && o.batch > 0, "swa: BatchNorm pass needs a size and a batch size");
+  PNEUMO_CHECK(o.size > 0 && o.batch > 0, "BatchNorm pass needs a size and a batch size");
   const aug::Pipeline pipe = aug::reference_train_pipeline(o.size);
   LoaderOptions lo;
   lo.batch_size = o.batch;
@@ -135,7 +135,7 @@ int64_t recalibrate_batchnorm_on(nn::Module& model, std::shared_ptr<const Datase
   const size_t n_images = dataset->size();
   Loader loader(std::move(dataset),
                 [&pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) { pipe.apply(im, m, s, i); }, lo);
-  PNEUMO_CHECK(loader.batches_per_epoch() > 0, "swa: ", n_images, " training images make no full batch of ", o.batch);
+  PNEUMO_CHECK(loader.batches_per_epoch() > 0, "", n_images, " training images make no full batch of ", o.batch);
   const int64_t total = o.max_batches > 0 ? std::min(o.max_batches, loader.batches_per_epoch()) : loader.batches_per_epoch();
   loader.start_epoch(0);
   int64_t done = 0;
@@ -146,7 +146,7 @@ int64_t recalibrate_batchnorm_on(nn::Module& model, std::shared_ptr<const Datase
     input = b->images_tensor(o.device);
     ++done;
     if (o.progress && (done % 50 == 0 || done == total))
-      std::fprintf(stderr, "swa: BatchNorm update %lld/%lld batches\n", static_cast<long long>(done),
+      std::fprintf(stderr, "BatchNorm update %lld/%lld batches\n", static_cast<long long>(done),
                    static_cast<long long>(total));
     return true;
   });

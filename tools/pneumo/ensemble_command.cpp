@@ -21,12 +21,12 @@ struct EnsembleCmd {
 int run_ensemble(const EnsembleCmd& c) {
   std::vector<std::string> inputs = cli::split_list(c.inputs);
   inputs.insert(inputs.end(), c.positional.begin(), c.positional.end());
-  if (inputs.empty()) cli::usage_error("ensemble: give the probability folders (--inputs A,B,... or as arguments)");
+  if (inputs.empty()) cli::usage_error("give the probability folders (--inputs A,B,... or as arguments)");
   std::vector<double> weights;
   for (const std::string& w : cli::split_list(c.weights)) {
     char* end = nullptr;
     weights.push_back(std::strtod(w.c_str(), &end));
-    if (!end || *end || !(weights.back() >= 0)) cli::usage_error("ensemble: --weights: '", w, "' is not a weight >= 0");
+    if (!end || *end || !(weights.back() >= 0)) cli::usage_error("--weights: '", w, "' is not a weight >= 0");
   }
   const train::MaskRule rule = train::MaskRule::parse(c.rule);
   const std::vector<std::string> stems = train::probability_stems(inputs[0]);
@@ -34,7 +34,7 @@ int run_ensemble(const EnsembleCmd& c) {
   for (size_t k = 1; k < inputs.size(); ++k)
     for (const std::string& s : train::probability_stems(inputs[k]))
       if (!stem_set.count(s))
-        cli::user_error("ensemble: '", inputs[k], "/", s, ".png' has no counterpart in '", inputs[0], "'");
+        cli::user_error("'", inputs[k], "/", s, ".png' has no counterpart in '", inputs[0], "'");
   std::filesystem::create_directories(c.out);
   if (!c.probs_out.empty()) std::filesystem::create_directories(c.probs_out);
   int64_t positive = 0;
@@ -54,7 +54,7 @@ int run_ensemble(const EnsembleCmd& c) {
       aug::write_png(c.probs_out + "/" + stem + ".png", prob);
     }
   }
-  std::printf("ensemble: %zu folders, %zu images, %s: %lld non-empty masks -> %s\n", inputs.size(), stems.size(),
+  std::printf("%zu folders, %zu images, %s: %lld non-empty masks -> %s\n", inputs.size(), stems.size(),
               rule.str().c_str(), static_cast<long long>(positive), c.out.c_str());
   return 0;
 }

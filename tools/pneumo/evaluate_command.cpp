@@ -25,7 +25,7 @@ int run_evaluate(const EvaluateCmd& c) {
               static_cast<long long>(e.false_positive_images), static_cast<long long>(e.false_negative_images));
   if (!c.per_image.empty()) {
     FILE* f = std::fopen(c.per_image.c_str(), "w");
-    if (!f) cli::user_error("evaluate: cannot write '", c.per_image, "'");
+    if (!f) cli::user_error("cannot write '", c.per_image, "'");
     std::fprintf(f, "image,dice,pred_pixels,truth_pixels\n");
     for (size_t i = 0; i < e.ids.size(); ++i)
       std::fprintf(f, "%s,%.6f,%lld,%lld\n", e.ids[i].c_str(), e.counts[i].dice(),

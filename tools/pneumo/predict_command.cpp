@@ -30,14 +30,14 @@ int default_size(const std::string& model) {
 }
 
 int run_predict(const PredictCmd& c) {
-  if (!nn::models::is_model_name(c.model)) cli::user_error("predict: unknown network '", c.model, "'");
+  if (!nn::models::is_model_name(c.model)) cli::user_error("unknown network '", c.model, "'");
   const std::vector<std::string> weights = cli::split_list(c.weights);
-  if (weights.empty()) cli::usage_error("predict: --weights needs at least one file");
+  if (weights.empty()) cli::usage_error("--weights needs at least one file");
   train::PredictOptions opt;
   opt.device = cli::resolve_device(c.device);
   opt.batch = c.batch;
   opt.size = c.size >= 0 ? c.size : default_size(c.model);
-  if (opt.size % 32 != 0) cli::usage_error("predict: --size ", opt.size, " is not a multiple of 32");
+  if (opt.size % 32 != 0) cli::usage_error("--size ", opt.size, " is not a multiple of 32");
   opt.hflip = c.tta == "hflip";
   opt.bf16 = c.dtype == "bf16";
   opt.classify = c.cls == "on" || (c.cls == "auto" && c.model.find("cls") != std::string::npos);
@@ -48,7 +48,7 @@ int run_predict(const PredictCmd& c) {
   std::filesystem::create_directories(c.out);
   if (!c.masks.empty()) std::filesystem::create_directories(c.masks);
   const std::string input = opt.size ? std::to_string(opt.size) + "x" + std::to_string(opt.size) : "own size";
-  std::printf("predict: %s x %zu fold model%s, %zu images, input %s, batch %d, %s%s%s\n", c.model.c_str(),
+  std::printf("%s x %zu fold model%s, %zu images, input %s, batch %d, %s%s%s\n", c.model.c_str(),
               weights.size(), weights.size() == 1 ? "" : "s", inputs.size(), input.c_str(), opt.batch,
               opt.device.str().c_str(), opt.device.is_cuda() && opt.bf16 ? " bf16" : " f32",
               opt.hflip ? ", hflip TTA" : "");
@@ -74,7 +74,7 @@ int run_predict(const PredictCmd& c) {
       },
       !c.quiet);
   if (opt.classify) train::write_probability_csv(c.out + "/cls.csv", cls_rows);
-  std::printf("predict: wrote %zu probability PNGs%s to %s", inputs.size(), opt.classify ? " and cls.csv" : "",
+  std::printf("wrote %zu probability PNGs%s to %s", inputs.size(), opt.classify ? " and cls.csv" : "",
               c.out.c_str());
   if (!c.masks.empty())
     std::printf("; masks (%s) to %s, %lld non-empty", rule.str().c_str(), c.masks.c_str(),

@@ -32,10 +32,10 @@ std::vector<std::vector<double>> aligned(const std::vector<std::string>& files, 
   for (size_t k = 1; k < files.size(); ++k) {
     const auto m = train::read_probability_csv(files[k]);
     if (m.size() != ids->size())
-      cli::user_error("stack: '", files[k], "' has ", m.size(), " images, '", files[0], "' ", ids->size());
+      cli::user_error("'", files[k], "' has ", m.size(), " images, '", files[0], "' ", ids->size());
     for (size_t r = 0; r < ids->size(); ++r) {
       auto it = m.find((*ids)[r]);
-      if (it == m.end()) cli::user_error("stack: image '", (*ids)[r], "' of '", files[0], "' is missing from '", files[k], "'");
+      if (it == m.end()) cli::user_error("image '", (*ids)[r], "' of '", files[0], "' is missing from '", files[k], "'");
       rows[r].push_back(it->second);
     }
   }
@@ -44,14 +44,14 @@ std::vector<std::vector<double>> aligned(const std::vector<std::string>& files, 
 
 int run_stack(const StackCmd& c) {
   const std::vector<std::string> oof_files = cli::split_list(c.oof), test_files = cli::split_list(c.test);
-  if (oof_files.empty()) cli::usage_error("stack: --oof needs at least one file");
+  if (oof_files.empty()) cli::usage_error("--oof needs at least one file");
   if (c.labels_rle.empty() == c.labels.empty())
-    cli::usage_error("stack: give exactly one of --labels-rle train-rle.csv or --labels image,label CSV");
+    cli::usage_error("give exactly one of --labels-rle train-rle.csv or --labels image,label CSV");
   if (!test_files.empty() && test_files.size() != oof_files.size())
-    cli::usage_error("stack: ", oof_files.size(), " out-of-fold files but ", test_files.size(),
+    cli::usage_error("", oof_files.size(), " out-of-fold files but ", test_files.size(),
                      " test files (one per classifier, same order)");
-  if (test_files.empty() && c.oof_out.empty()) cli::usage_error("stack: nothing to write: give --test ... --out, or --oof-out");
-  if (!test_files.empty() && c.out.empty()) cli::usage_error("stack: give --out for the stacked test probabilities");
+  if (test_files.empty() && c.oof_out.empty()) cli::usage_error("nothing to write: give --test ... --out, or --oof-out");
+  if (!test_files.empty() && c.out.empty()) cli::usage_error("give --out for the stacked test probabilities");
   train::StackerOptions opt;
   opt.epochs = c.epochs;
   opt.batch = c.batch;
@@ -64,16 +64,16 @@ int run_stack(const StackCmd& c) {
   if (!c.labels_rle.empty()) {
     const train::RleCsv labels = train::read_rle_csv(c.labels_rle);
     for (const std::string& id : ids) {
-      if (!labels.contains(id)) cli::user_error("stack: image '", id, "' has no row in '", c.labels_rle, "'");
+      if (!labels.contains(id)) cli::user_error("image '", id, "' has no row in '", c.labels_rle, "'");
       y.push_back(labels.positive(id) ? 1.0 : 0.0);
     }
   } else {
     const auto labels = train::read_probability_csv(c.labels);
     for (const std::string& id : ids) {
       auto it = labels.find(id);
-      if (it == labels.end()) cli::user_error("stack: image '", id, "' has no label in '", c.labels, "'");
+      if (it == labels.end()) cli::user_error("image '", id, "' has no label in '", c.labels, "'");
       if (it->second != 0 && it->second != 1)
-        cli::user_error("stack: the label of '", id, "' in '", c.labels, "' is ", it->second, ", not 0 or 1");
+        cli::user_error("the label of '", id, "' in '", c.labels, "' is ", it->second, ", not 0 or 1");
       y.push_back(it->second);
     }
   }
@@ -82,20 +82,20 @@ int run_stack(const StackCmd& c) {
   const train::StackResult res = train::stack_classifiers(x, y, xt, opt, c.folds, 48);
   double pos = 0;
   for (double v : y) pos += v;
-  std::printf("stack: %zu classifiers, %zu training images (%.0f positive), %d-fold, %d epochs; out-of-fold log loss "
+  std::printf("%zu classifiers, %zu training images (%.0f positive), %d-fold, %d epochs; out-of-fold log loss "
               "%.4f\n",
               oof_files.size(), ids.size(), pos, c.folds, opt.epochs, res.oof_log_loss);
   if (!c.oof_out.empty()) {
     std::vector<std::pair<std::string, double>> rows;
     for (size_t i = 0; i < ids.size(); ++i) rows.emplace_back(ids[i], res.oof[i]);
     train::write_probability_csv(c.oof_out, rows);
-    std::printf("stack: wrote %s\n", c.oof_out.c_str());
+    std::printf("wrote %s\n", c.oof_out.c_str());
   }
   if (!test_files.empty()) {
     std::vector<std::pair<std::string, double>> rows;
     for (size_t i = 0; i < test_ids.size(); ++i) rows.emplace_back(test_ids[i], res.test[i]);
     train::write_probability_csv(c.out, rows);
-    std::printf("stack: wrote %s (%zu images, mean of %d fold models)\n", c.out.c_str(), test_ids.size(), c.folds);
+    std::printf("wrote %s (%zu images, mean of %d fold models)\n", c.out.c_str(), test_ids.size(), c.folds);
   }
   return 0;
 }

@@ -22,7 +22,7 @@ int run_submit(const SubmitCmd& c) {
   train::SubmissionSummary s;
   const auto rows = train::build_submission(ids, c.masks, probs, c.threshold, c.ids, &s);
   train::write_rle_csv(c.out, rows);
-  std::printf("submit: %zu images in the order of %s: %zu with a mask, %zu empty masks", s.rows, c.ids.c_str(),
+  std::printf("%zu images in the order of %s: %zu with a mask, %zu empty masks", s.rows, c.ids.c_str(),
               s.with_mask, s.mask_empty);
   if (!c.cls.empty()) std::printf(", %zu gated to -1 (probability <= %.4g)", s.gated_empty, c.threshold);
   std::printf(" -> %s\n", c.out.c_str());
