@@ -20,8 +20,8 @@ struct Evaluation {
   std::vector<DiceCounts> counts;
 };
 
-// Every truth image must be predicted (only_predicted: the truth is restricted to the predicted images);
-// predictions of images absent from the truth are an error. CSV masks are decoded at height x width unless
+// Every truth image must be predicted and every prediction must have a truth (only_predicted: the images that
+// both have are scored, the others ignored). CSV masks are decoded at height x width unless
 // the other side is a folder, whose image gives the size.
 Evaluation evaluate(const std::string& pred, const std::string& truth, int height = 1024, int width = 1024,
                     bool only_predicted = false);

@@ -179,3 +179,26 @@ TEST(Evaluate, MetricPositivesAndErrorImagesOnHandMadeCases) {
 
 }  // namespace
 }  // namespace pneumo
+
+namespace pneumo {
+namespace {
+
+// The data README states that the 2nd-place solution's own 5-model ensemble (before its classifier gate)
+// scores Dice 0.629 on the 145 positives of labelled-500: pneumo evaluate must find the same.
+TEST(Evaluate, ReferenceEnsembleScoresItsPublishedDiceOnLabelled500) {
+  const std::string siim = std::string(PNEUMO_SHARED_DATA) + "/siim";
+  if (!std::filesystem::is_directory(siim + "/labelled-500")) GTEST_SKIP() << "shared data absent: " << siim;
+  const train::Evaluation e = train::evaluate(siim + "/predictions/stage1-ensemble-5fold-0.4.csv",
+                                              siim + "/labelled-500/train-rle.csv", 1024, 1024, /*only_predicted=*/true);
+  EXPECT_EQ(e.images, 500);
+  EXPECT_EQ(e.truth_positive, 145);
+  EXPECT_NEAR(e.dice_positive, 0.629, 0.0005);
+  EXPECT_EQ(e.false_negative_images, 0);
+  // Without --subset the 872 test images that have no label are an error naming one of them.
+  test::expect_error_mentions([&] { train::evaluate(siim + "/predictions/stage1-ensemble-5fold-0.4.csv",
+                                                    siim + "/labelled-500/train-rle.csv", 1024, 1024); },
+                              {"is not in the truth"});
+}
+
+}  // namespace
+}  // namespace pneumo

@@ -42,11 +42,11 @@ PNEUMO_COMMAND("evaluate", "competition metric of predicted masks against the tr
   cli::option(app, "--height", o->height, "image height for RLE decoding (a mask folder gives its own)", 1, 1 << 16);
   cli::option(app, "--width", o->width, "image width for RLE decoding", 1, 1 << 16);
   cli::option(app, "--per-image", o->per_image, "write image,dice,pred_pixels,truth_pixels here");
-  cli::flag(app, "--subset", o->subset, "score only the images that have a prediction");
+  cli::flag(app, "--subset", o->subset, "score only the images both sides have (e.g. a test-set prediction against a labelled subset)");
   cli::footer(app,
               "Prints the mean per-image Dice (empty-empty = 1, the leaderboard metric), the Dice on images whose\n"
               "truth is positive, and the false-positive and false-negative image counts. Several CSV rows of one\n"
-              "image are merged; folder masks are > 127. Every truth image needs a prediction unless --subset.");
+              "image are merged; folder masks are > 127. Without --subset both sides must hold the same images.");
   return [o] { return run_evaluate(*o); };
 });
 
