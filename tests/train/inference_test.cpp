@@ -128,6 +128,21 @@ TEST(Inference, FoldMeanHflipEquivarianceAndMixedSizes) {
                               {"odd.png", "50x64", "divisible by 32"});
 }
 
+TEST(Inference, ACorruptImageStopsThePrefetchWithTheFileNamed) {
+  TempDir dir;
+  for (int k = 0; k < 5; ++k) aug::write_png(dir.file("ok" + std::to_string(k) + ".png"), pattern(32, 32, k));
+  test::write_text(dir.file("ok3.png"), "\x89PNG but not really");
+  train::PredictOptions opt;
+  opt.batch = 2;
+  train::Predictor p({tiny(1)}, opt);
+  std::vector<std::string> seen;
+  test::expect_error_mentions([&] {
+    train::predict_images(p, train::list_images(dir.path()), [&](const train::ImagePrediction& r) { seen.push_back(r.input.id); }, false);
+  }, {"ok3.png"});
+  // The batch before the corrupt one was delivered; nothing after it.
+  EXPECT_EQ(seen, (std::vector<std::string>{"ok0", "ok1"}));
+}
+
 TEST(Inference, WeightsFilesAreCheckedAgainstTheNetwork) {
   TempDir dir;
   auto se = tiny(1), ef = tiny(2, "tiny_unet_ef");
