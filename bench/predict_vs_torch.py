@@ -3,15 +3,18 @@
 agreement of their probability maps.
 
     OMP_WAIT_POLICY=passive /usr/bin/python3 bench/predict_vs_torch.py [--build build] [--model unet_se50]
-        [--size 1024] [--images 6] [--threads 2]
+        [--size 1024] [--images 6] [--threads 2] [--device cpu|cuda] [--batch 1]
+
+On --device cuda pneumo runs bf16 activations and PyTorch runs autocast(bfloat16) with channels_last (PyTorch 2.x
+with CUDA needed; Debian's python3-torch is CPU only), both at --batch.
 
 Both sides get the same weights (the PyTorch twin of tests/fixtures/make_model_fixtures.py, randomly
 initialised with seed 0, its BatchNorm statistics made non-trivial, converted with `pneumo import-weights`) and
 the same real 1024x1024 SIIM images (../shared/data/siim/sample/images, repeated as needed), batch 1.
 pneumo: the whole `pneumo predict` (decode, resize, normalise, forward, sigmoid, resize back, PNG write, with its
 prefetch thread); its own "N images in S s" line is used, so model loading is not counted.
-PyTorch: decode (PIL), normalise, forward under no_grad, sigmoid, resize back, PNG write (PIL), per image, the
-first image (warm-up) excluded on both sides' counts as described in the output.
+PyTorch: decode (PIL), normalise, forward under no_grad, sigmoid, resize back, PNG write (PIL), per batch.
+Neither side excludes its first (warm-up) batch.
 """
 import argparse
 import glob
@@ -42,6 +45,8 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data", "siim", "sample", "images"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -76,7 +81,8 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     out_dir = os.path.join(tmp, "pneumo")
     r = subprocess.run([os.path.join(a.build, "pneumo"), "predict", "--model", a.model, "--weights", ckpt, "--images",
-                        os.path.join(tmp, "list.txt"), "--out", out_dir, "--size", str(a.size), "--batch", "1"],
+                        os.path.join(tmp, "list.txt"), "--out", out_dir, "--size", str(a.size), "--batch", str(a.batch),
+                        "--device", a.device, "--dtype", "bf16"],
                        env=env, capture_output=True, text=True, check=True)
     m = re.search(r"predict: (\d+) images in ([0-9.]+) s", r.stderr)
     pneumo_s = float(m.group(2))
@@ -84,30 +90,42 @@ def main():
 
     torch_dir = os.path.join(tmp, "torch")
     os.makedirs(torch_dir)
+    dev = torch.device(a.device)
+    if a.device == "cuda":
+        model = model.to(dev).to(memory_format=torch.channels_last)
     times = []
     diffs = []
     with torch.no_grad():
-        for i, path in enumerate(listed):
+        for s in range(0, len(listed), a.batch):
+            chunk = listed[s:s + a.batch]
             t0 = time.perf_counter()
-            img = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
-            h, w = img.shape
-            x = torch.from_numpy(img).view(1, 1, h, w).expand(1, 3, h, w) / 255.0
-            x = (x - MEAN) / STD
+            imgs = [np.asarray(Image.open(p).convert("L"), dtype=np.float32) for p in chunk]
+            h, w = imgs[0].shape
+            x = torch.from_numpy(np.stack(imgs)).view(len(chunk), 1, h, w).expand(len(chunk), 3, h, w) / 255.0
+            x = ((x - MEAN) / STD).to(dev)
             if (h, w) != (a.size, a.size):
                 x = F.interpolate(x, size=(a.size, a.size), mode="bilinear", align_corners=False)
-            seg, _ = model(x)
+            if a.device == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    seg, _ = model(x)
+                seg = seg.float()
+            else:
+                seg, _ = model(x)
             p = torch.sigmoid(seg)
             if (h, w) != (a.size, a.size):
                 p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
-            q = (p[0, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy()
-            Image.fromarray(q).save(os.path.join(torch_dir, "img%03d.png" % i))
+            q = (p[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            for k in range(len(chunk)):
+                Image.fromarray(q[k]).save(os.path.join(torch_dir, "img%03d.png" % (s + k)))
             times.append(time.perf_counter() - t0)
-            mine = np.asarray(Image.open(os.path.join(out_dir, "img%03d.png" % i)), dtype=np.int32)
-            diffs.append(np.abs(mine - q.astype(np.int32)))
+            for k in range(len(chunk)):
+                mine = np.asarray(Image.open(os.path.join(out_dir, "img%03d.png" % (s + k))), dtype=np.int32)
+                diffs.append(np.abs(mine - q[k].astype(np.int32)))
     torch_s = sum(times)
     d = np.stack(diffs)
-    print("%s at %dx%d, batch 1, %d threads, %d images (%s)" % (a.model, a.size, a.size, a.threads, n,
-                                                                os.path.basename(a.data.rstrip("/"))))
+    print("%s at %dx%d, %s, batch %d, %d threads, %d images (%s)" % (a.model, a.size, a.size, a.device, a.batch,
+                                                                     a.threads, n, a.data))
     print("pneumo predict : %7.2f s  %6.3f img/s  (whole command minus model loading)" % (pneumo_s, n / pneumo_s))
     print("PyTorch %-7s: %7.2f s  %6.3f img/s  (decode, forward, sigmoid, PNG write per image)" %
           (torch.__version__.split("+")[0], torch_s, n / torch_s))
