@@ -89,7 +89,7 @@ PNEUMO_COMMAND("predict", "probability maps (and classifier probabilities) of im
   cli::option(app, "--weights", o->weights, "fold checkpoints W1,W2,... (their sigmoid outputs are averaged)").required();
   cli::option(app, "--images", o->images, "a folder (searched recursively) or a list file of image paths").required();
   cli::out_option(app, o->out, "folder for <stem>.png probabilities (and cls.csv)").required();
-  cli::option(app, "--size", o->size, "network input side (default 768 for unet_ef5, 1024 others, own size for tiny_*; 0: own size)", 0, 8192);
+  cli::option(app, "--size", o->size, "network input side; -1: the reference's (768 unet_ef5, 1024 others, own size tiny_*); 0: own size", -1, 8192);
   cli::option(app, "--batch", o->batch, "images per forward pass", 1, 1024);
   cli::device_option(app, o->device);
   cli::choice(app, "--dtype", o->dtype, "activations on CUDA (the CPU computes in f32)", {"bf16", "f32"});
