@@ -213,6 +213,13 @@ std::vector<ImagePrediction> Predictor::predict(const std::vector<PreparedImage>
       for (int c = 0; c < w; ++c) seg[r * w + c] = 0.5f * (seg[r * w + c] + segf[r * w + (w - 1 - c)]);
     for (size_t i = 0; i < cls.size(); ++i) cls[i] = 0.5f * (cls[i] + clsf[i]);
   }
+  for (int i = 0; i < n; ++i) {
+    const float* s = seg.data() + static_cast<size_t>(i) * plane;
+    bool finite = !opt_.classify || std::isfinite(cls[static_cast<size_t>(i)]);
+    for (size_t k = 0; k < plane && finite; ++k) finite = std::isfinite(s[k]);
+    PNEUMO_CHECK(finite, "the network's output for '", batch[static_cast<size_t>(i)].input.path,
+                 "' is not finite (NaN/Inf): the weights are broken or the input is");
+  }
   std::vector<ImagePrediction> out(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     ImagePrediction& p = out[static_cast<size_t>(i)];

@@ -151,6 +151,15 @@ TEST(Inference, WeightsFilesAreCheckedAgainstTheNetwork) {
   nn::save_state(*ef, dir.file("ef_named.safetensors"), {{"model", "tiny_unet_ef"}});
   train::PredictOptions opt;
   EXPECT_NO_THROW(train::Predictor("tiny_unet_se", {dir.file("se.safetensors")}, opt));
+  // Weights that load but hold NaN give a clear error, not a garbage PNG.
+  nn::NamedTensors broken_state = se->state_dict();
+  for (auto& [name, t] : broken_state)
+    if (name == "decoder.final_conv.bias") t = Tensor::full(t.shape(), std::nan(""));
+  nn::save_safetensors(dir.file("nan.safetensors"), broken_state);
+  aug::write_png(dir.file("img.png"), pattern(32, 32, 0));
+  train::Predictor broken("tiny_unet_se", {dir.file("nan.safetensors")}, opt);
+  test::expect_error_mentions([&] { broken.predict({train::prepare_image({"img", dir.file("img.png")}, 0)}); },
+                              {"img.png", "not finite"});
   test::expect_error_mentions([&] { train::Predictor("tiny_unet_se", {dir.file("missing.safetensors")}, opt); },
                               {"missing.safetensors", "does not exist"});
   test::expect_error_mentions([&] { train::Predictor("tiny_unet_se", {dir.file("ef_named.safetensors")}, opt); },
