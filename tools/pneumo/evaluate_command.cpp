@@ -4,6 +4,7 @@
 
 #include "tools/pneumo/command.h"
 #include "train/evaluate.h"
+#include "train/submission.h"
 
 namespace {
 
@@ -24,13 +25,14 @@ int run_evaluate(const EvaluateCmd& c) {
   std::printf("false-positive images %lld, false-negative images %lld\n",
               static_cast<long long>(e.false_positive_images), static_cast<long long>(e.false_negative_images));
   if (!c.per_image.empty()) {
-    FILE* f = std::fopen(c.per_image.c_str(), "w");
-    if (!f) cli::user_error("cannot write '", c.per_image, "'");
-    std::fprintf(f, "image,dice,pred_pixels,truth_pixels\n");
-    for (size_t i = 0; i < e.ids.size(); ++i)
-      std::fprintf(f, "%s,%.6f,%lld,%lld\n", e.ids[i].c_str(), e.counts[i].dice(),
-                   static_cast<long long>(e.counts[i].pred), static_cast<long long>(e.counts[i].truth));
-    std::fclose(f);
+    std::string text = "image,dice,pred_pixels,truth_pixels\n";
+    char buf[96];
+    for (size_t i = 0; i < e.ids.size(); ++i) {
+      std::snprintf(buf, sizeof(buf), ",%.6f,%lld,%lld\n", e.counts[i].dice(), static_cast<long long>(e.counts[i].pred),
+                    static_cast<long long>(e.counts[i].truth));
+      text += e.ids[i] + buf;
+    }
+    train::write_text_atomic(c.per_image, text);
   }
   return 0;
 }
