@@ -17,6 +17,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 #include "augment/pipeline.h"
@@ -680,6 +681,9 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
               cfg.lr, device_description(device).c_str());
   std::fflush(stdout);
 
+  // Tests: PNEUMO_DEBUG_STEP_DELAY_MS pauses after each step so a signal can be aimed mid-epoch.
+  const char* delay_env = std::getenv("PNEUMO_DEBUG_STEP_DELAY_MS");
+  const int step_delay_ms = delay_env ? std::atoi(delay_env) : 0;
   SignalScope signals;
   Progress progress;
   TrainResult result;
@@ -709,7 +713,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
       PNEUMO_CHECK(b != nullptr, "loader ended early at step ", step);
       Tensor images = b->images_tensor(device), masks = b->masks_tensor(device), labels = b->labels_tensor(device);
       const int64_t global_step = static_cast<int64_t>(epoch) * steps_per_epoch + step;
-      if (global_step == cfg.debug_nan_step) images.fill_(NAN);
+      if (global_step == cfg.debug_nan_step) masks.fill_(NAN);  // (NaN pixels would be clipped by ReLU)
       Tensor loss = train_step(*model, opt, loss_kind, images, masks, labels, compute_dtype);
       st.images += b->size;
       ++pending;
@@ -738,6 +742,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
       st.step = step + 1;
       st.train_seconds = seconds_before + std::chrono::duration<double>(clock::now() - train_t0).count();
       progress.update(st.step, last_loss, st.images / std::max(st.train_seconds, 1e-9));
+      if (step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_delay_ms));
       if (global_step == cfg.debug_stop_step) g_stop.store(SIGINT);
       const int sig = g_stop.load();
       if (sig != 0 && st.step < steps_per_epoch) {

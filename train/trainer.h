@@ -58,7 +58,7 @@ struct TrainConfig {
   int overlays = 4;                  // validation overlays per epoch
   bool save_val_predictions = false;  // RUN/predictions/epoch-NNN/<id>.png (0/255, at the training size)
   int log_every = 20;                // steps between loss reads on CUDA / log lines off a terminal
-  int64_t debug_nan_step = -1;       // tests: the batch of this global step gets NaN pixels
+  int64_t debug_nan_step = -1;       // tests: the batch of this global step gets NaN targets
   int64_t debug_stop_step = -1;      // tests: behave as if SIGINT arrived during this global step
 };
 

@@ -96,9 +96,10 @@ std::string pneumo_binary() {
   return fs::exists(p) ? p.string() : "";
 }
 
-// Runs pneumo with args (env additions "K=V"); returns the exit status or 128 + signal.
+// Runs pneumo with args (env additions "K=V"), stdout to `log`. With `signal_on`, sends `sig` as soon as the
+// log shows that text. Returns the exit status, or 128 + signal.
 int run_pneumo(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
-               double kill_after_seconds = -1, const std::string& log = "/dev/null") {
+               const std::string& log = "/dev/null", const std::string& signal_on = "", int sig = SIGKILL) {
   const std::string bin = pneumo_binary();
   pid_t pid = fork();
   if (pid == 0) {
@@ -111,11 +112,17 @@ int run_pneumo(const std::vector<std::string>& args, const std::vector<std::stri
     execv(bin.c_str(), argv.data());
     _exit(127);
   }
-  if (kill_after_seconds > 0) {
-    usleep(static_cast<useconds_t>(kill_after_seconds * 1e6));
-    kill(pid, SIGKILL);
-  }
   int status = 0;
+  if (!signal_on.empty()) {
+    for (;;) {
+      if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      std::ifstream in(log);
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (text.find(signal_on) != std::string::npos) break;
+      usleep(2000);
+    }
+    kill(pid, sig);
+  }
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -231,36 +238,22 @@ TEST(Train, SigkillDuringAnEpochAndDuringACheckpointWriteLeaveResumableRuns) {
   ASSERT_EQ(run_pneumo({"train", "--out", k.out, "--resume"}), 0);
   expect_same_tensors(ref.out + "/checkpoints/epoch-002.safetensors", k.out + "/checkpoints/epoch-002.safetensors");
 
-  // Killed at an arbitrary moment (mid-epoch or wherever it is after 1.5 s): resumes to the same end.
+  // Killed in the middle of epoch 1 (after its step 3 of 7; each step pauses 40 ms so the kill lands there).
+  const std::vector<std::string> slow{"PNEUMO_DEBUG_STEP_DELAY_MS=40", "PNEUMO_PROGRESS=plain"};
   train::TrainConfig m = ref;
   m.out = tmp.file("killed-epoch");
-  EXPECT_EQ(run_pneumo(cli_args(m), {}, 1.5), 128 + SIGKILL);
+  EXPECT_EQ(run_pneumo(cli_args(m), slow, tmp.file("m.log"), "epoch 2/3 step 3/7"), 128 + SIGKILL);
+  EXPECT_TRUE(fs::exists(m.out + "/checkpoints/epoch-000.state.safetensors"));
+  EXPECT_FALSE(fs::exists(m.out + "/checkpoints/epoch-001.safetensors"));
   ASSERT_EQ(run_pneumo({"train", "--out", m.out, "--resume"}), 0);
   expect_same_tensors(ref.out + "/checkpoints/epoch-002.safetensors", m.out + "/checkpoints/epoch-002.safetensors");
   EXPECT_EQ(read_rows(m.out + "/metrics.csv").size(), 3u);
 
-  // SIGTERM: the current step finishes, a resumable state is saved, the exit status is non-zero.
+  // SIGTERM at the same place: the current step finishes, a resumable state is saved, the status is 128 + 15.
   train::TrainConfig t = ref;
   t.out = tmp.file("term");
-  const std::string bin = pneumo_binary();
-  pid_t pid = fork();
-  if (pid == 0) {
-    FILE* f = std::freopen("/dev/null", "w", stdout);
-    (void)f;
-    std::vector<std::string> args = cli_args(t);
-    std::vector<char*> argv{const_cast<char*>(bin.c_str())};
-    for (const std::string& s : args) argv.push_back(const_cast<char*>(s.c_str()));
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  usleep(1200000);
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  const int code = WEXITSTATUS(status);
-  EXPECT_TRUE(code == 128 + SIGTERM || code == 0) << code;  // 0 only if the run was already done
+  EXPECT_EQ(run_pneumo(cli_args(t), slow, tmp.file("t.log"), "epoch 2/3 step 3/7", SIGTERM), 128 + SIGTERM);
+  EXPECT_TRUE(fs::exists(t.out + "/checkpoints/resume.state.safetensors"));
   ASSERT_EQ(run_pneumo({"train", "--out", t.out, "--resume"}), 0);
   expect_same_tensors(ref.out + "/checkpoints/epoch-002.safetensors", t.out + "/checkpoints/epoch-002.safetensors");
 }
