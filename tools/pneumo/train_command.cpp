@@ -52,6 +52,7 @@ int run_train(const Args& args) {
   if (args.has("lr-tail")) c.tail = parse_list(args.get("lr-tail", ""));
   c.loss = args.get("loss", "");
   c.augment = args.get("augment", c.augment);
+  c.gpu_augment = args.flag("gpu-augment");
   c.device = args.get("device", c.device);
   c.dtype = args.get("dtype", c.dtype);
   c.seed = static_cast<uint64_t>(args.get_int("seed", 1992));
@@ -97,6 +98,7 @@ PNEUMO_COMMAND(
     "  cosine per epoch (period 5, eta-min 1e-6 / 1e-5, tail 1e-5,1e-5,5e-6,5e-6), seed 1992.\n"
     "  Other options: --val-batch B --optimizer adam|adamw --lr --beta1 --beta2 --eps --weight-decay\n"
     "  --eta-min --period --cosine-epochs --lr-tail a,b,.. --loss NAME --augment reference|none\n"
+    "  --gpu-augment (CUDA: augmentation after the resize runs on the GPU; compile-checked only so far)\n"
     "  --dtype f32|bf16 (bf16: CUDA) --seed --workers N --threads N --skip-bad --init WEIGHTS.safetensors\n"
     "  --extra-data DIR (pseudo-labelled, training only) --images-subdir --masks-subdir --rle-csv\n"
     "  --num-folds K --max-steps N (per epoch) --max-train N --max-val N --overlays N\n"
