@@ -7,7 +7,7 @@ build="${1:-build}"
 threads="${OMP_NUM_THREADS:-$(nproc)}"
 export OMP_NUM_THREADS="$threads"
 echo "== pneumo (OMP_NUM_THREADS=$threads)"
-"$build/pneumo" bench --suite gemm --device cpu --repeats 5 --json /tmp/pneumo-gemm.json
+"$build/pneumo" bench --suite gemm --device cpu --iters 5 --json /tmp/pneumo-gemm.json
 echo "== PyTorch $(/usr/bin/python3 -c 'import torch;print(torch.__version__)') (torch threads $threads)"
 /usr/bin/python3 - "$threads" <<'PY'
 import json, sys, time, torch

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "augment/image.h"
 #include "augment/pipeline.h"
@@ -42,27 +43,25 @@ void paint_tile(Image& grid, int top, int left, const Image& gray, const Image& 
     }
 }
 
-int run_augment_preview(const Args& args) {
-  const std::string image_path = args.require("image");
-  const std::string mask_path = args.get("mask", "");
-  const int draws = static_cast<int>(args.get_int("draws", 8));
-  const int size = static_cast<int>(args.get_int("size", 1024));
-  const std::string out = args.require("out");
-  const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 1992));
-  const std::string preset = args.get("preset", "reference");
-  const int tile_arg = static_cast<int>(args.get_int("tile", 0));
-  int columns = static_cast<int>(args.get_int("columns", 0));
-  const int benchmark = static_cast<int>(args.get_int("benchmark", 0));
-  args.finish();
-  PNEUMO_CHECK(draws >= 1 && draws <= 256, "--draws must be in 1..256, got ", draws);
-  PNEUMO_CHECK(size >= 8 && size <= 4096, "--size must be in 8..4096, got ", size);
+struct PreviewOptions {
+  std::string image_path, mask_path, out, preset = "reference";
+  int draws = 8, size = 0, tile = 0, columns = 0, benchmark = 0;
+  uint64_t seed = 0;
+};
 
+int run_augment_preview(const PreviewOptions& o) {
+  const std::string &image_path = o.image_path, &mask_path = o.mask_path, &out = o.out, &preset = o.preset;
+  const int draws = o.draws, size = o.size, tile_arg = o.tile, benchmark = o.benchmark;
+  const uint64_t seed = o.seed;
+  int columns = o.columns;
   const Image image = aug::read_image(image_path);
   Image mask(image.height, image.width, 1);
   if (!mask_path.empty()) {
     mask = aug::read_image(mask_path);
-    PNEUMO_CHECK(mask.height == image.height && mask.width == image.width, "mask ", mask_path, " is ", mask.height,
-                 "x", mask.width, " but image ", image_path, " is ", image.height, "x", image.width);
+    if (mask.channels != 1) user_error(mask_path, ": a mask must have 1 channel (grey), this one has ", mask.channels);
+    if (mask.height != image.height || mask.width != image.width)
+      user_error("mask ", mask_path, " is ", mask.height, "x", mask.width, " but image ", image_path, " is ", image.height,
+                 "x", image.width);
     for (auto& p : mask.pixels) p = p > 127 ? 255 : 0;  // JPEG masks: threshold as the data README says
   }
   const int tile = tile_arg > 0 ? tile_arg : std::min(size, 384);
@@ -70,6 +69,8 @@ int run_augment_preview(const Args& args) {
   if (columns <= 0) columns = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(tiles))));
   const int rows = (tiles + columns - 1) / columns;
   const int gap = 4;
+  if (static_cast<int64_t>(rows) * (tile + gap) > 32768 || static_cast<int64_t>(columns) * (tile + gap) > 32768)
+    usage_error("a grid of ", rows, "x", columns, " tiles of ", tile, " px exceeds 32768 px a side; lower --tile or --columns");
   Image grid(rows * tile + (rows + 1) * gap, columns * tile + (columns + 1) * gap, 3, 32);
 
   const aug::Pipeline validation = aug::validation_pipeline(size);
@@ -107,16 +108,24 @@ int run_augment_preview(const Args& args) {
 }
 
 PNEUMO_COMMAND("augment-preview", "write a grid PNG of an image and mask under N draws of the training augmentation",
-               "pneumo augment-preview --image X.png [--mask Y.png] --out grid.png [options]\n"
-               "  --draws N      augmented draws after the original tile (default 8)\n"
-               "  --size S       Resize(S, S) of the pipeline (default 1024)\n"
-               "  --seed K       seed of the draws; draw i is sample index i (default 1992)\n"
-               "  --preset P     reference (the README's training pipeline) or validation (default reference)\n"
-               "  --tile T       pixels per tile in the grid (default min(S, 384))\n"
-               "  --columns C    tiles per row (default: a square grid)\n"
-               "  --benchmark N  also time N draws of the CPU reference pipeline on one core\n"
-               "The first tile is the validation view (resize only); the mask is a red outline over a red tint.",
-               run_augment_preview);
+               [](CLI::App& app) {
+                 auto o = std::make_shared<PreviewOptions>();
+                 option(app, "--image", o->image_path, "the image (PNG/JPEG)").required().existing_file();
+                 option(app, "--mask", o->mask_path, "its mask (PNG/JPEG, thresholded at 127)").existing_file();
+                 out_option(app, o->out, "grid PNG to write").required();
+                 option(app, "--draws", o->draws, "augmented draws after the original tile", 1, 256);
+                 size_option(app, o->size, 1024, 8, 4096);
+                 seed_option(app, o->seed);
+                 choice(app, "--preset", o->preset, "reference (the README's training pipeline) or validation",
+                        {"reference", "validation"});
+                 option(app, "--tile", o->tile, "pixels per tile in the grid (0: min(size, 384))", 0, 4096);
+                 option(app, "--columns", o->columns, "tiles per row (0: a square grid)", 0, 257);
+                 option(app, "--benchmark", o->benchmark, "also time N draws of the CPU reference pipeline on one core",
+                        0, 1000000);
+                 footer(app, "Draw i is sample index i of --seed. The first tile is the validation view (resize only);\n"
+                             "the mask is drawn as a red outline over a red tint.");
+                 return [o] { return run_augment_preview(*o); };
+               });
 
 }  // namespace
 }  // namespace pneumo::cli

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,37 +58,40 @@ void bench_gemm(Device dev, int repeats, std::vector<Row>& rows) {
   }
 }
 
-int run_bench(const cli::Args& args) {
-  std::string suite = args.get("suite", "gemm");
-  std::string device = args.get("device", cuda::available() ? "cuda" : "cpu");
-  int repeats = static_cast<int>(args.get_int("repeats", 5));
-  std::string json = args.get("json", "");
-  args.finish();
-  Device dev = Device::parse(device);
+struct BenchOptions {
+  std::string suite = "gemm", device, json;
+  int iters = 5;
+};
+
+int run_bench(const BenchOptions& o) {
+  const Device dev = cli::resolve_device(o.device);
   std::vector<Row> rows;
-  if (suite == "gemm" || suite == "all") {
-    bench_gemm(Device::cpu(), repeats, rows);
-    if (dev.is_cuda()) bench_gemm(dev, repeats * 4, rows);
-  } else {
-    PNEUMO_FAIL("unknown suite '", suite, "' (known: gemm, all)");
-  }
+  bench_gemm(Device::cpu(), o.iters, rows);  // suites: gemm (= all, for now)
+  if (dev.is_cuda()) bench_gemm(dev, o.iters * 4, rows);
   std::printf("%-44s %12s %12s\n", "benchmark", "median ms", "GFLOP/s");
   for (const Row& r : rows) std::printf("%-44s %12.3f %12.1f\n", r.name.c_str(), r.seconds * 1e3, r.gflops);
-  if (!json.empty()) {
-    std::ofstream f(json);
-    PNEUMO_CHECK(f.good(), "cannot write ", json);
+  if (!o.json.empty()) {
+    std::ofstream f(o.json);
+    if (!f.good()) cli::user_error("cannot write ", o.json);
     f << "[\n";
     for (size_t i = 0; i < rows.size(); ++i)
       f << "  {\"name\": \"" << rows[i].name << "\", \"seconds\": " << rows[i].seconds << ", \"gflops\": " << rows[i].gflops
         << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
     f << "]\n";
+    if (!f.good()) cli::user_error("cannot write ", o.json);
   }
   return 0;
 }
 
-PNEUMO_COMMAND("bench", "timed benchmarks (GEMM; more suites as the engine grows)",
-               "usage: pneumo bench [--suite gemm|all] [--device cpu|cuda] [--repeats N] [--json FILE]\n"
-               "  Medians over N repeats after a warm-up. The CPU GEMM always runs; with a GPU, cuBLAS too.",
-               run_bench);
+PNEUMO_COMMAND("bench", "timed benchmarks (GEMM; more suites as the engine grows)", [](CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  cli::choice(app, "--suite", o->suite, "gemm or all (the same for now)", {"gemm", "all"});
+  cli::device_option(app, o->device);
+  cli::iters_option(app, o->iters, 5);
+  cli::option(app, "--json", o->json, "also write the rows as JSON to this file");
+  cli::footer(app, "Medians over --iters runs after a warm-up (x4 on the GPU). The CPU GEMM always runs; with a GPU,\n"
+                   "cuBLAS too.");
+  return [o] { return run_bench(*o); };
+});
 
 }  // namespace

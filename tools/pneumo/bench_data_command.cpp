@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "augment/pipeline.h"
 #include "kernels/check.h"
@@ -17,7 +18,6 @@
 
 namespace {
 
-using pneumo::cli::Args;
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -121,34 +121,44 @@ void bench_loader(const std::string& images, const std::string& labels, int size
               images_done / t / batch, static_cast<long long>(images_done), t);
 }
 
-int run_bench_data(const Args& args) {
-  const std::string data = args.get("data", "../shared/data");
-  const std::string csv = args.get("csv", data + "/siim/predictions/stage1-ensemble-5fold-0.4.csv");
-  const std::string images = args.get("images", data + "/siim/sample/images");
-  const std::string labels = args.get("labels", data + "/siim/sample/train-rle-sample.csv");
-  const int size = static_cast<int>(args.get_int("size", 1024));
-  const int rle_size = static_cast<int>(args.get_int("rle-size", 1024));
-  const int workers = static_cast<int>(args.get_int("workers", 2));
-  const int batch = static_cast<int>(args.get_int("batch", 4));
-  const int batches = static_cast<int>(args.get_int("batches", 20));
-  const int repeats = static_cast<int>(args.get_int("repeats", 1));
-  const int gpu_batch = static_cast<int>(args.get_int("gpu-batch", 64));
-  const std::string preset = args.get("augment", "reference");
-  const std::string device = args.get("device", "auto");
-  const bool skip_rle = args.flag("skip-rle"), skip_loader = args.flag("skip-loader");
-  args.finish();
-  const bool gpu = device == "cuda" || (device == "auto" && pneumo::cuda::available());
-  if (!skip_rle) bench_rle(csv, rle_size, repeats, gpu, static_cast<size_t>(gpu_batch));
-  if (!skip_loader) bench_loader(images, labels, size, workers, batch, batches, preset);
+struct BenchDataOptions {
+  std::string data = "../shared/data", csv, images, labels, preset = "reference", device;
+  int size = 1024, rle_size = 1024, workers = 2, batch = 4, batches = 20, iters = 1, gpu_batch = 64;
+  bool skip_rle = false, skip_loader = false;
+};
+
+int run_bench_data(BenchDataOptions o) {
+  if (o.csv.empty()) o.csv = o.data + "/siim/predictions/stage1-ensemble-5fold-0.4.csv";
+  if (o.images.empty()) o.images = o.data + "/siim/sample/images";
+  if (o.labels.empty()) o.labels = o.data + "/siim/sample/train-rle-sample.csv";
+  const bool gpu = pneumo::cli::resolve_device(o.device).is_cuda();
+  if (!o.skip_rle) bench_rle(o.csv, o.rle_size, o.iters, gpu, static_cast<size_t>(o.gpu_batch));
+  if (!o.skip_loader) bench_loader(o.images, o.labels, o.size, o.workers, o.batch, o.batches, o.preset);
   return 0;
 }
 
 PNEUMO_COMMAND("bench-data", "data pipeline throughput: RLE decode+encode (CPU, GPU) and loader images/s",
-               "  pneumo bench-data [--data ../shared/data] [--csv PRED.csv] [--rle-size 1024] [--repeats 1]\n"
-               "                    [--gpu-batch 64] [--device auto|cpu|cuda]\n"
-               "                    [--images DIR --labels RLE.csv] [--size 1024] [--augment reference|validation]\n"
-               "                    [--workers 2] [--batch 4] [--batches 20] [--skip-rle] [--skip-loader]\n"
-               "Every re-encoded RLE is compared with the file; a mismatch is an error.",
-               run_bench_data);
+               [](CLI::App& app) {
+                 namespace cli = pneumo::cli;
+                 auto o = std::make_shared<BenchDataOptions>();
+                 cli::option(app, "--data", o->data, "the shared data folder (default locations of the files below)");
+                 cli::option(app, "--csv", o->csv, "RLE CSV to decode and re-encode (default: DATA/siim/predictions/"
+                                                   "stage1-ensemble-5fold-0.4.csv)");
+                 cli::option(app, "--rle-size", o->rle_size, "mask side for the RLE benchmark", 1, 16384);
+                 cli::iters_option(app, o->iters, 1);
+                 cli::option(app, "--gpu-batch", o->gpu_batch, "masks per GPU batch", 1, 4096);
+                 cli::device_option(app, o->device);
+                 cli::option(app, "--images", o->images, "image folder of the loader benchmark (default: DATA/siim/sample/images)");
+                 cli::option(app, "--labels", o->labels, "RLE CSV of those images (default: DATA/siim/sample/train-rle-sample.csv)");
+                 cli::size_option(app, o->size, 1024, 32, 4096);
+                 cli::choice(app, "--augment", o->preset, "augmentation of the loader benchmark", {"reference", "validation"});
+                 cli::workers_option(app, o->workers);
+                 cli::option(app, "--batch", o->batch, "images per batch", 1, 1024);
+                 cli::option(app, "--batches", o->batches, "timed batches", 1, 1000000);
+                 cli::flag(app, "--skip-rle", o->skip_rle, "skip the RLE benchmark");
+                 cli::flag(app, "--skip-loader", o->skip_loader, "skip the loader benchmark");
+                 cli::footer(app, "Every re-encoded RLE is compared with the file; a mismatch is an error.");
+                 return [o] { return run_bench_data(*o); };
+               });
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <sstream>
 
 #include "autograd/functions.h"
@@ -25,18 +26,20 @@ std::vector<std::string> split_names(const std::string& s) {
   return out;
 }
 
-int run_bench_models(const pneumo::cli::Args& args) {
+struct BenchModelsOptions {
+  std::string models = "unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50", device, dtype = "f32";
+  int size = 256, batch = 1, iters = 2, threads = 0;
+};
+
+int run_bench_models(const BenchModelsOptions& o) {
   using namespace pneumo;
-  const auto names = split_names(args.get("models", "unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50"));
-  const int64_t size = args.get_int("size", 256), batch = args.get_int("batch", 1);
-  const int64_t iters = args.get_int("iters", 2), threads = args.get_int("threads", 0);
-  const Device device = Device::parse(args.get("device", "cpu"));
-  const std::string dtype_name = args.get("dtype", "f32");
-  args.finish();
-  PNEUMO_CHECK(dtype_name == "f32" || dtype_name == "bf16", "bench-models: --dtype must be f32 or bf16");
+  const auto names = split_names(o.models);
+  if (names.empty()) cli::usage_error("--models names no network");
+  const int64_t size = o.size, batch = o.batch, iters = o.iters, threads = o.threads;
+  const Device device = cli::resolve_device(o.device);
+  const std::string& dtype_name = o.dtype;
   const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
-  PNEUMO_CHECK(iters >= 1 && size >= 32 && size % 32 == 0 && batch >= 1,
-               "bench-models: need --iters >= 1, --batch >= 1 and --size a multiple of 32");
+  if (size % 32 != 0) cli::usage_error("--size must be a multiple of 32, got ", size);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
   std::printf("bench-models: forward+backward, train mode, batch %lld, %lldx%lld, %s %s, %d threads\n",
               static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(size),
@@ -66,11 +69,18 @@ int run_bench_models(const pneumo::cli::Args& args) {
   return 0;
 }
 
-PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks",
-               "usage: pneumo bench-models [--models a,b,...] [--size 256] [--batch 1] [--iters 2] [--threads N]\n"
-               "                           [--device cpu|cuda] [--dtype f32|bf16]\n"
-               "  Times one training-mode forward + backward of each network (median of --iters after a warm-up).\n"
-               "  Default models: unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50.",
-               run_bench_models);
+PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](CLI::App& app) {
+  auto o = std::make_shared<BenchModelsOptions>();
+  pneumo::cli::option(app, "--models", o->models, "comma-separated network names (pneumo info --model NAME)");
+  pneumo::cli::size_option(app, o->size, 256, 32, 4096);
+  pneumo::cli::option(app, "--batch", o->batch, "images per step", 1, 1024);
+  pneumo::cli::iters_option(app, o->iters, 2);
+  pneumo::cli::option(app, "--threads", o->threads, "OpenMP threads (0: the default)", 0, 1024);
+  pneumo::cli::device_option(app, o->device);
+  pneumo::cli::choice(app, "--dtype", o->dtype, "activation type", {"f32", "bf16"});
+  pneumo::cli::footer(app, "Times one training-mode forward + backward of each network (median of --iters after a "
+                           "warm-up).\nPrints 'bench-models NAME SECONDS' per network; --size must be a multiple of 32.");
+  return [o] { return run_bench_models(*o); };
+});
 
 }  // namespace

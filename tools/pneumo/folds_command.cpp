@@ -1,11 +1,9 @@
 // `pneumo folds`: new stratified k-folds (positives and negatives balanced, seeded) in the reference's layout
 // <out>/fold{k}/{train,val}.txt, for segmentation (positives only) or classification (all images).
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <memory>
 
 #include "augment/image.h"
-#include "kernels/check.h"
 #include "tools/pneumo/command.h"
 #include "train/dataset.h"
 #include "train/folds.h"
@@ -13,59 +11,73 @@
 
 namespace {
 
-using pneumo::cli::Args;
+using namespace pneumo;
 
-int run_folds(const Args& args) {
-  const std::string csv = args.get("csv", "");
-  const std::string masks = args.get("masks", "");
-  const std::string out = args.require("out");
-  const int k = static_cast<int>(args.get_int("k", 5));
-  const uint64_t seed = static_cast<uint64_t>(args.get_int("seed", 1992));
-  const std::string task = args.get("task", "classification");
-  const std::string extra_csv = args.get("extra", "");
-  args.finish();
-  PNEUMO_CHECK(csv.empty() != masks.empty(), "pneumo folds: give exactly one of --csv LABELS.csv or --masks DIR");
-  PNEUMO_CHECK(task == "classification" || task == "segmentation",
-               "pneumo folds: --task must be classification or segmentation, got '", task, "'");
+struct FoldsOptions {
+  std::string csv, masks, out, task = "classification", extra_csv;
+  int k = 5;
+  uint64_t seed = 0;
+};
+
+int run_folds(const FoldsOptions& o) {
   std::vector<std::string> ids;
   std::vector<bool> positive;
-  if (!csv.empty()) {
-    const pneumo::train::RleCsv labels = pneumo::train::read_rle_csv(csv);
+  if (!o.csv.empty()) {
+    const train::RleCsv labels = train::read_rle_csv(o.csv);
     ids = labels.ids();
     for (const std::string& id : ids) positive.push_back(labels.positive(id));
   } else {
-    pneumo::train::MaskFolderDataset ds(masks, "");  // the mask files themselves are the "images" here
+    train::MaskFolderDataset ds(o.masks, "");  // the mask files themselves are the "images" here
     for (size_t i = 0; i < ds.size(); ++i) {
       ids.push_back(ds.id(i));
-      const pneumo::aug::Image m = pneumo::aug::read_image(ds.image_path(i));
+      const aug::Image m = aug::read_image(ds.image_path(i));
       bool any = false;
       for (uint8_t v : m.pixels) any = any || v > 127;
       positive.push_back(any);
     }
   }
-  std::vector<std::string> extra;
-  if (!extra_csv.empty()) extra = pneumo::train::read_rle_csv(extra_csv).ids();
-  const std::vector<int> assignment = pneumo::train::stratified_folds(positive, k, seed);
-  const auto t = task == "segmentation" ? pneumo::train::FoldTask::Segmentation : pneumo::train::FoldTask::Classification;
-  std::vector<pneumo::train::FoldSplit> folds;
-  for (int f = 0; f < k; ++f) folds.push_back(pneumo::train::make_split(ids, positive, assignment, f, t, extra));
-  pneumo::train::write_folds(out, folds);
   size_t npos = 0;
   for (bool p : positive) npos += p;
-  std::printf("%zu images (%zu positive), %d %s folds, seed %llu -> %s\n", ids.size(), npos, k, task.c_str(),
-              static_cast<unsigned long long>(seed), out.c_str());
-  for (int f = 0; f < k; ++f)
+  const bool segmentation = o.task == "segmentation";
+  // Segmentation folds hold positives only: each validation fold needs at least one.
+  const size_t usable = segmentation ? npos : ids.size();
+  if (usable < static_cast<size_t>(o.k))
+    cli::user_error(o.csv.empty() ? o.masks : o.csv, " has ", usable, segmentation ? " positive images" : " images",
+                    segmentation ? " (segmentation folds hold positives only)" : "", ": too few for --k ", o.k);
+  std::vector<std::string> extra;
+  if (!o.extra_csv.empty()) extra = train::read_rle_csv(o.extra_csv).ids();
+  const std::vector<int> assignment = train::stratified_folds(positive, o.k, o.seed);
+  const auto t = segmentation ? train::FoldTask::Segmentation : train::FoldTask::Classification;
+  std::vector<train::FoldSplit> folds;
+  for (int f = 0; f < o.k; ++f) folds.push_back(train::make_split(ids, positive, assignment, f, t, extra));
+  train::write_folds(o.out, folds);
+  std::printf("%zu images (%zu positive), %d %s folds, seed %llu -> %s\n", ids.size(), npos, o.k, o.task.c_str(),
+              static_cast<unsigned long long>(o.seed), o.out.c_str());
+  for (int f = 0; f < o.k; ++f)
     std::printf("  fold%d: train %zu, val %zu\n", f, folds[static_cast<size_t>(f)].train.size(),
                 folds[static_cast<size_t>(f)].val.size());
   return 0;
 }
 
-PNEUMO_COMMAND("folds", "generate stratified k-folds (reference layout fold{k}/{train,val}.txt)",
-               "  pneumo folds (--csv train-rle.csv | --masks MASK_DIR) --out DIR [--k 5] [--seed 1992]\n"
-               "               [--task classification|segmentation] [--extra pseudo.csv]\n"
-               "Positives and negatives are shuffled separately (Philox, seeded) and dealt round-robin.\n"
-               "segmentation: positive images only (as the reference's det folds); classification: all images.\n"
-               "--extra: ids of a pseudo-label CSV added to every fold's training list only.",
-               run_folds);
+PNEUMO_COMMAND("folds", "generate stratified k-folds (reference layout fold{k}/{train,val}.txt)", [](CLI::App& app) {
+  auto o = std::make_shared<FoldsOptions>();
+  auto csv = cli::option(app, "--csv", o->csv, "labels: a competition RLE CSV").existing_file();
+  auto masks = cli::option(app, "--masks", o->masks, "labels: a folder of mask PNGs").existing_dir();
+  csv.excludes(masks);
+  cli::out_option(app, o->out, "folder to write fold{k}/{train,val}.txt into").required();
+  cli::option(app, "--k", o->k, "number of folds", 2, 1000);
+  cli::seed_option(app, o->seed);
+  cli::choice(app, "--task", o->task, "segmentation: positive images only; classification: all images",
+              {"classification", "segmentation"});
+  cli::option(app, "--extra", o->extra_csv, "ids of a pseudo-label CSV added to every fold's training list only")
+      .existing_file();
+  cli::footer(app,
+              "Give exactly one of --csv or --masks. Positives and negatives are shuffled separately (Philox, seeded)\n"
+              "and dealt round-robin, as the reference's folds.");
+  return [o] {
+    if (o->csv.empty() == o->masks.empty()) cli::usage_error("give exactly one of --csv LABELS.csv or --masks DIR");
+    return run_folds(*o);
+  };
+});
 
 }  // namespace

@@ -5,6 +5,7 @@
 // The safetensors reader is nn/checkpoint.h; on a branch where it has not been merged yet the command only
 // says so (checked with __has_include so the tree builds either way).
 #include <cstdio>
+#include <memory>
 
 #include "kernels/check.h"
 #if __has_include("nn/checkpoint.h")
@@ -19,13 +20,15 @@
 
 namespace {
 
-int run_import_weights(const pneumo::cli::Args& args) {
+struct ImportOptions {
+  std::string model, weights, out;
+  bool all = false;
+};
+
+int run_import_weights(const ImportOptions& o) {
   using namespace pneumo;
-  const std::string model_name = args.require("model");
-  const std::string path = args.require("weights");
-  const std::string out = args.get("out", "");
-  const bool all = args.flag("all");
-  args.finish();
+  const std::string &model_name = o.model, &path = o.weights, &out = o.out;
+  const bool all = o.all;
 #if !PNEUMO_HAVE_CHECKPOINT_IO
   (void)all;
   (void)out;
@@ -53,12 +56,21 @@ int run_import_weights(const pneumo::cli::Args& args) {
 }
 
 PNEUMO_COMMAND("import-weights", "check PyTorch/timm weights (safetensors) against a network; convert them",
-               "usage: pneumo import-weights --model NAME --weights FILE.safetensors [--out CHECKPOINT] [--all]\n"
-               "  Matches the file's tensors to the network by name (timm names; a bare encoder file is matched\n"
-               "  under 'encoder.'), transposing conv weights from PyTorch's KCRS to pneumo's KRSC, and lists what\n"
-               "  matched, what is missing, what does not fit and what the network has no use for (--all: every\n"
-               "  name). Exit code 0 when everything the file should provide fits. --out writes the network with\n"
-               "  the weights loaded as a pneumo checkpoint. Models: pneumo info --model NAME.",
-               run_import_weights);
+               [](CLI::App& app) {
+                 auto o = std::make_shared<ImportOptions>();
+                 pneumo::cli::option(app, "--model", o->model, "network name (pneumo info --model NAME)").required();
+                 pneumo::cli::option(app, "--weights", o->weights, "safetensors file of PyTorch/timm weights")
+                     .required()
+                     .existing_file();
+                 pneumo::cli::out_option(app, o->out, "write the network with the weights loaded as a checkpoint");
+                 pneumo::cli::flag(app, "--all", o->all, "list every tensor name");
+                 pneumo::cli::footer(
+                     app,
+                     "Matches the file's tensors to the network by name (timm names; a bare encoder file is matched\n"
+                     "under 'encoder.'), transposing conv weights from PyTorch's KCRS to pneumo's KRSC, and lists what\n"
+                     "matched, what is missing, what does not fit and what the network has no use for. Exit code 0\n"
+                     "when everything the file should provide fits.");
+                 return [o] { return run_import_weights(*o); };
+               });
 
 }  // namespace

@@ -1,5 +1,6 @@
 // `pneumo info`: version, build options, CUDA/cuDNN/cuBLAS versions and the devices found.
 #include <cstdio>
+#include <memory>
 
 #include "nn/models/registry.h"
 #include "tensor/cuda_runtime.h"
@@ -7,9 +8,7 @@
 
 namespace {
 
-int run_info(const pneumo::cli::Args& args) {
-  std::string model = args.get("model", "");
-  args.finish();
+int run_info(const std::string& model) {
   if (!model.empty()) {  // parameter count and per-stage summary of one network
     std::printf("%s", pneumo::nn::describe_model(model).c_str());
     return 0;
@@ -36,10 +35,12 @@ int run_info(const pneumo::cli::Args& args) {
   return 0;
 }
 
-PNEUMO_COMMAND("info", "version, build options, CUDA/cuDNN/cuBLAS versions and devices",
-               "usage: pneumo info [--model NAME]\n  Prints the version, how this binary was built, and the GPUs it can use.\n"
-               "  --model NAME  parameter count and per-stage summary of a network (unet_se50, unet_se101,\n"
-               "                unet_ef3, unet_ef5, deeplab_se50, cls_se50, cls_ef3, tiny_* ...)",
-               run_info);
+PNEUMO_COMMAND("info", "version, build options, CUDA/cuDNN/cuBLAS versions and devices", [](CLI::App& app) {
+  auto model = std::make_shared<std::string>();
+  pneumo::cli::option(app, "--model", *model,
+                      "parameter count and per-stage summary of a network (unet_se50, unet_se101, unet_ef3, "
+                      "unet_ef5, deeplab_se50, cls_se50, cls_ef3, tiny_* ...)");
+  return [model] { return run_info(*model); };
+});
 
 }  // namespace
