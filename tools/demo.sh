@@ -24,13 +24,11 @@ else
   data="synthetic:400:128"
   what="synthetic lung-like set ($data: 400 images of 128 px, generated)"
 fi
-device=cpu
-"$build/pneumo" info 2>/dev/null | grep -q "^  cuda:0 " && device=cuda || true
 rm -rf "$run"
-echo "demo: training tiny_unet_se on $what, ${DEMO_SIZE:-128} px, $device -> $run"
+echo "demo: training tiny_unet_se on $what, ${DEMO_SIZE:-128} px -> $run"
 start=$(date +%s)
 "$build/pneumo" train --model tiny_unet_se --data "$data" --out "$run" --size "${DEMO_SIZE:-128}" --batch 8 \
-  --val-batch 16 --epochs "${DEMO_EPOCHS:-8}" --lr 0.002 --device "$device"
+  --val-batch 16 --epochs "${DEMO_EPOCHS:-8}" --lr 0.002 --device auto
 end=$(date +%s)
 dice=$(tail -n 1 "$run/metrics.csv" | cut -d, -f5)
 echo
