@@ -221,7 +221,7 @@ FoldData build_fold_data(const TrainConfig& c, bool resume) {
   const std::string folds_dir = c.folds.empty() ? c.out + "/folds" : c.folds;
   FoldData fd;
   std::vector<std::string> bad;  // ids found unreadable
-  if (c.folds.empty() && !resume) {
+  if (c.folds.empty() && (!resume || !fs::exists(folds_dir + "/fold0"))) {
     // Positive flags (mask folders read every mask), then stratified folds saved into the run folder.
     std::vector<char> pos(all->size(), 0);
     std::vector<std::string> errors = parallel_try(all->size(), [&](size_t i) { pos[i] = all->positive(i); });
@@ -615,6 +615,9 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   const LossKind loss_kind = parse_loss_kind(cfg.loss);
   fs::create_directories(ckpt_dir);
 
+  // Data.
+  FoldData data = build_fold_data(cfg, resume);
+  for (const std::string& m : data.bad_messages) std::fprintf(stderr, "skipped: %s\n", m.c_str());
   if (!resume) {
     json j{{"settings", config_json(cfg)},
            {"engine", {{"version", PNEUMO_VERSION}, {"git_commit", git_commit()}, {"build_type", PNEUMO_BUILD_TYPE},
@@ -627,9 +630,6 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
     fs::rename(run + "/config.json.tmp", run + "/config.json");
   }
 
-  // Data.
-  FoldData data = build_fold_data(cfg, resume);
-  for (const std::string& m : data.bad_messages) std::fprintf(stderr, "skipped: %s\n", m.c_str());
   const aug::Pipeline train_pipe =
       cfg.augment == "reference" ? aug::reference_train_pipeline(cfg.size) : aug::validation_pipeline(cfg.size);
   const aug::Pipeline val_pipe = aug::validation_pipeline(cfg.size);
