@@ -174,7 +174,7 @@ void Loader::assign_slot(int64_t batch) {
   s.ids.assign(static_cast<size_t>(s.remaining), std::string());
 }
 
-void Loader::start_epoch(int epoch) {
+void Loader::start_epoch(int epoch, int64_t first_batch) {
   std::unique_lock<std::mutex> lk(mu_);
   ++generation_;
   done_cv_.wait(lk, [&] { return active_ == 0; });  // stale jobs must not write into reassigned slots
@@ -183,10 +183,13 @@ void Loader::start_epoch(int epoch) {
   order_ = epoch_order(n, opt_.seed, epoch, opt_.shuffle);
   n_batches_ = batches_per_epoch();
   total_positions_ = std::min<int64_t>(n, n_batches_ * opt_.batch_size);
-  next_position_ = 0;
-  next_batch_ = 0;
+  PNEUMO_CHECK(first_batch >= 0 && first_batch <= n_batches_, "Loader::start_epoch: first batch ", first_batch,
+               " outside 0..", n_batches_);
+  next_position_ = first_batch * opt_.batch_size;
+  next_batch_ = first_batch;
   for (auto& s : slots_) s->batch = -1;
-  for (int64_t b = 0; b < std::min<int64_t>(static_cast<int64_t>(slots_.size()), n_batches_); ++b) assign_slot(b);
+  const int64_t end = std::min<int64_t>(first_batch + static_cast<int64_t>(slots_.size()), n_batches_);
+  for (int64_t b = first_batch; b < end; ++b) assign_slot(b);
   lk.unlock();
   work_cv_.notify_all();
 }

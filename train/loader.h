@@ -74,8 +74,9 @@ class Loader {
   int height() const { return height_; }
   int width() const { return width_; }
 
-  // Starts producing the batches of `epoch` (abandoning what is left of the previous one).
-  void start_epoch(int epoch);
+  // Starts producing the batches of `epoch` (abandoning what is left of the previous one), from batch
+  // `first_batch` on (a run resumed mid-epoch skips the batches it has already trained on, unread).
+  void start_epoch(int epoch, int64_t first_batch = 0);
   // The next batch of the current epoch, or nullptr at its end. Valid until the next call to next() or
   // start_epoch(). Rethrows a worker's error (naming the sample's file) for the batch that holds it.
   const Batch* next();
