@@ -2,11 +2,13 @@
 #include "train/recipe.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -174,10 +176,10 @@ Plan parse_plan(const std::string& text, const std::string& file, const std::vec
     fail(file, ": not valid JSON: ", e.what());
   }
   if (!j.is_object()) fail(file, ": the recipe must be a JSON object");
-  static const std::set<std::string> top_keys = {"description", "vars", "lists", "state", "step_times", "steps"};
+  static const std::set<std::string> top_keys = {"description", "vars", "lists", "state", "step_times", "steps", "env"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top_keys.count(it.key()))
-      fail(file, ": unknown key '", it.key(), "' (known: description, vars, lists, state, step_times, steps)");
+      fail(file, ": unknown key '", it.key(), "' (known: description, vars, lists, state, step_times, steps, env)");
   Plan plan;
   plan.file = file;
   if (j.contains("description")) plan.description = scalar_text(j["description"], file + ": description");
@@ -217,6 +219,13 @@ Plan parse_plan(const std::string& text, const std::string& file, const std::vec
   plan.vars = std::map<std::string, std::string>(vars.begin(), vars.end());
   plan.state = j.contains("state") ? substitute(scalar_text(j["state"], file + ": state"), vars, file + ": state")
                                    : (vars.count("work") ? vars["work"] + "/.recipe" : ".recipe");
+
+  // Environment of every step (e.g. OMP_NUM_THREADS).
+  if (j.contains("env")) {
+    if (!j["env"].is_object()) fail(file, ": env must be an object of NAME: value");
+    for (auto it = j["env"].begin(); it != j["env"].end(); ++it)
+      plan.env[it.key()] = substitute(scalar_text(it.value(), file + ": env." + it.key()), vars, file + ": env." + it.key());
+  }
 
   // Lists for foreach: arrays of scalars or of objects with scalar fields.
   Lists lists;
@@ -532,7 +541,10 @@ std::string describe(const Plan& plan, const std::string& exe) {
     std::snprintf(buf, sizeof buf, "%-8s %-34s", done ? "done" : resume ? "resume" : "to run", s.id.c_str());
     os << buf;
     if (h >= 0) {
-      std::snprintf(buf, sizeof buf, " %8.2f GPU h", h);
+      if (h >= 1)
+        std::snprintf(buf, sizeof buf, " %7.1f h  ", h);
+      else
+        std::snprintf(buf, sizeof buf, " %7.1f min", h * 60);
       os << buf;
     }
     if (!s.after.empty()) {
@@ -549,8 +561,8 @@ std::string describe(const Plan& plan, const std::string& exe) {
                 plan.steps.size() - complete);
   os << buf;
   if (any_cost) {
-    std::snprintf(buf, sizeof buf, "estimated GPU hours: %.1f in all, %.1f still to run (on one GPU; "
-                  "--gpus 0,..,N-1 divides the independent steps' time by up to N)\n", total, pending);
+    std::snprintf(buf, sizeof buf, "estimated GPU hours: %.2f in all, %.2f still to run (on one device; "
+                  "--gpus 0,..,N-1 runs independent steps at once)\n", total, pending);
     os << buf;
     os << "step times";
     if (!plan.times_source.empty()) os << " (" << plan.times_source << ")";
@@ -566,7 +578,7 @@ std::string describe(const Plan& plan, const std::string& exe) {
 namespace {
 
 pid_t spawn(const std::string& exe, const std::vector<std::string>& argv, const std::string& log,
-            const std::string& gpu) {
+            const std::string& gpu, const std::map<std::string, std::string>& env) {
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd < 0) fail(log, ": cannot open the step's log for writing");
   std::vector<std::string> args = {exe};
@@ -581,9 +593,13 @@ pid_t spawn(const std::string& exe, const std::vector<std::string>& argv, const 
     fail("cannot start a child process for ", argv[0]);
   }
   if (pid == 0) {
+    // Its own process group: a terminal's Ctrl-C reaches only the recipe, which passes it on once (a second
+    // SIGINT would make pneumo train quit without saving).
+    ::setpgid(0, 0);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
     ::close(fd);
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     if (!gpu.empty()) ::setenv("CUDA_VISIBLE_DEVICES", gpu.c_str(), 1);
     ::execv(exe.c_str(), cargs.data());
     std::fprintf(stderr, "cannot run %s\n", exe.c_str());
@@ -592,6 +608,28 @@ pid_t spawn(const std::string& exe, const std::vector<std::string>& argv, const 
   ::close(fd);
   return pid;
 }
+
+volatile sig_atomic_t g_signal = 0;
+void on_stop_signal(int sig) { g_signal = sig; }
+
+// SIGINT/SIGTERM while steps run: passed on to the children (pneumo train saves its state and exits), no new
+// step starts, and the recipe exits non-zero once they are gone. The previous handlers come back after.
+struct SignalForwarding {
+  struct sigaction old_int {}, old_term {};
+  SignalForwarding() {
+    g_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: waitpid returns EINTR so the loop sees the signal
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~SignalForwarding() {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+  }
+};
 
 std::string tail_of(const std::string& path, size_t lines) {
   std::ifstream f(path);
@@ -636,10 +674,15 @@ RunResult run_plan(const Plan& plan, const RunOptions& o) {
     std::chrono::steady_clock::time_point start;
   };
   std::map<pid_t, Running> running;
-  bool stop = false;
-  size_t next = 0;
-  (void)next;
+  bool stop = false, forwarded = false;
+  SignalForwarding signals;
   while (true) {
+    if (g_signal && !forwarded) {
+      forwarded = true;
+      stop = true;
+      if (r.first_failure.empty()) r.first_failure = "interrupted by signal " + std::to_string(int(g_signal));
+      for (const auto& [pid, run] : running) ::kill(pid, g_signal);
+    }
     // Launch every ready step while a slot is free (in plan order).
     if (!stop) {
       for (const Step* s : todo) {
@@ -672,7 +715,7 @@ RunResult run_plan(const Plan& plan, const RunOptions& o) {
                       s->id.c_str(), &cmd != &s->argv ? " (resuming)" : "", shell_join(cmd).c_str());
           std::fflush(stdout);
         }
-        const pid_t pid = spawn(o.exe, cmd, log, slots[slot]);
+        const pid_t pid = spawn(o.exe, cmd, log, slots[slot], plan.env);
         slot_busy[slot] = true;
         status[s->id] = 1;
         running[pid] = Running{s, slot, std::chrono::steady_clock::now()};
@@ -682,7 +725,7 @@ RunResult run_plan(const Plan& plan, const RunOptions& o) {
     int wstatus = 0;
     const pid_t pid = ::waitpid(-1, &wstatus, 0);
     if (pid < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) continue;  // a signal: forwarded at the top of the loop
       fail("waiting for the recipe's steps failed");
     }
     auto it = running.find(pid);
@@ -724,6 +767,7 @@ RunResult run_plan(const Plan& plan, const RunOptions& o) {
   }
   for (const Step* s : todo)
     if (status[s->id] == 0 || status[s->id] == 4) ++r.not_run;
+  if (g_signal) r.interrupted = int(g_signal);
   return r;
 }
 

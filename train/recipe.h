@@ -55,6 +55,7 @@ struct Plan {
   std::string file, description;
   std::string state;                         // folder of the .done markers and logs
   std::map<std::string, std::string> vars;   // after --set
+  std::map<std::string, std::string> env;    // set in every step's environment
   std::vector<Step> steps;                   // in a valid execution order
   std::map<std::string, StepTime> times;     // by network name; "*" = any other
   std::string times_source;
@@ -95,6 +96,7 @@ struct RunResult {
   int ran = 0, skipped = 0, failed = 0, not_run = 0;
   std::vector<std::string> ran_ids;
   std::string first_failure;  // "<id> (exit N), log <path>"
+  int interrupted = 0;        // the signal (SIGINT/SIGTERM) that stopped the run, passed on to the children
 };
 // Runs every incomplete step whose dependencies are complete, up to one per GPU at a time.
 RunResult run_plan(const Plan& plan, const RunOptions& o);

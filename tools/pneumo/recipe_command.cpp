@@ -65,6 +65,11 @@ int run_recipe(const RecipeOptions& o) {
               r.skipped, r.failed, r.not_run);
   const std::string table = rc::report(plan);
   if (!table.empty() && r.failed == 0 && o.only.empty()) std::printf("%s", table.c_str());
+  if (r.interrupted) {
+    std::fprintf(stderr, "pneumo recipe: interrupted (signal %d); run the same command again to continue\n",
+                 r.interrupted);
+    return 128 + r.interrupted;
+  }
   if (r.failed) {
     std::fprintf(stderr, "pneumo recipe: step %s; fix it and run the same command again to continue\n",
                  r.first_failure.c_str());
@@ -80,6 +85,7 @@ PNEUMO_COMMAND("recipe", "run a whole solution from a recipe file (resumable ste
   cli::option(app, "--set", o->sets, "NAME=VALUE: a variable of the recipe's vars (repeatable)")
       .get()
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cli::flag(app, "--dry-run", o->dry_run, "print the plan: steps in order, state, command lines, GPU hours; run nothing");
   cli::option(app, "--gpus", o->gpus, "GPU ids 0,1,...: run independent steps at once, one per GPU (CUDA_VISIBLE_DEVICES)");
