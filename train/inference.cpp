@@ -232,10 +232,10 @@ std::vector<ImagePrediction> Predictor::predict(const std::vector<PreparedImage>
   return out;
 }
 
-Progress::Progress(std::string label, int64_t total, double every_s)
+ItemProgress::ItemProgress(std::string label, int64_t total, double every_s)
     : label_(std::move(label)), total_(total), every_s_(every_s), start_(now_s()), tty_(isatty(2) != 0) {}
 
-void Progress::update(int64_t done) {
+void ItemProgress::update(int64_t done) {
   done_ = done;
   const double t = now_s();
   if (tty_ ? t - last_ < 0.2 && done < total_ : t - last_ < every_s_) return;
@@ -256,7 +256,7 @@ void Progress::update(int64_t done) {
   std::fflush(stderr);
 }
 
-void Progress::finish() {
+void ItemProgress::finish() {
   const double el = now_s() - start_;
   if (tty_) std::fprintf(stderr, "\n");
   std::fprintf(stderr, "%s: %lld images in %.1f s (%.2f img/s)\n", label_.c_str(), static_cast<long long>(done_), el,
@@ -293,7 +293,7 @@ void predict_images(Predictor& predictor, const std::vector<InputImage>& images,
       cv.notify_all();
     }
   });
-  Progress progress("predict", static_cast<int64_t>(images.size()));
+  ItemProgress progress("predict", static_cast<int64_t>(images.size()));
   int64_t done = 0;
   try {
     for (size_t b = 0; b < n_batches; ++b) {

@@ -74,9 +74,9 @@ class Predictor {
 };
 
 // Progress on stderr: a redrawn bar with rate and ETA on a terminal, otherwise a line every `every_s` seconds.
-class Progress {
+class ItemProgress {
  public:
-  Progress(std::string label, int64_t total, double every_s = 30);
+  ItemProgress(std::string label, int64_t total, double every_s = 30);
   void update(int64_t done);
   void finish();
 
