@@ -253,7 +253,7 @@ record_step() {  # NAME STATUS LOG
 run_bench_script() {  # SCRIPT CAP_SECONDS
   local script="$1" cap="$2" name
   name="$(basename "$1")"
-  run_step "bench/gpu/$name" "bench-${name%.*}.log" "$cap" env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" \
+  run_step "bench/gpu/$name" "bench-${name%.*}.log" "$cap" env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S="$cap" \
     PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$script" "$build"
 }
 
@@ -295,7 +295,7 @@ fi
 train_cmd="${GPU_CHECK_TRAIN_CMD:-}"
 if [ -n "$train_cmd" ]; then
   run_step "train throughput" bench-train-throughput.log 90 bash -c "$train_cmd"
-elif [ -x "$build/pneumo" ] && "$build/pneumo" --help 2>&1 | grep -qw train; then
+elif [ -x "$build/pneumo" ] && "$build/pneumo" train --help > /dev/null 2>&1; then
   steps+=("train throughput|HOOK NOT FILLED: pneumo train exists, set GPU_CHECK_TRAIN_CMD|0|-")
 else
   steps+=("train throughput|not available (no pneumo train at this commit)|0|-")
