@@ -3,9 +3,10 @@
 // the table names (file:Suite.Name) exists in that file. The headers and the doc are parsed at test time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -23,7 +24,16 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
-// Names of the functions a header declares (not defines) with a cudaStream_t parameter.
+bool is_ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+std::string trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+// Names of the functions a header declares (not defines) with a cudaStream_t parameter. The code (comments
+// removed) is cut into statements at ';', '{' and '}'; a declaration is a statement ended by ';' that reads
+// `... name(parameters)` with no '=' before the parenthesis.
 std::set<std::string> launchers_in(const std::string& header) {
   std::string code;
   std::istringstream lines(header);
@@ -32,9 +42,23 @@ std::set<std::string> launchers_in(const std::string& header) {
     code += (c == std::string::npos ? line : line.substr(0, c)) + "\n";
   }
   std::set<std::string> names;
-  static const std::regex decl(R"((\w+)\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)\s*;)");
-  for (auto it = std::sregex_iterator(code.begin(), code.end(), decl); it != std::sregex_iterator(); ++it)
-    if ((*it)[2].str().find("cudaStream_t") != std::string::npos) names.insert((*it)[1].str());
+  std::string statement;
+  for (char ch : code) {
+    if (ch != ';' && ch != '{' && ch != '}') {
+      statement += ch;
+      continue;
+    }
+    const std::string st = trim(statement);
+    statement.clear();
+    if (ch != ';' || st.empty() || st.back() != ')' || st.find("cudaStream_t") == std::string::npos) continue;
+    const size_t open = st.find('(');
+    if (open == std::string::npos || st.substr(0, open).find('=') != std::string::npos) continue;
+    size_t end = open;
+    while (end > 0 && std::isspace(static_cast<unsigned char>(st[end - 1]))) --end;
+    size_t begin = end;
+    while (begin > 0 && is_ident_char(st[begin - 1])) --begin;
+    if (begin < end) names.insert(st.substr(begin, end - begin));
+  }
   return names;
 }
 
@@ -57,7 +81,6 @@ std::set<std::string> documented_cuda_kernels(const std::string& doc) {
   std::set<std::string> names;
   int column = -1;
   std::istringstream lines(doc);
-  static const std::regex ident("`(?:[\\w:]*::)?(\\w+)`");
   for (std::string line; std::getline(lines, line);) {
     if (line.empty() || line[0] != '|') {
       column = -1;
@@ -71,8 +94,16 @@ std::set<std::string> documented_cuda_kernels(const std::string& doc) {
     }
     if (column >= static_cast<int>(cells.size())) continue;
     const std::string& cell = cells[column];
-    for (auto it = std::sregex_iterator(cell.begin(), cell.end(), ident); it != std::sregex_iterator(); ++it)
-      names.insert((*it)[1].str());
+    // Each `code span`: the last `::` component when it is a plain identifier.
+    for (size_t open = cell.find('`'); open != std::string::npos; open = cell.find('`', open)) {
+      const size_t close = cell.find('`', open + 1);
+      if (close == std::string::npos) break;
+      std::string span = cell.substr(open + 1, close - open - 1);
+      const size_t colons = span.rfind("::");
+      if (colons != std::string::npos) span = span.substr(colons + 2);
+      if (!span.empty() && std::all_of(span.begin(), span.end(), is_ident_char)) names.insert(span);
+      open = close + 1;
+    }
   }
   return names;
 }
@@ -127,14 +158,25 @@ TEST(OpsDoc, AMissingRowIsCaught) {
 
 TEST(OpsDoc, EveryNamedTestExists) {
   const std::string doc = read_file(kSource / "docs" / "ops.md");
-  static const std::regex ref(R"(([\w/]+_test\.cpp):(\w+)\.(\w+))");
+  const std::string marker = "_test.cpp:";
   int checked = 0;
-  for (auto it = std::sregex_iterator(doc.begin(), doc.end(), ref); it != std::sregex_iterator(); ++it) {
-    const fs::path file = kSource / "tests" / (*it)[1].str();
-    const std::string text = read_file(file);
-    ASSERT_FALSE(text.empty()) << (*it)[0].str() << ": no such test file";
-    const std::regex test("TEST(_F|_P)?\\(\\s*" + (*it)[2].str() + ",\\s*" + (*it)[3].str() + "\\s*\\)");
-    EXPECT_TRUE(std::regex_search(text, test)) << (*it)[0].str() << ": no such test in " << file;
+  for (size_t at = doc.find(marker); at != std::string::npos; at = doc.find(marker, at + 1)) {
+    size_t begin = at;  // back to the start of the path
+    while (begin > 0 && (is_ident_char(doc[begin - 1]) || doc[begin - 1] == '/')) --begin;
+    size_t end = at + marker.size();  // Suite.Name
+    while (end < doc.size() && (is_ident_char(doc[end]) || doc[end] == '.')) ++end;
+    const std::string file = doc.substr(begin, at + 9 - begin);  // ".../x_test.cpp"
+    const std::string test = doc.substr(at + marker.size(), end - at - marker.size());
+    const size_t dot = test.find('.');
+    ASSERT_NE(dot, std::string::npos) << file << ":" << test << ": not file:Suite.Name";
+    std::string text = read_file(kSource / "tests" / file);
+    ASSERT_FALSE(text.empty()) << file << ": no such test file";
+    text.erase(std::remove_if(text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); }),
+               text.end());
+    const std::string args = "(" + test.substr(0, dot) + "," + test.substr(dot + 1) + ")";
+    const bool found = text.find("TEST" + args) != std::string::npos || text.find("TEST_F" + args) != std::string::npos ||
+                       text.find("TEST_P" + args) != std::string::npos;
+    EXPECT_TRUE(found) << file << ":" << test << ": no such test";
     ++checked;
   }
   EXPECT_GE(checked, 40) << "docs/ops.md names too few tests: the parser is broken";
