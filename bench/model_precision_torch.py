@@ -10,9 +10,12 @@ loss sum(seg * proj) + sum(cls), proj N(0,1). Reference: float64. Precisions:
   bf16  bfloat16 storage emulated in float32 at pneumo's CUDA rounding points (see BF16Storage): every
         op's output and every gradient flowing back into it is rounded to bfloat16 (round to nearest even);
         arithmetic inside an op stays float32, as in the engine's kernels (bf16 in/out, float32 accumulation).
-Metrics as in the GPU test: max|a-r|/max|r| per tensor; parameter gradients also as one L2 ratio.
+Metrics as in the GPU test: max|a-r|/max|r| per tensor; parameter gradients also as one L2 ratio, split into
+groups (conv/linear weights, squeeze-excite parameters, the 1-D rest: BatchNorm and biases), and per group the
+worst single tensor's error relative to the norm of the WHOLE gradient, max_t |a_t - r_t|_2 / |r|_2 (the
+bounded metric of tests/nn/network_compare.h: a near-zero tensor cannot blow it up).
 
-Usage: /usr/bin/python3 bench/model_precision_torch.py [--size 64] [--seeds 2] [names...]
+Usage: /usr/bin/python3 bench/model_precision_torch.py [--size 64] [--batch 2] [--seeds 2] [--train] [names...]
 """
 import argparse
 import math
@@ -175,20 +178,26 @@ def compare(a, r):
     inp = max_norm(a[2], r[2])
     d2, r2 = [0.0] * 3, [0.0] * 3
     worst, wname = 0.0, ""
+    tensor_d2 = [[] for _ in range(3)]  # per group: (|a_t - r_t|^2, name)
     for (k, ga), (_, gr) in zip(a[3], r[3]):
         i = kind(k, gr)
-        d2[i] += ((ga - gr) ** 2).sum().item()
+        d = ((ga - gr) ** 2).sum().item()
+        d2[i] += d
         r2[i] += (gr ** 2).sum().item()
+        tensor_d2[i].append((d, k))
         e = max_norm(ga, gr)
         if e > worst:
             worst, wname = e, k
     l2 = [math.sqrt(d / max(q, 1e-300)) for d, q in zip(d2, r2)]
-    return seg, cls, inp, math.sqrt(sum(d2) / max(sum(r2), 1e-300)), l2, worst, wname
+    norm2 = max(sum(r2), 1e-300)
+    rel = [max(((math.sqrt(d / norm2), k) for d, k in g), default=(0.0, "")) for g in tensor_d2]
+    return seg, cls, inp, math.sqrt(sum(d2) / norm2), l2, worst, wname, rel
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("names", nargs="*", default=["tiny_unet_se", "tiny_unet_ef", "tiny_deeplab_se", "tiny_cls_ef",
                                                  "unet_se50", "unet_se101", "unet_ef3", "unet_ef5",
@@ -204,13 +213,15 @@ def main():
     if not args.unfused_se:
         fuse_squeeze_excite()
     BF16Storage.sigmoid_from_stored_y = args.sigmoid_from_y
-    print("| network | seed | vs | seg | cls | input grad | param grads L2 | weights / SE / BN+bias L2 | worst param grad |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("batch %d, %dx%d, %s mode" % (args.batch, args.size, args.size, "train" if args.train else "eval"))
+    print("| network | seed | vs | seg | cls | input grad | param grads L2 | weights / SE / BN+bias L2 "
+          "| weights / SE / BN+bias worst tensor vs whole-gradient norm | worst param grad (max-normalised) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.names:
         for seed in range(args.seeds):
             torch.manual_seed(1000 + seed)
             state = mm.MODELS[name]().state_dict()
-            x = torch.randn(2, 3, args.size, args.size, dtype=torch.float64)
+            x = torch.randn(args.batch, 3, args.size, args.size, dtype=torch.float64)
             # proj matches seg's shape (the DeepLab output is smaller than the input)
             with torch.no_grad():
                 m = mm.MODELS[name]()
@@ -221,9 +232,10 @@ def main():
             f32 = run(name, state, x, proj, torch.float32, False, args.train)
             b16 = run(name, state, x, proj, torch.float32, True, args.train)
             for label, a, r in (("f32 / f64", f32, ref), ("bf16 / f64", b16, ref), ("bf16 / f32", b16, f32)):
-                s, c, i, l2, parts, w, wn = compare(a, r)
-                print("| %s | %d | %s | %.1e | %.1e | %.1e | %.1e | %.1e / %.1e / %.1e | %.1e (%s) |"
-                      % (name, seed, label, s, c, i, l2, parts[0], parts[1], parts[2], w, wn), flush=True)
+                s, c, i, l2, parts, w, wn, rel = compare(a, r)
+                print("| %s | %d | %s | %.1e | %.1e | %.1e | %.1e | %.1e / %.1e / %.1e | %.1e / %.1e / %.1e (%s) "
+                      "| %.1e (%s) |" % (name, seed, label, s, c, i, l2, parts[0], parts[1], parts[2], rel[0][0],
+                                         rel[1][0], rel[2][0], max(rel)[1], w, wn), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,17 +40,32 @@ std::string major_minor(int v) { return std::to_string(v / 1000) + "." + std::to
 
 bool compiled_with_cuda() { return true; }
 
-int device_count() {
-  static const int count = [] {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+namespace {
+struct DeviceQuery {
+  int count = 0;
+  std::string status;  // "" when count > 0
+};
+const DeviceQuery& device_query() {
+  static const DeviceQuery q = [] {
+    DeviceQuery r;
+    const cudaError_t e = cudaGetDeviceCount(&r.count);
+    if (e != cudaSuccess) {
       cudaGetLastError();  // clear the error so later calls do not see it
-      return 0;
+      r.count = 0;
+      r.status = e == cudaErrorNoDevice ? std::string("no CUDA device (") + cudaGetErrorName(e) + ")"
+                                        : std::string("CUDA error: cudaGetDeviceCount: ") + cudaGetErrorName(e) +
+                                              ": " + cudaGetErrorString(e);
+    } else if (r.count == 0) {
+      r.status = "no CUDA device (cudaGetDeviceCount found 0)";
     }
-    return n;
+    return r;
   }();
-  return count;
+  return q;
 }
+}  // namespace
+
+int device_count() { return device_query().count; }
+std::string device_status() { return device_query().status; }
 
 bool available() { return device_count() > 0; }
 
@@ -204,6 +219,7 @@ namespace {
 
 bool compiled_with_cuda() { return false; }
 int device_count() { return 0; }
+std::string device_status() { return "built without CUDA"; }
 bool available() { return false; }
 std::vector<DeviceInfo> devices() { return {}; }
 cudaStream_t current_stream(int) { no_cuda("current_stream"); }

@@ -13,8 +13,12 @@ typedef struct CUstream_st* cudaStream_t;
 namespace pneumo::cuda {
 
 bool compiled_with_cuda();
-int device_count();  // 0 when no driver/device (never throws)
+int device_count();  // 0 when no driver/device or on a CUDA error (never throws; device_status() says which)
 bool available();    // device_count() > 0
+// Why there is no device: "" when available(); else "built without CUDA", "no CUDA device (<cuda error
+// name>)" for cudaErrorNoDevice, or "CUDA error: cudaGetDeviceCount: <name>: <message>" for any other error
+// (no driver, driver too old, a broken installation), so a test harness can tell absence from failure.
+std::string device_status();
 
 struct DeviceInfo {
   int index = 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Memory-bound tensor ops of pneumo (the CUDA kernels behind tensor/ops.h) beside the same work in PyTorch on
-# the same GPU, in one run: pneumo's times come from the BandwidthReport GPU test, PyTorch's from eager ops
+# the same GPU, in one run: pneumo's times come from the kernel bench's "tensor_ops" case
+# (tools/kernel-bench/tensor_ops_bench.cpp, median of CUDA-event timings), PyTorch's from eager ops
 # on an NHWC-shaped [4, 256, 256, 64] tensor. Ratio = pneumo time / torch time (< 1: pneumo faster).
 #   usage: bench/gpu/tensor_kernels_vs_torch.sh [build-dir]     (run by tools/gpu-check.sh)
 set -uo pipefail
@@ -8,17 +9,13 @@ cd "$(dirname "$0")/../.."
 build="${1:-${PNEUMO_BUILD_DIR:-build}}"
 ours="$(mktemp)"
 trap 'rm -f "$ours"' EXIT
-"$build/tests/tests_gpu" --gtest_filter=TensorKernelsGpu.BandwidthReport | grep '^BANDWIDTH' > "$ours"
-if [ ! -s "$ours" ]; then
-  echo "no BANDWIDTH lines from $build/tests/tests_gpu (no GPU, or the test is missing)"
+if ! "$build/pneumo-kernel-bench" --device cuda --filter tensor_ops --json "$ours" > /dev/null || [ ! -s "$ours" ]; then
+  echo "no tensor_ops rows from $build/pneumo-kernel-bench (no GPU, or not built)"
   exit 1
 fi
 python3 - "$ours" <<'PY'
-import sys, time
-ours = {}
-for line in open(sys.argv[1]):
-    f = line.split()
-    ours[f[1]] = float(f[2])
+import json, sys, time
+ours = {r["name"]: r["ms"] for r in json.load(open(sys.argv[1]))["results"] if not r["name"].startswith("copy")}
 try:
     import torch
     cuda = torch.cuda.is_available()

@@ -1,10 +1,9 @@
 // Kernel-level GPU tests of kernels/cuda/tensor_kernels.h against the CPU reference kernels on raw buffers,
 // for what the tensor ops never exercise: pitched GEMM operands (lda/ldb/ldc > width) with alpha and beta,
 // float16 GEMM, copy_rows on every alignment class (16/4/2/1-byte paths) with the bytes around each row
-// left untouched, float16 elementwise kernels; and a bandwidth report (timings, not a pass/fail check).
+// left untouched, float16 elementwise kernels.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -188,55 +187,13 @@ TEST(TensorKernelsGpu, ElementwiseInFloat16) {
   }
 }
 
-// Not a pass/fail test: times the memory-bound ops on the NHWC activation size of the brief ([4, 256, 256,
-// 64]) and prints one "BANDWIDTH name ms GB/s" line each (also recorded as test properties in the JSON
-// output), so tools/gpu-check.sh and bench/gpu/tensor_kernels_vs_torch.sh can report them next to PyTorch.
-TEST(TensorKernelsGpu, BandwidthReport) {
-  PNEUMO_REQUIRE_CUDA();
-  const Shape nhwc = {4, 256, 256, 64};
-  const int64_t n = shape_numel(nhwc);
-  auto time_ms = [](const std::function<void()>& fn) {
-    fn();  // warm-up: caches filled, cuBLAS/workspaces created
-    cuda::synchronize();
-    const int reps = 20;
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < reps; ++i) fn();
-    cuda::synchronize();
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
-  };
-  auto report = [&](const std::string& name, double bytes, const std::function<void()>& fn) {
-    const double ms = time_ms(fn);
-    const double gbs = bytes / (ms * 1e-3) / 1e9;
-    std::printf("BANDWIDTH %-28s %9.4f ms %8.1f GB/s\n", name.c_str(), ms, gbs);
-    RecordProperty("bw_" + name, std::to_string(gbs));
-  };
-  for (DType dt : {DType::F32, DType::BF16}) {
-    const std::string suffix = dt == DType::F32 ? "_f32" : "_bf16";
-    const double es = static_cast<double>(dtype_size(dt));
-    Tensor x = Tensor::uniform(nhwc, -1, 1, 1, 0, dt, Device::cuda());
-    Tensor y = Tensor::uniform(nhwc, -1, 1, 2, 0, dt, Device::cuda());
-    Tensor v = Tensor::uniform({64}, -1, 1, 3, 0, dt, Device::cuda());
-    Tensor half = Tensor::uniform({4, 256, 256, 32}, -1, 1, 4, 0, dt, Device::cuda());
-    report("sum_channels" + suffix, n * es, [&] { ops::sum_channels(x); });
-    report("sum_hw" + suffix, n * es, [&] { ops::sum_hw(x); });
-    report("sum_all" + suffix, n * es, [&] { ops::sum(x); });
-    report("relu" + suffix, 2 * n * es, [&] { ops::unary(ops::UnaryOp::Relu, x); });
-    report("swish" + suffix, 2 * n * es, [&] { ops::unary(ops::UnaryOp::Swish, x); });
-    report("swish_backward" + suffix, 3 * n * es, [&] { ops::unary_backward(ops::UnaryOp::Swish, x, Tensor(), y); });
-    report("add" + suffix, 3 * n * es, [&] { ops::add(x, y); });
-    report("mul_channel" + suffix, 2 * n * es, [&] { ops::mul(x, v); });
-    report("add_inplace" + suffix, 3 * n * es, [&] { ops::add_(y, x, 1e-3); });
-    report("expand_hw" + suffix, n * es, [&] { ops::expand_hw(ops::sum_hw(x), nhwc, 0.5); });
-    report("concat_channels" + suffix, 2 * n * es, [&] { ops::concat_channels({half, half}); });
-  }
-  Tensor xf = Tensor::uniform(nhwc, -1, 1, 5, 0, DType::F32, Device::cuda());
-  report("cast_f32_to_bf16", n * 6.0, [&] { xf.to(DType::BF16); });
-  report("uniform_f32", n * 4.0, [&] { Tensor::uniform(nhwc, 0, 1, 9, 0, DType::F32, Device::cuda()); });
-}
+// The bandwidth figures of the memory-bound ops (formerly the report-only BandwidthReport test) are the
+// kernel-bench case "tensor_ops" (tools/kernel-bench/tensor_ops_bench.cpp), beside PyTorch in
+// bench/gpu/tensor_kernels_vs_torch.sh.
 
 #else
 
-TEST(TensorKernelsGpu, NotBuiltWithCuda) { GTEST_SKIP() << "built without CUDA"; }
+TEST(TensorKernelsGpu, NotBuiltWithCuda) { PNEUMO_REQUIRE_CUDA(); }  // skips, or fails under PNEUMO_REQUIRE_GPU=1
 
 #endif
 

@@ -84,6 +84,11 @@ struct NetworkErrors {
   // grads_l2 split by kind, to tell where an error comes from: conv/linear weights (cuDNN/cuBLAS weight
   // gradients), squeeze-excite parameters, and the 1-D rest (BatchNorm parameters, biases).
   double l2_weights = 0, l2_se = 0, l2_vectors = 0;
+  // The bounded per-group metric: per group (0 weights, 1 SE, 2 BN/bias), the worst single tensor's error
+  // relative to the norm of the WHOLE gradient, max_t |a_t - r_t|_2 / |r|_2: every tensor is checked, and a
+  // tensor whose gradient is near zero cannot blow the metric up (bench/model_precision_torch.py prints it).
+  double group_worst[3] = {0, 0, 0};
+  std::string group_worst_name[3];
   std::string worst_name;
   size_t grad_count = 0;
   bool names_match = true;
@@ -101,6 +106,8 @@ inline NetworkErrors compare_runs(const NetworkRun& a, const NetworkRun& ref) {
     return e;
   }
   double diff2 = 0, ref2 = 0, kd[3] = {0, 0, 0}, kr[3] = {0, 0, 0};
+  std::vector<double> tensor_d2(ref.grads.size(), 0);
+  std::vector<int> tensor_kind(ref.grads.size(), 0);
   for (size_t i = 0; i < ref.grads.size(); ++i) {
     if (a.grads[i].first != ref.grads[i].first || a.grads[i].second.shape() != ref.grads[i].second.shape()) {
       e.names_match = false;
@@ -119,30 +126,40 @@ inline NetworkErrors compare_runs(const NetworkRun& a, const NetworkRun& ref) {
       q += r[k] * r[k];
     }
     diff2 += d, ref2 += q, kd[kind] += d, kr[kind] += q;
+    tensor_d2[i] = d, tensor_kind[i] = kind;
   }
   auto ratio = [](double d, double q) { return std::min(1e30, std::sqrt(d / std::max(q, 1e-300))); };
   e.grads_l2 = ratio(diff2, ref2);
   e.l2_weights = ratio(kd[0], kr[0]);
   e.l2_se = ratio(kd[1], kr[1]);
   e.l2_vectors = ratio(kd[2], kr[2]);
+  for (size_t i = 0; i < ref.grads.size(); ++i) {
+    const double r = ratio(tensor_d2[i], ref2);
+    const int k = tensor_kind[i];
+    if (r > e.group_worst[k]) e.group_worst[k] = r, e.group_worst_name[k] = ref.grads[i].first;
+  }
   return e;
 }
 
-// Bounds on NetworkErrors. The per-tensor worst is not bounded: it is ill-posed for gradients near zero.
+// Bounds on NetworkErrors. The max-normalised per-tensor worst is not bounded: it is ill-posed for
+// gradients near zero; the per-group bounds use group_worst (relative to the whole gradient's norm) instead.
 struct ErrorBounds {
   double forward;     // seg and cls
   double input_grad;
   double grads_l2;
+  double group[3] = {1e29, 1e29, 1e29};  // group_worst: weights, SE, BN/bias (1e29: only finiteness, 1e30)
 };
 
 inline bool within(const NetworkErrors& e, const ErrorBounds& b) {
   return e.names_match && e.seg <= b.forward && e.cls <= b.forward && e.input_grad <= b.input_grad &&
-         e.grads_l2 <= b.grads_l2;
+         e.grads_l2 <= b.grads_l2 && e.group_worst[0] <= b.group[0] && e.group_worst[1] <= b.group[1] &&
+         e.group_worst[2] <= b.group[2];
 }
 
 // A discrete event -- a ReLU input or a max-pool near-tie that rounds the other way -- now and then moves
 // one draw's gradients by ~1e-2 (seen in about 1 of 20 float32-vs-float64 draws of the tiny SE UNet, eval),
-// while a defect shows on every draw: bounds are judged on the better of two independent draws.
+// while a defect shows on every draw: the CPU float32-vs-float64 test (ModelPrecision) judges its bounds on the
+// better of two independent draws. The GPU network tests do not (issue 12): one draw, bounds from measurement.
 template <typename Draw>
 NetworkErrors better_of_two_draws(Draw draw, const ErrorBounds& b) {
   NetworkErrors e = draw();
@@ -156,6 +173,9 @@ inline void print_errors(const std::string& label, const NetworkErrors& e) {
               "BN/bias %.1e), worst %.1e (%s)\n",
               label.c_str(), e.seg, e.cls, e.input_grad, e.grad_count, e.grads_l2, e.l2_weights, e.l2_se, e.l2_vectors,
               e.worst_grad, e.worst_name.c_str());
+  std::printf("%-32s worst tensor / |whole gradient|: weights %.1e (%s), SE %.1e (%s), BN/bias %.1e (%s)\n", "",
+              e.group_worst[0], e.group_worst_name[0].c_str(), e.group_worst[1], e.group_worst_name[1].c_str(),
+              e.group_worst[2], e.group_worst_name[2].c_str());
 }
 
 }  // namespace pneumo::test

@@ -1,5 +1,6 @@
 // Test support shared by every suite.
-//  - require_cuda(): GPU tests call PNEUMO_REQUIRE_CUDA() first; without a device they are SKIPPED (not passed).
+//  - PNEUMO_REQUIRE_CUDA() / PNEUMO_REQUIRE_DATA(): without a device / ../shared/data a test is SKIPPED (not
+//    passed), or FAILS when PNEUMO_REQUIRE_GPU=1 / PNEUMO_REQUIRE_DATA=1 (tests/support/skip_policy_test.cpp).
 //  - compare_gpu_cpu: the generic GPU-vs-CPU checker. `fn` is run once on CPU float32 inputs and once on the
 //    same inputs moved to CUDA (optionally cast to `gpu_dtype`), with poisoned allocations so an unwritten
 //    output element is NaN and fails; outputs and (if `backward`) input gradients must agree within the
@@ -20,9 +21,23 @@
 
 namespace pneumo::test {
 
-#define PNEUMO_REQUIRE_CUDA()                                                                  \
-  do {                                                                                         \
-    if (!::pneumo::cuda::available()) GTEST_SKIP() << "no CUDA device: GPU test skipped";      \
+// The skip policy, in one place: a test whose prerequisite is missing SKIPS, unless the environment demands
+// the prerequisite, and then it FAILS with the same reason. PNEUMO_REQUIRE_GPU=1 (set by tools/gpu-check.sh)
+// for GPU tests, PNEUMO_REQUIRE_DATA=1 for tests that need ../shared/data. Both macros return from the test.
+bool env_flag(const char* name);  // the variable is set to something other than "" or "0"
+#define PNEUMO_SKIP_OR_FAIL(env_name, reason)                                                   \
+  do {                                                                                          \
+    const std::string _pneumo_why = (reason);                                                   \
+    if (::pneumo::test::env_flag(env_name)) FAIL() << (env_name) << "=1 but " << _pneumo_why;   \
+    GTEST_SKIP() << _pneumo_why;                                                                \
+  } while (0)
+
+// GPU tests call PNEUMO_REQUIRE_CUDA() first. The reason names what cuda::device_status() found: no device,
+// a build without CUDA, or a CUDA error (no driver, driver too old), which are not the same thing.
+#define PNEUMO_REQUIRE_CUDA()                                                                   \
+  do {                                                                                          \
+    if (!::pneumo::cuda::available())                                                           \
+      PNEUMO_SKIP_OR_FAIL("PNEUMO_REQUIRE_GPU", "GPU test skipped: " + ::pneumo::cuda::device_status()); \
   } while (0)
 
 uint64_t fresh_seed();
@@ -53,10 +68,12 @@ void compare_gpu_cpu(const VarFn& fn, const std::vector<Tensor>& inputs, const G
 
 void expect_gradcheck(const VarFn& fn, const std::vector<Tensor>& inputs_f64, const ag::GradcheckOptions& options = {});
 
-// Path under ../shared/data, or "" (and the caller skips) when the data folder is absent.
+// Path under ../shared/data, or "" (and the caller skips, or fails under PNEUMO_REQUIRE_DATA=1) when absent.
 std::string shared_data(const std::string& relative);
 #define PNEUMO_REQUIRE_DATA(path_var, relative)                                                    \
   std::string path_var = ::pneumo::test::shared_data(relative);                                  \
-  if (path_var.empty()) GTEST_SKIP() << "shared data not present (" << (relative) << "): skipped"
+  if (path_var.empty())                                                                          \
+  PNEUMO_SKIP_OR_FAIL("PNEUMO_REQUIRE_DATA",                                                     \
+                      std::string("shared data not present (") + (relative) + "): skipped")
 
 }  // namespace pneumo::test
