@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "augment/pipeline.h"
+#include "augment/pipeline_cuda.h"
 #include "autograd/functions.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
@@ -116,7 +117,7 @@ json config_json(const TrainConfig& c) {
               {"size", c.size}, {"batch", c.batch}, {"val_batch", c.val_batch}, {"epochs", c.epochs},
               {"optimizer", c.optimizer}, {"lr", c.lr}, {"beta1", c.beta1}, {"beta2", c.beta2}, {"eps", c.eps},
               {"weight_decay", c.weight_decay}, {"eta_min", c.eta_min}, {"period", c.period},
-              {"cosine_epochs", c.cosine_epochs}, {"tail", c.tail}, {"loss", c.loss}, {"augment", c.augment},
+              {"cosine_epochs", c.cosine_epochs}, {"tail", c.tail}, {"loss", c.loss}, {"augment", c.augment}, {"gpu_augment", c.gpu_augment},
               {"device", c.device}, {"dtype", c.dtype}, {"seed", c.seed}, {"workers", c.workers},
               {"threads", c.threads}, {"skip_bad", c.skip_bad}, {"max_steps", c.max_steps},
               {"max_train", c.max_train}, {"max_val", c.max_val}, {"overlays", c.overlays},
@@ -130,7 +131,7 @@ TrainConfig config_from_json(const json& j) {
   GET(model); GET(data); GET(out); GET(images_subdir); GET(masks_subdir); GET(rle_csv); GET(folds); GET(fold);
   GET(num_folds); GET(task); GET(extra_data); GET(init); GET(size); GET(batch); GET(val_batch); GET(epochs);
   GET(optimizer); GET(lr); GET(beta1); GET(beta2); GET(eps); GET(weight_decay); GET(eta_min); GET(period);
-  GET(cosine_epochs); GET(tail); GET(loss); GET(augment); GET(device); GET(dtype); GET(seed); GET(workers);
+  GET(cosine_epochs); GET(tail); GET(loss); GET(augment); GET(gpu_augment); GET(device); GET(dtype); GET(seed); GET(workers);
   GET(threads); GET(skip_bad); GET(max_steps); GET(max_train); GET(max_val); GET(overlays);
   GET(save_val_predictions); GET(log_every); GET(debug_nan_step); GET(debug_stop_step);
 #undef GET
@@ -220,7 +221,7 @@ FoldData build_fold_data(const TrainConfig& c, bool resume) {
   const std::string folds_dir = c.folds.empty() ? c.out + "/folds" : c.folds;
   FoldData fd;
   std::vector<std::string> bad;  // ids found unreadable
-  if (c.folds.empty() && !resume) {
+  if (c.folds.empty() && (!resume || !fs::exists(folds_dir + "/fold0"))) {
     // Positive flags (mask folders read every mask), then stratified folds saved into the run folder.
     std::vector<char> pos(all->size(), 0);
     std::vector<std::string> errors = parallel_try(all->size(), [&](size_t i) { pos[i] = all->positive(i); });
@@ -513,6 +514,26 @@ aug::Image gray_from_normalised(const float* hwc3, int h, int w) {
   return g;
 }
 
+// The rest of the reference augmentation on the device, after the loader's CPU resize: the same draws as
+// the CPU path (pipeline.draw(seed, sample index)), applied by apply_batch_cuda to the U8 images recovered
+// from the normalised batch (exact: the normalisation's rounding error is far below half a grey level).
+void gpu_augment_batch(const aug::Pipeline& pipe, uint64_t seed, const std::vector<int64_t>& samples, Tensor& images,
+                       Tensor& masks) {
+  const int64_t n = images.shape()[0], h = images.shape()[1], w = images.shape()[2];
+  std::vector<aug::AugmentParams> params;
+  for (int64_t s : samples) {
+    aug::AugmentParams p = pipe.draw(seed, static_cast<uint64_t>(s));
+    p.out_height = p.out_width = 0;  // already resized
+    params.push_back(std::move(p));
+  }
+  Tensor gray = ops::split_channels(images, {1, 2})[0];
+  gray = ops::affine(gray, aug::kImagenetStd[0] * 255.0, aug::kImagenetMean[0] * 255.0).to(DType::U8).reshape({n, h, w});
+  Tensor m8 = ops::affine(masks, 255.0, 0.0).to(DType::U8).reshape({n, h, w});
+  aug::AugmentedTensors a = aug::apply_batch_cuda(params, gray, m8);
+  images = aug::normalize_imagenet_cuda(a.image);
+  masks = ops::affine(a.mask.to(DType::F32), 1.0 / 255.0, 0.0).reshape({n, h, w, 1});
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------------------ steps
@@ -594,6 +615,9 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   const LossKind loss_kind = parse_loss_kind(cfg.loss);
   fs::create_directories(ckpt_dir);
 
+  // Data.
+  FoldData data = build_fold_data(cfg, resume);
+  for (const std::string& m : data.bad_messages) std::fprintf(stderr, "skipped: %s\n", m.c_str());
   if (!resume) {
     json j{{"settings", config_json(cfg)},
            {"engine", {{"version", PNEUMO_VERSION}, {"git_commit", git_commit()}, {"build_type", PNEUMO_BUILD_TYPE},
@@ -606,19 +630,20 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
     fs::rename(run + "/config.json.tmp", run + "/config.json");
   }
 
-  // Data.
-  FoldData data = build_fold_data(cfg, resume);
-  for (const std::string& m : data.bad_messages) std::fprintf(stderr, "skipped: %s\n", m.c_str());
   const aug::Pipeline train_pipe =
       cfg.augment == "reference" ? aug::reference_train_pipeline(cfg.size) : aug::validation_pipeline(cfg.size);
   const aug::Pipeline val_pipe = aug::validation_pipeline(cfg.size);
+  const bool gpu_augment = cfg.gpu_augment && cfg.augment == "reference";
+  PNEUMO_CHECK(!gpu_augment || device.is_cuda(), "--gpu-augment needs --device cuda");
+  // With GPU augmentation the CPU workers only decode and resize (the reference's first transform).
+  const aug::Pipeline& loader_pipe = gpu_augment ? val_pipe : train_pipe;
   LoaderOptions lo;
   lo.batch_size = cfg.batch;
   lo.workers = cfg.workers;
   lo.seed = cfg.seed;
   lo.height = lo.width = cfg.size;
-  Loader train_loader(data.train, [train_pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) {
-    train_pipe.apply(im, m, s, i);
+  Loader train_loader(data.train, [loader_pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) {
+    loader_pipe.apply(im, m, s, i);
   }, lo);
   LoaderOptions vo = lo;
   vo.batch_size = cfg.val_batch;
@@ -713,6 +738,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
       PNEUMO_CHECK(b != nullptr, "loader ended early at step ", step);
       Tensor images = b->images_tensor(device), masks = b->masks_tensor(device), labels = b->labels_tensor(device);
       const int64_t global_step = static_cast<int64_t>(epoch) * steps_per_epoch + step;
+      if (gpu_augment) gpu_augment_batch(train_pipe, sample_seed(cfg.seed, epoch), b->samples, images, masks);
       if (global_step == cfg.debug_nan_step) masks.fill_(NAN);  // (NaN pixels would be clipped by ReLU)
       Tensor loss = train_step(*model, opt, loss_kind, images, masks, labels, compute_dtype);
       st.images += b->size;

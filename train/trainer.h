@@ -48,6 +48,7 @@ struct TrainConfig {
   std::vector<double> tail = {1e-5, 1e-5, 5e-6, 5e-6};
   std::string loss;                  // "" = model default (loss_kind_name values)
   std::string augment = "reference";  // reference | none
+  bool gpu_augment = false;          // CUDA: resize on the CPU workers, the rest of the augmentation on the GPU
   std::string device = "cpu";        // cpu | cuda[:N]
   std::string dtype = "f32";         // f32 | bf16 (activations; master weights stay float32)
   uint64_t seed = 1992;

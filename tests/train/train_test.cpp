@@ -16,6 +16,7 @@
 #include "nn/models/registry.h"
 #include "train/dataset.h"
 #include "train/folds.h"
+#include "train/loader.h"
 #include "train/metric.h"
 #include "train/synthetic.h"
 #include "train/trainer.h"
@@ -335,4 +336,28 @@ TEST(Train, SyntheticSamplesAreDeterministicLungLike) {
   EXPECT_NE(inside / n_in, outside / n_out);  // lungs differ in brightness from the rest
   const train::Sample c = train::make_synthetic_sample(1992, 6, 96);
   EXPECT_NE(a.mask.pixels, c.mask.pixels);
+}
+
+TEST(Train, LoaderStartedMidEpochGivesTheRemainingBatchesOfTheFullEpoch) {
+  auto ds = std::make_shared<train::SyntheticDataset>(23, 32, 3);
+  const aug::Pipeline pipe = aug::reference_train_pipeline(32);
+  train::AugmentFn fn = [pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) { pipe.apply(im, m, s, i); };
+  train::LoaderOptions o;
+  o.batch_size = 4;
+  o.workers = 2;
+  train::Loader full(ds, fn, o), part(ds, fn, o);
+  full.start_epoch(2);
+  part.start_epoch(2, 3);
+  int64_t b = 0;
+  while (const train::Batch* x = full.next()) {
+    if (b++ < 3) continue;
+    const train::Batch* y = part.next();
+    ASSERT_NE(y, nullptr);
+    EXPECT_EQ(x->index, y->index);
+    EXPECT_EQ(x->samples, y->samples);
+    const size_t n = static_cast<size_t>(x->size) * 32 * 32 * 3;
+    EXPECT_EQ(std::memcmp(x->images, y->images, n * sizeof(float)), 0) << "batch " << x->index;
+  }
+  EXPECT_EQ(b, 5);
+  EXPECT_EQ(part.next(), nullptr);
 }
