@@ -222,14 +222,16 @@ TEST(Recipe, GpusRunIndependentStepsAtOnceEachWithItsDevice) {
 
 TEST(Recipe, SlurmGetsOneArrayPerLevelChainedByAfterok) {
   test::TempDir dir;
-  const rc::Plan p = rc::parse_plan(kShape, "shape.json", {"data=/d"});
+  const rc::Plan p = rc::parse_plan(kShape, "shape.json", {"data=/d", "work=" + dir.file("w")});
   rc::emit_slurm(p, dir.file("slurm"), "/opt/pneumo", "configs/x.json", {"data=/d"}, "--partition=gpu");
   for (int level = 0; level < 4; ++level) ASSERT_TRUE(fs::exists(dir.file("slurm/stage-" + std::to_string(level) + ".sbatch")));
   EXPECT_FALSE(fs::exists(dir.file("slurm/stage-4.sbatch")));
   const std::string s0 = read_all(dir.file("slurm/stage-0.sbatch"));
   EXPECT_NE(s0.find("#SBATCH --array=0-3\n"), std::string::npos) << s0;
   EXPECT_NE(s0.find("#SBATCH --gres=gpu:1"), std::string::npos);
+  EXPECT_TRUE(fs::is_directory(dir.file("w/.recipe")));  // the --output folder exists before the jobs start
   EXPECT_NE(s0.find("#SBATCH --partition=gpu"), std::string::npos);
+  EXPECT_NE(s0.find("#SBATCH --chdir=" + fs::current_path().string() + "\n"), std::string::npos) << s0;
   EXPECT_NE(s0.find("--set data=/d --only train-a-f0"), std::string::npos) << s0;
   EXPECT_NE(s0.find("# pneumo train --model unet_se50 --data /d --fold 0"), std::string::npos) << s0;
   const std::string s3 = read_all(dir.file("slurm/stage-3.sbatch"));
