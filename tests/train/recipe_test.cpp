@@ -3,6 +3,8 @@
 // Slurm output, the dry-run estimate, and configs/tiny-lesions.json end to end through the pneumo binary on
 // real lesion images to a submission checked by re-decoding every row, then re-run with nothing re-run.
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -13,6 +15,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "augment/image.h"
 #include "tests/train/data_test_util.h"
@@ -194,6 +197,35 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   fs::remove(dir.file("c.txt"));
   r = rc::run_plan(p2, o);
   EXPECT_EQ(r.ran_ids, std::vector<std::string>{"c"});
+}
+
+TEST(Recipe, ASignalIsPassedOnToTheRunningStepAndNothingNewStarts) {
+  test::TempDir dir;
+  const std::string w = dir.path();
+  // The step records the SIGTERM it receives; the recipe must pass it on, start nothing after, and record no
+  // marker for the interrupted step.
+  const std::string json = R"({"vars": {"work": ")" + w + R"("}, "steps": [
+    {"id": "long", "run": ["-c", "trap 'echo got > ${work}/term; exit 143' TERM; touch ${work}/started; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"]},
+    {"id": "next", "after": ["long"], "run": ["-c", "touch ${work}/next"]}]})";
+  const rc::Plan p = rc::parse_plan(json, "signal.json", {});
+  rc::RunOptions o;
+  o.exe = "/bin/sh";
+  o.verbose = false;
+  std::thread killer([&] {
+    sigset_t set;  // this thread never takes SIGTERM: it goes to the recipe's thread, as in the real binary
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    for (int i = 0; i < 300 && !fs::exists(dir.file("started")); ++i) ::usleep(100000);
+    ::kill(::getpid(), SIGTERM);
+  });
+  const rc::RunResult r = rc::run_plan(p, o);
+  killer.join();
+  EXPECT_EQ(r.interrupted, SIGTERM);
+  EXPECT_EQ(read_all(dir.file("term")), "got\n");
+  EXPECT_FALSE(fs::exists(dir.file("next")));
+  EXPECT_FALSE(fs::exists(rc::marker_path(p, step_of(p, "long"))));
+  EXPECT_EQ(r.not_run, 1);
 }
 
 TEST(Recipe, GpusRunIndependentStepsAtOnceEachWithItsDevice) {
