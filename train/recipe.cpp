@@ -796,6 +796,8 @@ std::string report(const Plan& plan) {
 void emit_slurm(const Plan& plan, const std::string& dir, const std::string& exe, const std::string& config,
                 const std::vector<std::string>& sets, const std::string& sbatch_extra) {
   fs::create_directories(dir);
+  fs::create_directories(plan.state);  // Slurm does not create the folder of --output
+  const std::string cwd = fs::current_path().string();  // relative paths of the recipe mean this folder
   int max_level = 0;
   for (const Step& s : plan.steps) max_level = std::max(max_level, s.level);
   std::vector<std::string> base = {exe, "recipe", fs::absolute(config).string()};
@@ -822,6 +824,7 @@ void emit_slurm(const Plan& plan, const std::string& dir, const std::string& exe
     sb << "#!/bin/bash\n#SBATCH --job-name=recipe-" << level << "\n#SBATCH --array=0-" << steps.size() - 1 << "\n";
     if (gpu) sb << "#SBATCH --gres=gpu:1\n";
     sb << "#SBATCH --output=" << fs::absolute(plan.state).string() << "/slurm-%A_%a.out\n";
+    sb << "#SBATCH --chdir=" << cwd << "\n";
     if (!sbatch_extra.empty()) sb << "#SBATCH " << sbatch_extra << "\n";
     sb << "# Each task runs one step through `pneumo recipe --only`, which skips it when complete, resumes an\n"
           "# interrupted training and records it; the step's own command line is in the comment.\n"

@@ -3,6 +3,8 @@
 // Slurm output, the dry-run estimate, and configs/tiny-lesions.json end to end through the pneumo binary on
 // real lesion images to a submission checked by re-decoding every row, then re-run with nothing re-run.
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -13,6 +15,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "augment/image.h"
 #include "tests/train/data_test_util.h"
@@ -196,6 +199,35 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   EXPECT_EQ(r.ran_ids, std::vector<std::string>{"c"});
 }
 
+TEST(Recipe, ASignalIsPassedOnToTheRunningStepAndNothingNewStarts) {
+  test::TempDir dir;
+  const std::string w = dir.path();
+  // The step records the SIGTERM it receives; the recipe must pass it on, start nothing after, and record no
+  // marker for the interrupted step.
+  const std::string json = R"({"vars": {"work": ")" + w + R"("}, "steps": [
+    {"id": "long", "run": ["-c", "trap 'echo got > ${work}/term; exit 143' TERM; touch ${work}/started; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"]},
+    {"id": "next", "after": ["long"], "run": ["-c", "touch ${work}/next"]}]})";
+  const rc::Plan p = rc::parse_plan(json, "signal.json", {});
+  rc::RunOptions o;
+  o.exe = "/bin/sh";
+  o.verbose = false;
+  std::thread killer([&] {
+    sigset_t set;  // this thread never takes SIGTERM: it goes to the recipe's thread, as in the real binary
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    for (int i = 0; i < 300 && !fs::exists(dir.file("started")); ++i) ::usleep(100000);
+    ::kill(::getpid(), SIGTERM);
+  });
+  const rc::RunResult r = rc::run_plan(p, o);
+  killer.join();
+  EXPECT_EQ(r.interrupted, SIGTERM);
+  EXPECT_EQ(read_all(dir.file("term")), "got\n");
+  EXPECT_FALSE(fs::exists(dir.file("next")));
+  EXPECT_FALSE(fs::exists(rc::marker_path(p, step_of(p, "long"))));
+  EXPECT_EQ(r.not_run, 1);
+}
+
 TEST(Recipe, GpusRunIndependentStepsAtOnceEachWithItsDevice) {
   test::TempDir dir;
   const std::string w = dir.path();
@@ -222,14 +254,16 @@ TEST(Recipe, GpusRunIndependentStepsAtOnceEachWithItsDevice) {
 
 TEST(Recipe, SlurmGetsOneArrayPerLevelChainedByAfterok) {
   test::TempDir dir;
-  const rc::Plan p = rc::parse_plan(kShape, "shape.json", {"data=/d"});
+  const rc::Plan p = rc::parse_plan(kShape, "shape.json", {"data=/d", "work=" + dir.file("w")});
   rc::emit_slurm(p, dir.file("slurm"), "/opt/pneumo", "configs/x.json", {"data=/d"}, "--partition=gpu");
   for (int level = 0; level < 4; ++level) ASSERT_TRUE(fs::exists(dir.file("slurm/stage-" + std::to_string(level) + ".sbatch")));
   EXPECT_FALSE(fs::exists(dir.file("slurm/stage-4.sbatch")));
   const std::string s0 = read_all(dir.file("slurm/stage-0.sbatch"));
   EXPECT_NE(s0.find("#SBATCH --array=0-3\n"), std::string::npos) << s0;
   EXPECT_NE(s0.find("#SBATCH --gres=gpu:1"), std::string::npos);
+  EXPECT_TRUE(fs::is_directory(dir.file("w/.recipe")));  // the --output folder exists before the jobs start
   EXPECT_NE(s0.find("#SBATCH --partition=gpu"), std::string::npos);
+  EXPECT_NE(s0.find("#SBATCH --chdir=" + fs::current_path().string() + "\n"), std::string::npos) << s0;
   EXPECT_NE(s0.find("--set data=/d --only train-a-f0"), std::string::npos) << s0;
   EXPECT_NE(s0.find("# pneumo train --model unet_se50 --data /d --fold 0"), std::string::npos) << s0;
   const std::string s3 = read_all(dir.file("slurm/stage-3.sbatch"));
