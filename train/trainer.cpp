@@ -514,6 +514,16 @@ aug::Image gray_from_normalised(const float* hwc3, int h, int w) {
   return g;
 }
 
+}  // namespace
+
+Tensor gray_u8_from_normalised(const Tensor& images) {
+  const int64_t n = images.shape()[0], h = images.shape()[1], w = images.shape()[2];
+  Tensor gray = ops::split_channels(images, {1, 2})[0];
+  return ops::affine(gray, aug::kImagenetStd[0] * 255.0, aug::kImagenetMean[0] * 255.0).to(DType::U8).reshape({n, h, w});
+}
+
+namespace {
+
 // The rest of the reference augmentation on the device, after the loader's CPU resize: the same draws as
 // the CPU path (pipeline.draw(seed, sample index)), applied by apply_batch_cuda to the U8 images recovered
 // from the normalised batch (exact: the normalisation's rounding error is far below half a grey level).
@@ -526,8 +536,7 @@ void gpu_augment_batch(const aug::Pipeline& pipe, uint64_t seed, const std::vect
     p.out_height = p.out_width = 0;  // already resized
     params.push_back(std::move(p));
   }
-  Tensor gray = ops::split_channels(images, {1, 2})[0];
-  gray = ops::affine(gray, aug::kImagenetStd[0] * 255.0, aug::kImagenetMean[0] * 255.0).to(DType::U8).reshape({n, h, w});
+  Tensor gray = gray_u8_from_normalised(images);
   Tensor m8 = ops::affine(masks, 255.0, 0.0).to(DType::U8).reshape({n, h, w});
   aug::AugmentedTensors a = aug::apply_batch_cuda(params, gray, m8);
   images = aug::normalize_imagenet_cuda(a.image);

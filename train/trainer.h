@@ -82,6 +82,10 @@ ag::Variable compute_loss(LossKind kind, const nn::models::NetworkOutput& out, c
 Tensor train_step(nn::models::Network& model, Optimizer& optimizer, LossKind kind, const Tensor& images,
                   const Tensor& masks, const Tensor& labels, DType compute_dtype = DType::F32);
 
+// The 8-bit gray images [N, H, W] (U8) behind a normalised batch [N, H, W, 3] (channel 0 inverted, rounded):
+// exact for the loader's normalisation. Used by --gpu-augment on the device.
+Tensor gray_u8_from_normalised(const Tensor& images);
+
 struct TrainResult {
   int exit_code = 0;            // 0 done; 1 error; 2 NaN/Inf loss; 128 + signal when interrupted
   int epochs_done = 0;          // epochs with a complete checkpoint

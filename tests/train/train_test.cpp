@@ -361,3 +361,14 @@ TEST(Train, LoaderStartedMidEpochGivesTheRemainingBatchesOfTheFullEpoch) {
   EXPECT_EQ(b, 5);
   EXPECT_EQ(part.next(), nullptr);
 }
+
+TEST(Train, GrayRecoveredFromTheNormalisedBatchIsExact) {
+  // Every grey level, through the loader's normalisation and back (what --gpu-augment does on the device).
+  aug::Image img(16, 16);
+  for (int i = 0; i < 256; ++i) img.pixels[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  Tensor norm = aug::normalize_imagenet(img).reshape({1, 16, 16, 3});
+  Tensor gray = train::gray_u8_from_normalised(norm);
+  ASSERT_EQ(gray.dtype(), DType::U8);
+  ASSERT_EQ(gray.shape(), (Shape{1, 16, 16}));
+  EXPECT_EQ(std::memcmp(gray.data<uint8_t>(), img.pixels.data(), 256), 0);
+}
