@@ -102,7 +102,8 @@ void resolve_config(TrainConfig& c) {
   PNEUMO_CHECK(c.lr > 0 && c.period >= 1, "--lr must be > 0 and --period >= 1");
   PNEUMO_CHECK(c.augment == "reference" || c.augment == "none", "--augment must be reference or none, got '",
                c.augment, "'");
-  PNEUMO_CHECK(c.dtype == "f32" || c.dtype == "bf16", "--dtype must be f32 or bf16, got '", c.dtype, "'");
+  PNEUMO_CHECK(c.dtype == "auto" || c.dtype == "f32" || c.dtype == "bf16", "--dtype must be auto, f32 or bf16, got '",
+               c.dtype, "'");
   PNEUMO_CHECK(c.workers >= 0 && c.log_every >= 1 && c.overlays >= 0, "--workers, --log-every, --overlays out of range");
   PNEUMO_CHECK(!c.data.empty(), "--data is required");
   PNEUMO_CHECK(!c.out.empty(), "--out is required");
@@ -619,6 +620,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const Device device = Device::parse(cfg.device);
   if (device.is_cuda()) PNEUMO_CHECK(cuda::available(), "--device ", cfg.device, ": no CUDA device available");
+  if (cfg.dtype == "auto") cfg.dtype = device.is_cuda() ? "bf16" : "f32";
   const DType compute_dtype = cfg.dtype == "bf16" ? DType::BF16 : DType::F32;
   PNEUMO_CHECK(compute_dtype == DType::F32 || device.is_cuda(), "--dtype bf16 needs --device cuda");
   const LossKind loss_kind = parse_loss_kind(cfg.loss);

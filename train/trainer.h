@@ -50,7 +50,7 @@ struct TrainConfig {
   std::string augment = "reference";  // reference | none
   bool gpu_augment = false;          // CUDA: resize on the CPU workers, the rest of the augmentation on the GPU
   std::string device = "cpu";        // cpu | cuda[:N]
-  std::string dtype = "f32";         // f32 | bf16 (activations; master weights stay float32)
+  std::string dtype = "auto";        // auto (bf16 on CUDA, as the reference's mixed precision; f32 on the CPU) | f32 | bf16
   uint64_t seed = 1992;
   int workers = 2, threads = 0;      // loader threads; OpenMP threads (0: default)
   bool skip_bad = false;

@@ -65,7 +65,7 @@ PNEUMO_COMMAND("train", "train a segmentation or classification network (the ref
   cli::option(app, "--val-batch", c.val_batch, "validation batch (0: reference)", 0, 4096);
   cli::option(app, "--epochs", c.epochs, "epochs (0: 44 segmentation, 34 classification)", 0, 100000);
   cli::device_option(app, o->device);
-  cli::choice(app, "--dtype", c.dtype, "activations (bf16: CUDA; master weights stay float32)", {"f32", "bf16"});
+  cli::choice(app, "--dtype", c.dtype, "activations: auto = bf16 on CUDA (the reference trained in mixed precision), f32 on the CPU; master weights stay float32", {"auto", "f32", "bf16"});
   cli::choice(app, "--optimizer", c.optimizer, "Adam (L2 decay) or AdamW (decoupled)", {"adam", "adamw"});
   cli::option(app, "--lr", c.lr, "base learning rate", 0, 10);
   cli::option(app, "--beta1", c.beta1, "Adam beta1", 0, 1);
