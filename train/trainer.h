@@ -56,6 +56,8 @@ struct TrainConfig {
   bool skip_bad = false;
   int64_t max_steps = 0;             // > 0: at most this many training steps per epoch (tests, demos)
   int64_t max_train = 0, max_val = 0;  // > 0: first N images of the fold's train / val lists
+  int64_t val_bn_batches = 0;        // > 0: validate with BatchNorm statistics recomputed over this many training
+                                     // batches (cumulative, as SWA's bn_update), then restored: checkpoints unchanged
   int overlays = 4;                  // validation overlays per epoch
   bool save_val_predictions = false;  // RUN/predictions/epoch-NNN/<id>.png (0/255, at the training size)
   int log_every = 20;                // steps between loss reads on CUDA / log lines off a terminal

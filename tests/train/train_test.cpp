@@ -411,3 +411,27 @@ TEST(Train, InitLoadsAPneumoCheckpointOrAPyTorchExport) {
   auto fresh = run_from("", "c");
   EXPECT_GT(max_diff(fresh.at(conv), from_torch.at(conv)), 1e-2);
 }
+
+TEST(Train, ValBnBatchesChangesOnlyTheValidationNotTheRun) {
+  TempDir tmp;
+  const std::string data = make_data(tmp);
+  train::TrainConfig a = tiny_config(data, tmp.file("a"));
+  a.model = "tiny_unet_ef";
+  a.loss = "dice";
+  a.epochs = 2;
+  train::TrainConfig b = a;
+  b.out = tmp.file("b");
+  b.val_bn_batches = 3;
+  ASSERT_EQ(train::run_training(a).exit_code, 0);
+  ASSERT_EQ(train::run_training(b).exit_code, 0);
+  for (const char* e : {"epoch-000", "epoch-001"}) {
+    expect_same_tensors(tmp.file(std::string("a/checkpoints/") + e + ".safetensors"),
+                        tmp.file(std::string("b/checkpoints/") + e + ".safetensors"));
+    expect_same_tensors(tmp.file(std::string("a/checkpoints/") + e + ".state.safetensors"),
+                        tmp.file(std::string("b/checkpoints/") + e + ".state.safetensors"));
+  }
+  const std::vector<Row> ra = read_rows(tmp.file("a/metrics.csv")), rb = read_rows(tmp.file("b/metrics.csv"));
+  ASSERT_EQ(ra.size(), 2u);
+  EXPECT_EQ(ra[1].train_loss, rb[1].train_loss);
+  EXPECT_NE(ra[1].val_loss, rb[1].val_loss);  // other BatchNorm statistics at validation
+}

@@ -92,6 +92,9 @@ PNEUMO_COMMAND("train", "train a segmentation or classification network (the ref
   cli::option(app, "--max-steps", c.max_steps, "at most N training steps per epoch (0: all)", 0, INT64_MAX);
   cli::option(app, "--max-train", c.max_train, "first N images of the training list (0: all)", 0, INT64_MAX);
   cli::option(app, "--max-val", c.max_val, "first N images of the validation list (0: all)", 0, INT64_MAX);
+  cli::option(app, "--val-bn-batches", c.val_bn_batches,
+              "validate with BatchNorm statistics recomputed over N training batches (then restored; 0: off)", 0,
+              INT64_MAX);
   cli::option(app, "--overlays", c.overlays, "validation overlays per epoch", 0, 1000);
   cli::flag(app, "--save-val-predictions", c.save_val_predictions, "write RUN/predictions/epoch-NNN/<id>.png");
   cli::option(app, "--log-every", c.log_every, "steps between loss reads on CUDA / log lines", 1, 1000000);
