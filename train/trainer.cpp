@@ -25,6 +25,7 @@
 #include "autograd/functions.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
+#include "nn/layers.h"
 #include "nn/losses.h"
 #include "nn/models/registry.h"
 #include "nn/models/weights_import.h"
@@ -102,7 +103,8 @@ void resolve_config(TrainConfig& c) {
   PNEUMO_CHECK(c.lr > 0 && c.period >= 1, "--lr must be > 0 and --period >= 1");
   PNEUMO_CHECK(c.augment == "reference" || c.augment == "none", "--augment must be reference or none, got '",
                c.augment, "'");
-  PNEUMO_CHECK(c.dtype == "f32" || c.dtype == "bf16", "--dtype must be f32 or bf16, got '", c.dtype, "'");
+  PNEUMO_CHECK(c.dtype == "auto" || c.dtype == "f32" || c.dtype == "bf16", "--dtype must be auto, f32 or bf16, got '",
+               c.dtype, "'");
   PNEUMO_CHECK(c.workers >= 0 && c.log_every >= 1 && c.overlays >= 0, "--workers, --log-every, --overlays out of range");
   PNEUMO_CHECK(!c.data.empty(), "--data is required");
   PNEUMO_CHECK(!c.out.empty(), "--out is required");
@@ -120,7 +122,7 @@ json config_json(const TrainConfig& c) {
               {"cosine_epochs", c.cosine_epochs}, {"tail", c.tail}, {"loss", c.loss}, {"augment", c.augment}, {"gpu_augment", c.gpu_augment},
               {"device", c.device}, {"dtype", c.dtype}, {"seed", c.seed}, {"workers", c.workers},
               {"threads", c.threads}, {"skip_bad", c.skip_bad}, {"max_steps", c.max_steps},
-              {"max_train", c.max_train}, {"max_val", c.max_val}, {"overlays", c.overlays},
+              {"max_train", c.max_train}, {"max_val", c.max_val}, {"val_bn_batches", c.val_bn_batches}, {"overlays", c.overlays},
               {"save_val_predictions", c.save_val_predictions}, {"log_every", c.log_every},
               {"debug_nan_step", c.debug_nan_step}, {"debug_stop_step", c.debug_stop_step}};
 }
@@ -132,7 +134,7 @@ TrainConfig config_from_json(const json& j) {
   GET(num_folds); GET(task); GET(extra_data); GET(init); GET(size); GET(batch); GET(val_batch); GET(epochs);
   GET(optimizer); GET(lr); GET(beta1); GET(beta2); GET(eps); GET(weight_decay); GET(eta_min); GET(period);
   GET(cosine_epochs); GET(tail); GET(loss); GET(augment); GET(gpu_augment); GET(device); GET(dtype); GET(seed); GET(workers);
-  GET(threads); GET(skip_bad); GET(max_steps); GET(max_train); GET(max_val); GET(overlays);
+  GET(threads); GET(skip_bad); GET(max_steps); GET(max_train); GET(max_val); GET(val_bn_batches); GET(overlays);
   GET(save_val_predictions); GET(log_every); GET(debug_nan_step); GET(debug_stop_step);
 #undef GET
   return c;
@@ -514,6 +516,16 @@ aug::Image gray_from_normalised(const float* hwc3, int h, int w) {
   return g;
 }
 
+}  // namespace
+
+Tensor gray_u8_from_normalised(const Tensor& images) {
+  const int64_t n = images.shape()[0], h = images.shape()[1], w = images.shape()[2];
+  Tensor gray = ops::split_channels(images, {1, 2})[0];
+  return ops::affine(gray, aug::kImagenetStd[0] * 255.0, aug::kImagenetMean[0] * 255.0).to(DType::U8).reshape({n, h, w});
+}
+
+namespace {
+
 // The rest of the reference augmentation on the device, after the loader's CPU resize: the same draws as
 // the CPU path (pipeline.draw(seed, sample index)), applied by apply_batch_cuda to the U8 images recovered
 // from the normalised batch (exact: the normalisation's rounding error is far below half a grey level).
@@ -526,8 +538,7 @@ void gpu_augment_batch(const aug::Pipeline& pipe, uint64_t seed, const std::vect
     p.out_height = p.out_width = 0;  // already resized
     params.push_back(std::move(p));
   }
-  Tensor gray = ops::split_channels(images, {1, 2})[0];
-  gray = ops::affine(gray, aug::kImagenetStd[0] * 255.0, aug::kImagenetMean[0] * 255.0).to(DType::U8).reshape({n, h, w});
+  Tensor gray = gray_u8_from_normalised(images);
   Tensor m8 = ops::affine(masks, 255.0, 0.0).to(DType::U8).reshape({n, h, w});
   aug::AugmentedTensors a = aug::apply_batch_cuda(params, gray, m8);
   images = aug::normalize_imagenet_cuda(a.image);
@@ -610,6 +621,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const Device device = Device::parse(cfg.device);
   if (device.is_cuda()) PNEUMO_CHECK(cuda::available(), "--device ", cfg.device, ": no CUDA device available");
+  if (cfg.dtype == "auto") cfg.dtype = device.is_cuda() ? "bf16" : "f32";
   const DType compute_dtype = cfg.dtype == "bf16" ? DType::BF16 : DType::F32;
   PNEUMO_CHECK(compute_dtype == DType::F32 || device.is_cuda(), "--dtype bf16 needs --device cuda");
   const LossKind loss_kind = parse_loss_kind(cfg.loss);
@@ -652,6 +664,11 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   Loader val_loader(data.val, [val_pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) {
     val_pipe.apply(im, m, s, i);
   }, vo);
+  LoaderOptions bo = vo;  // BatchNorm recalibration before validation (--val-bn-batches): resize-only training images
+  bo.batch_size = cfg.batch;
+  Loader bn_loader(data.train, [val_pipe](aug::Image& im, aug::Image& m, uint64_t s, uint64_t i) {
+    val_pipe.apply(im, m, s, i);
+  }, bo);
   const int64_t steps_per_epoch = cfg.max_steps > 0 ? std::min<int64_t>(cfg.max_steps, train_loader.batches_per_epoch())
                                                     : train_loader.batches_per_epoch();
   PNEUMO_CHECK(steps_per_epoch >= 1, "the training set (", data.train->size(), " images) is smaller than one batch of ",
@@ -789,6 +806,32 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
     progress.finish();
 
     // Validation: resize only, eval mode, no gradients.
+    std::vector<std::pair<nn::BatchNorm2d*, std::vector<Tensor>>> saved_bn;
+    if (cfg.val_bn_batches > 0) {
+      // BatchNorm statistics recomputed over resize-only training batches (train mode, cumulative average,
+      // the RNG offset kept), then put back after validation so the run itself is unchanged.
+      const uint64_t offset = default_generator().offset();
+      for (auto& [name, m] : model->named_modules())
+        if (auto* bn = dynamic_cast<nn::BatchNorm2d*>(m)) {
+          std::vector<Tensor> keep;
+          for (Tensor* t : {&bn->running_mean(), &bn->running_var(), &bn->num_batches_tracked()}) {
+            keep.push_back(Tensor::empty(t->shape(), t->dtype(), t->device()));
+            keep.back().copy_from(*t);
+          }
+          saved_bn.emplace_back(bn, std::move(keep));
+          bn->reset_running_stats();
+          bn->set_cumulative_average(true);
+        }
+      ag::NoGradGuard no_grad;
+      bn_loader.start_epoch(0);
+      for (int64_t k = 0; k < cfg.val_bn_batches; ++k) {
+        const Batch* b = bn_loader.next();
+        if (!b) break;
+        model->run(ag::Variable(b->images_tensor(device).to(compute_dtype)));
+      }
+      for (auto& sb : saved_bn) sb.first->set_cumulative_average(false);
+      default_generator().set_offset(offset);
+    }
     model->eval();
     double val_loss_sum = 0;
     int64_t val_count = 0;
@@ -832,6 +875,11 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
             overlays.push_back(mask_overlay(gray_from_normalised(b->images + i * hw * 3, h, w), truth, pred));
         }
       }
+    }
+    for (auto& [bn, keep] : saved_bn) {
+      bn->set_tensor("running_mean", keep[0]);
+      bn->set_tensor("running_var", keep[1]);
+      bn->set_tensor("num_batches_tracked", keep[2]);
     }
     model->train();
     MetricsRow row;

@@ -50,12 +50,14 @@ struct TrainConfig {
   std::string augment = "reference";  // reference | none
   bool gpu_augment = false;          // CUDA: resize on the CPU workers, the rest of the augmentation on the GPU
   std::string device = "cpu";        // cpu | cuda[:N]
-  std::string dtype = "f32";         // f32 | bf16 (activations; master weights stay float32)
+  std::string dtype = "auto";        // auto (bf16 on CUDA, as the reference's mixed precision; f32 on the CPU) | f32 | bf16
   uint64_t seed = 1992;
   int workers = 2, threads = 0;      // loader threads; OpenMP threads (0: default)
   bool skip_bad = false;
   int64_t max_steps = 0;             // > 0: at most this many training steps per epoch (tests, demos)
   int64_t max_train = 0, max_val = 0;  // > 0: first N images of the fold's train / val lists
+  int64_t val_bn_batches = 0;        // > 0: validate with BatchNorm statistics recomputed over this many training
+                                     // batches (cumulative, as SWA's bn_update), then restored: checkpoints unchanged
   int overlays = 4;                  // validation overlays per epoch
   bool save_val_predictions = false;  // RUN/predictions/epoch-NNN/<id>.png (0/255, at the training size)
   int log_every = 20;                // steps between loss reads on CUDA / log lines off a terminal
@@ -81,6 +83,10 @@ ag::Variable compute_loss(LossKind kind, const nn::models::NetworkOutput& out, c
 // (scalar, on the device: reading it is the caller's choice of synchronisation).
 Tensor train_step(nn::models::Network& model, Optimizer& optimizer, LossKind kind, const Tensor& images,
                   const Tensor& masks, const Tensor& labels, DType compute_dtype = DType::F32);
+
+// The 8-bit gray images [N, H, W] (U8) behind a normalised batch [N, H, W, 3] (channel 0 inverted, rounded):
+// exact for the loader's normalisation. Used by --gpu-augment on the device.
+Tensor gray_u8_from_normalised(const Tensor& images);
 
 struct TrainResult {
   int exit_code = 0;            // 0 done; 1 error; 2 NaN/Inf loss; 128 + signal when interrupted

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -21,6 +22,8 @@
 #include "train/synthetic.h"
 #include "train/trainer.h"
 #include "train/data_test_util.h"
+#include "nn/model_fixture.h"
+#include "nn/models/weights_import.h"
 
 namespace fs = std::filesystem;
 using pneumo::test::TempDir;
@@ -360,4 +363,75 @@ TEST(Train, LoaderStartedMidEpochGivesTheRemainingBatchesOfTheFullEpoch) {
   }
   EXPECT_EQ(b, 5);
   EXPECT_EQ(part.next(), nullptr);
+}
+
+TEST(Train, GrayRecoveredFromTheNormalisedBatchIsExact) {
+  // Every grey level, through the loader's normalisation and back (what --gpu-augment does on the device).
+  aug::Image img(16, 16);
+  for (int i = 0; i < 256; ++i) img.pixels[static_cast<size_t>(i)] = static_cast<uint8_t>(i);
+  Tensor norm = aug::normalize_imagenet(img).reshape({1, 16, 16, 3});
+  Tensor gray = train::gray_u8_from_normalised(norm);
+  ASSERT_EQ(gray.dtype(), DType::U8);
+  ASSERT_EQ(gray.shape(), (Shape{1, 16, 16}));
+  EXPECT_EQ(std::memcmp(gray.data<uint8_t>(), img.pixels.data(), 256), 0);
+}
+
+TEST(Train, InitLoadsAPneumoCheckpointOrAPyTorchExport) {
+  TempDir tmp;
+  const std::string data = make_data(tmp);
+  const std::string fixture = std::string(PNEUMO_TEST_FIXTURES) + "/models/tiny_unet_se.weights.safetensors";
+  // Learning rate ~0: the epoch-0 checkpoint holds the initial weights (up to 1e-12 steps).
+  auto run_from = [&](const std::string& init, const std::string& out) {
+    train::TrainConfig c = tiny_config(data, tmp.file(out));
+    c.epochs = 1;
+    c.lr = 1e-12;
+    c.init = init;
+    EXPECT_EQ(train::run_training(c).exit_code, 0);
+    std::map<std::string, Tensor> w;
+    for (auto& [name, t] : nn::load_safetensors(tmp.file(out + "/checkpoints/epoch-000.safetensors")).tensors)
+      w[name] = t;
+    return w;
+  };
+  auto max_diff = [](const Tensor& a, const Tensor& b) {
+    EXPECT_EQ(a.numel(), b.numel());
+    double d = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) d = std::max(d, std::fabs(double(a.data<float>()[i]) - b.data<float>()[i]));
+    return d;
+  };
+  // From the PyTorch-layout export (conv weights KCRS, permuted on load).
+  auto from_torch = run_from(fixture, "a");
+  std::map<std::string, Tensor> torch_w;
+  for (auto& [name, t] : test::read_f32_safetensors(fixture)) torch_w[name] = t;
+  const std::string conv = "encoder.conv1.weight";
+  EXPECT_LT(max_diff(from_torch.at(conv), nn::models::pytorch_to_engine_layout(torch_w.at(conv))), 1e-6);
+  // From a pneumo checkpoint (by name).
+  auto from_ckpt = run_from(tmp.file("a/checkpoints/epoch-000.safetensors"), "b");
+  EXPECT_LT(max_diff(from_ckpt.at(conv), from_torch.at(conv)), 1e-6);
+  // Without --init the weights are the seeded initialisation, far from both.
+  auto fresh = run_from("", "c");
+  EXPECT_GT(max_diff(fresh.at(conv), from_torch.at(conv)), 1e-2);
+}
+
+TEST(Train, ValBnBatchesChangesOnlyTheValidationNotTheRun) {
+  TempDir tmp;
+  const std::string data = make_data(tmp);
+  train::TrainConfig a = tiny_config(data, tmp.file("a"));
+  a.model = "tiny_unet_ef";
+  a.loss = "dice";
+  a.epochs = 2;
+  train::TrainConfig b = a;
+  b.out = tmp.file("b");
+  b.val_bn_batches = 3;
+  ASSERT_EQ(train::run_training(a).exit_code, 0);
+  ASSERT_EQ(train::run_training(b).exit_code, 0);
+  for (const char* e : {"epoch-000", "epoch-001"}) {
+    expect_same_tensors(tmp.file(std::string("a/checkpoints/") + e + ".safetensors"),
+                        tmp.file(std::string("b/checkpoints/") + e + ".safetensors"));
+    expect_same_tensors(tmp.file(std::string("a/checkpoints/") + e + ".state.safetensors"),
+                        tmp.file(std::string("b/checkpoints/") + e + ".state.safetensors"));
+  }
+  const std::vector<Row> ra = read_rows(tmp.file("a/metrics.csv")), rb = read_rows(tmp.file("b/metrics.csv"));
+  ASSERT_EQ(ra.size(), 2u);
+  EXPECT_EQ(ra[1].train_loss, rb[1].train_loss);
+  EXPECT_NE(ra[1].val_loss, rb[1].val_loss);  // other BatchNorm statistics at validation
 }

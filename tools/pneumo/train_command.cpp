@@ -65,7 +65,7 @@ PNEUMO_COMMAND("train", "train a segmentation or classification network (the ref
   cli::option(app, "--val-batch", c.val_batch, "validation batch (0: reference)", 0, 4096);
   cli::option(app, "--epochs", c.epochs, "epochs (0: 44 segmentation, 34 classification)", 0, 100000);
   cli::device_option(app, o->device);
-  cli::choice(app, "--dtype", c.dtype, "activations (bf16: CUDA; master weights stay float32)", {"f32", "bf16"});
+  cli::choice(app, "--dtype", c.dtype, "activations: auto = bf16 on CUDA (the reference trained in mixed precision), f32 on the CPU; master weights stay float32", {"auto", "f32", "bf16"});
   cli::choice(app, "--optimizer", c.optimizer, "Adam (L2 decay) or AdamW (decoupled)", {"adam", "adamw"});
   cli::option(app, "--lr", c.lr, "base learning rate", 0, 10);
   cli::option(app, "--beta1", c.beta1, "Adam beta1", 0, 1);
@@ -92,6 +92,9 @@ PNEUMO_COMMAND("train", "train a segmentation or classification network (the ref
   cli::option(app, "--max-steps", c.max_steps, "at most N training steps per epoch (0: all)", 0, INT64_MAX);
   cli::option(app, "--max-train", c.max_train, "first N images of the training list (0: all)", 0, INT64_MAX);
   cli::option(app, "--max-val", c.max_val, "first N images of the validation list (0: all)", 0, INT64_MAX);
+  cli::option(app, "--val-bn-batches", c.val_bn_batches,
+              "validate with BatchNorm statistics recomputed over N training batches (then restored; 0: off)", 0,
+              INT64_MAX);
   cli::option(app, "--overlays", c.overlays, "validation overlays per epoch", 0, 1000);
   cli::flag(app, "--save-val-predictions", c.save_val_predictions, "write RUN/predictions/epoch-NNN/<id>.png");
   cli::option(app, "--log-every", c.log_every, "steps between loss reads on CUDA / log lines", 1, 1000000);
