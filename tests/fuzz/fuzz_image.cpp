@@ -3,6 +3,8 @@
 // Inputs whose PNG/JPEG header claims more than 2^22 pixels are skipped: stb decodes missing data as zeros
 // for as long as the header says, so they only spend time (decode_image refuses over 2^26 pixels before
 // decoding; CliImage.HostileDimensionsAreRefusedBeforeAllocating checks that).
+#include <cstdint>
+
 #include "augment/image.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -12,7 +14,10 @@ namespace {
 int64_t claimed_pixels(const uint8_t* b, size_t n) {
   auto be16 = [&](size_t i) -> int64_t { return i + 1 < n ? (b[i] << 8 | b[i + 1]) : 0; };
   auto be32 = [&](size_t i) -> int64_t { return be16(i) << 16 | be16(i + 2); };
-  if (n >= 24 && b[0] == 0x89 && b[1] == 'P') return be32(16) * be32(20);
+  if (n >= 24 && b[0] == 0x89 && b[1] == 'P') {
+    const int64_t w = be32(16), h = be32(20);  // up to 2^32 each: cap before multiplying
+    return w > (int64_t{1} << 24) || h > (int64_t{1} << 24) ? INT64_MAX : w * h;
+  }
   if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return 0;
   for (size_t i = 2; i + 9 < n && b[i] == 0xFF;) {
     const int m = b[i + 1];
