@@ -98,7 +98,8 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   PNEUMO_CHECK(size > 0, "image file '", name, "' is empty");
   PNEUMO_CHECK(size < (1u << 31), "image file '", name, "' is too large (", size, " bytes)");
   const int len = static_cast<int>(size);
-  if (size >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8 && !jpeg_huffman_tables_fit(bytes, size))
+  // stb takes any run of 0xFF fill bytes before the JPEG SOI marker; a PNG starts with 0x89.
+  if (bytes[0] == 0xFF && !jpeg_huffman_tables_fit(bytes, size))
     PNEUMO_FAIL("cannot decode image '", name, "': corrupt JPEG (a Huffman table declares more than 256 codes)");
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))

@@ -32,6 +32,15 @@ TEST(FuzzRegressions, StbJpegHuffmanTableOverflowIsACleanError) {
       {"dht.jpg", "Huffman table"});
 }
 
+TEST(FuzzRegressions, StbJpegHuffmanTableOverflowAfterFillBytesIsACleanError) {
+  // The same overflow behind 26 0xFF fill bytes, which stb skips before the SOI marker.
+  const std::string b = bytes_of(kRegressions + "/image/stb-dht-overflow-after-fill-bytes.jpg");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "fill.jpg"); },
+      {"fill.jpg", "Huffman table"});
+}
+
 TEST(FuzzRegressions, JpegClaiming59139RowsIsRefusedBeforeDecoding) {
   // SOF says 59139 x 1024 with 35 KB of data: stb decoded 60 M pixels of zeros (a 35 s timeout under ASan).
   const std::string b = bytes_of(kRegressions + "/image/tall-jpeg-decode-timeout.jpg");
