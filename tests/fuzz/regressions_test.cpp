@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "augment/dicom.h"
 #include "augment/image.h"
 #include "train/data_test_util.h"
 #include "train/folds.h"
@@ -62,6 +63,18 @@ TEST(FuzzRegressions, FoldEntryThatNamesNoImageIsAnError) {
   test::expect_error_mentions([&] { train::read_fold(d.path(), 0); }, {"names no image"});
   test::write_text(d.file("fold0/train.txt"), "a.png\nimages/\n");
   test::expect_error_mentions([&] { train::read_fold(d.path(), 0); }, {"train.txt", "line 2", "names no image"});
+}
+
+TEST(FuzzRegressions, DicomDeclaringAFourGibElementIsACleanError) {
+  // fuzz_dicom stopped on these: an element declaring ~4 GiB made DCMTK reserve that much before it found
+  // the stream too short. The reservation is never touched; the read must end in an error naming the file.
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  for (const char* f : {"declared-length-4gib-12-bytes.dcm", "declared-length-oversized.dcm"}) {
+    const std::string b = bytes_of(kRegressions + "/dicom/" + f);
+    ASSERT_FALSE(b.empty()) << f;
+    test::expect_error_mentions(
+        [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), f); }, {f});
+  }
 }
 
 }  // namespace
