@@ -66,10 +66,10 @@ TEST(FuzzRegressions, FoldEntryThatNamesNoImageIsAnError) {
 }
 
 TEST(FuzzRegressions, DicomDeclaringAFourGibElementIsACleanError) {
-  // fuzz_dicom stopped on these: an element declaring ~4 GiB made DCMTK reserve that much before it found
+  // fuzz_dicom stopped on this: an element declaring ~4 GiB made DCMTK reserve that much before it found
   // the stream too short. The reservation is never touched; the read must end in an error naming the file.
   if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
-  for (const char* f : {"declared-length-4gib-12-bytes.dcm", "declared-length-oversized.dcm"}) {
+  for (const char* f : {"declared-length-4gib-12-bytes.dcm"}) {
     const std::string b = bytes_of(kRegressions + "/dicom/" + f);
     ASSERT_FALSE(b.empty()) << f;
     test::expect_error_mentions(

@@ -31,7 +31,7 @@ real_seeds() {
       for f in "$data"/siim/seed-folds/*/fold0; do
         [ -d "$f" ] && { head -n 20 "$f/train.txt"; printf '\0'; head -n 20 "$f/val.txt"; } > "$dir/real_$(basename "$(dirname "$f")")"
       done ;;
-    image)  # the committed seeds are real X-rays scaled to 32x32; full-size files only slow the search
+    image)  # the committed seeds are generated 32x32 chest-like images; full-size files only slow the search
       [ -f "$data/dicom/siim-stage1-test-jpeg-baseline.dcm" ] && cp "$data/dicom/siim-stage1-test-jpeg-baseline.dcm" "$dir/real.dcm" ;;
     dicom)
       for f in "$data"/dicom/*.dcm; do [ -f "$f" ] && cp "$f" "$dir/real_$(basename "$f")"; done ;;
