@@ -52,12 +52,13 @@ for name in "${names[@]}"; do
   real_seeds "$name" "$corpus"
   log="$build/fuzz-$name.log"
   # rss 2 GiB: a hostile size that gets past the checks runs out here instead of taking the machine.
-  # DICOM: DCMTK reserves an element's declared 32-bit length (up to 4 GiB) before it finds the stream too
-  # short, then fails cleanly; the reservation is never touched (pneumo dicom-to-png on such a file peaks at
-  # 14 MB RSS, and under `ulimit -v 2000000` it fails with "Virtual Memory exhausted"). So that target's
-  # single-malloc limit sits just above 4 GiB, while the 2 GiB RSS limit still catches memory really used.
+  # DICOM (fuzz_dicom, and fuzz_image through decode_image's DICOM hook): DCMTK reserves an element's
+  # declared 32-bit length (up to 4 GiB) before it finds the stream too short, then fails cleanly; the
+  # reservation is never touched (pneumo dicom-to-png on such a file peaks at 14 MB RSS, and under
+  # `ulimit -v 2000000` it fails with "Virtual Memory exhausted"). So those targets' single-malloc limit sits
+  # just above 4 GiB, while the 2 GiB RSS limit still catches memory really used.
   malloc_limit=2048
-  [ "$name" = dicom ] && malloc_limit=4200
+  case "$name" in dicom | image) malloc_limit=4200 ;; esac
   if nice -n 10 "$exe" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 \
        -malloc_limit_mb="$malloc_limit" -timeout=30 \
        -artifact_prefix="$artifacts/" "$corpus" > "$log" 2>&1; then
