@@ -89,6 +89,27 @@ bool jpeg_huffman_tables_fit(const uint8_t* bytes, size_t size) {
   return true;
 }
 
+// stb_image passes a null buffer to memcpy (undefined behaviour, found by fuzz_image under UBSan) for a PNG
+// IDAT chunk of length 0 seen before any image data. Such chunks carry nothing, so a copy without them is
+// the same image; walk the chunks as stb does (length, type, data, CRC) and drop each empty IDAT.
+bool drop_empty_png_idat(const uint8_t* bytes, size_t size, std::vector<uint8_t>& out) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (size < 8 || std::memcmp(bytes, kSignature, 8) != 0) return false;
+  bool dropped = false;
+  size_t p = 8;
+  out.assign(bytes, bytes + 8);
+  while (p + 12 <= size) {
+    const uint64_t len = uint64_t{bytes[p]} << 24 | uint64_t{bytes[p + 1]} << 16 | uint64_t{bytes[p + 2]} << 8 | bytes[p + 3];
+    if (len > size - p - 12) break;  // runs past the end: left to stb, which fails on it
+    const bool empty_idat = len == 0 && std::memcmp(bytes + p + 4, "IDAT", 4) == 0;
+    if (!empty_idat) out.insert(out.end(), bytes + p, bytes + p + 12 + len);
+    dropped = dropped || empty_idat;
+    p += 12 + len;
+  }
+  out.insert(out.end(), bytes + p, bytes + size);
+  return dropped;
+}
+
 }  // namespace
 
 Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
@@ -101,6 +122,8 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   // stb takes any run of 0xFF fill bytes before the JPEG SOI marker; a PNG starts with 0x89.
   if (bytes[0] == 0xFF && !jpeg_huffman_tables_fit(bytes, size))
     PNEUMO_FAIL("cannot decode image '", name, "': corrupt JPEG (a Huffman table declares more than 256 codes)");
+  std::vector<uint8_t> png_copy;
+  if (drop_empty_png_idat(bytes, size, png_copy)) return decode_image(png_copy.data(), png_copy.size(), name);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(bytes, len, &w, &h, &comp))
     PNEUMO_FAIL("cannot decode image '", name, "': ", stbi_failure_reason());

@@ -10,6 +10,7 @@
 
 #include "augment/dicom.h"
 #include "augment/image.h"
+#include "kernels/check.h"
 #include "train/data_test_util.h"
 #include "train/folds.h"
 
@@ -49,6 +50,28 @@ TEST(FuzzRegressions, JpegClaiming59139RowsIsRefusedBeforeDecoding) {
   test::expect_error_mentions(
       [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "tall.jpg"); },
       {"tall.jpg", "1024x59139 pixels", "at most 16384 a side"});
+}
+
+TEST(FuzzRegressions, PngWithAnEmptyIdatChunkDecodesAsWithoutIt) {
+  // stb passed a null buffer to memcpy for an IDAT chunk of length 0 before any data (UBSan, fuzz_image).
+  // The fuzzer's input must give a clean answer, and an empty IDAT inserted into a real PNG changes nothing.
+  const std::string b = bytes_of(kRegressions + "/image/png-empty-idat-null-memcpy.png");
+  ASSERT_FALSE(b.empty());
+  try {
+    aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "idat.png");
+  } catch (const Error&) {  // refusing it is fine; undefined behaviour is not (the sanitizer job checks)
+  }
+  test::TempDir d;
+  aug::Image img(5, 7, 1);
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<uint8_t>(i * 37);
+  aug::write_png(d.file("a.png"), img);
+  std::string png = bytes_of(d.file("a.png"));
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  // length 0, "IDAT", CRC-32 of "IDAT" (stb does not check it, but the chunk is then well-formed).
+  png.insert(idat - 4, std::string("\0\0\0\0IDAT\x35\xAF\x06\x1E", 12));
+  const aug::Image back = aug::decode_image(reinterpret_cast<const uint8_t*>(png.data()), png.size(), "e.png");
+  EXPECT_EQ(back.pixels, img.pixels);
 }
 
 TEST(FuzzRegressions, FoldEntryThatNamesNoImageIsAnError) {
