@@ -95,19 +95,24 @@ bool jpeg_huffman_tables_fit(const uint8_t* bytes, size_t size) {
 bool drop_empty_png_idat(const uint8_t* bytes, size_t size, std::vector<uint8_t>& out) {
   static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
   if (size < 8 || std::memcmp(bytes, kSignature, 8) != 0) return false;
-  bool dropped = false;
-  size_t p = 8;
-  out.assign(bytes, bytes + 8);
-  while (p + 12 <= size) {
-    const uint64_t len = uint64_t{bytes[p]} << 24 | uint64_t{bytes[p + 1]} << 16 | uint64_t{bytes[p + 2]} << 8 | bytes[p + 3];
-    if (len > size - p - 12) break;  // runs past the end: left to stb, which fails on it
-    const bool empty_idat = len == 0 && std::memcmp(bytes + p + 4, "IDAT", 4) == 0;
-    if (!empty_idat) out.insert(out.end(), bytes + p, bytes + p + 12 + len);
-    dropped = dropped || empty_idat;
-    p += 12 + len;
+  // Two passes: the first only looks (the common case copies nothing), the second builds the copy.
+  for (const bool copy : {false, true}) {
+    bool dropped = false;
+    size_t p = 8;
+    if (copy) out.assign(bytes, bytes + 8);
+    while (p + 12 <= size) {
+      const uint64_t len =
+          uint64_t{bytes[p]} << 24 | uint64_t{bytes[p + 1]} << 16 | uint64_t{bytes[p + 2]} << 8 | bytes[p + 3];
+      if (len > size - p - 12) break;  // runs past the end: left to stb, which fails on it
+      const bool empty_idat = len == 0 && std::memcmp(bytes + p + 4, "IDAT", 4) == 0;
+      if (copy && !empty_idat) out.insert(out.end(), bytes + p, bytes + p + 12 + len);
+      dropped = dropped || empty_idat;
+      p += 12 + len;
+    }
+    if (!dropped) return false;
+    if (copy) out.insert(out.end(), bytes + p, bytes + size);
   }
-  out.insert(out.end(), bytes + p, bytes + size);
-  return dropped;
+  return true;
 }
 
 }  // namespace
