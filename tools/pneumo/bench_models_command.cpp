@@ -7,24 +7,15 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <sstream>
 
 #include "autograd/functions.h"
 #include "kernels/check.h"
 #include "nn/models/registry.h"
 #include "tensor/cuda_runtime.h"
 #include "tools/pneumo/command.h"
+#include "tools/pneumo/list_option.h"
 
 namespace {
-
-std::vector<std::string> split_names(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 struct BenchModelsOptions {
   std::string models = "unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50", device, dtype = "f32";
@@ -33,7 +24,7 @@ struct BenchModelsOptions {
 
 int run_bench_models(const BenchModelsOptions& o) {
   using namespace pneumo;
-  const auto names = split_names(o.models);
+  const auto names = pneumo::cli::split_list(o.models);
   if (names.empty()) cli::usage_error("--models names no network");
   const int64_t size = o.size, batch = o.batch, iters = o.iters, threads = o.threads;
   const Device device = cli::resolve_device(o.device);
