@@ -46,6 +46,60 @@ struct BatchNormNode : Node {
   }
 };
 
+// ---- fused BatchNorm + ReLU, bottleneck tail ----
+struct BatchNormReluNode : Node {
+  Tensor x, y, mean, var, weight;  // y: this op's output (the ReLU mask)
+  double eps = 0;
+  bool training = true;
+  bool has_weight = false, has_bias = false;
+  const char* name() const override { return "batch_norm_relu"; }
+  void release() override { x = y = mean = var = weight = Tensor(); }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    PNEUMO_CHECK(x.defined(), "batch_norm_relu backward: saved tensors were released (retain_graph?)");
+    const size_t wi = 1, bi = has_weight ? 2 : 1;
+    std::vector<Tensor> out(1 + (has_weight ? 1 : 0) + (has_bias ? 1 : 0));
+    if (!g[0].defined()) return out;
+    layer_ops::FusedBnGrads grads =
+        layer_ops::fused_bn_backward(g[0], y, x, mean, var, eps, weight, true, training, needs(*this, 0));
+    out[0] = grads.dx;
+    if (has_weight && needs(*this, wi)) out[wi] = grads.dweight;
+    if (has_bias && needs(*this, bi)) out[bi] = grads.dbias;
+    return out;
+  }
+};
+
+struct BottleneckTailNode : Node {
+  Tensor x, y, mean, var, sample_sum, weight, bias, w1, w2;
+  layer_ops::TailSaved saved;
+  double eps = 0;
+  bool training = true;
+  kernels::Activation act = kernels::Activation::Relu;
+  const char* name() const override { return "bottleneck_tail"; }
+  void release() override {
+    x = y = mean = var = sample_sum = weight = bias = w1 = w2 = Tensor();
+    saved = layer_ops::TailSaved();
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    PNEUMO_CHECK(x.defined(), "bottleneck_tail backward: saved tensors were released (retain_graph?)");
+    if (!g[0].defined()) return std::vector<Tensor>(8);
+    layer_ops::TailGrads r =
+        layer_ops::bottleneck_tail_backward(g[0], y, x, mean, var, sample_sum, eps, weight, bias, w1, w2, act, saved,
+                                            training);
+    // Inputs: x, weight, bias, w1, b1, w2, b2, residual.
+    return {r.dx, r.dweight, r.dbias, r.dw1, r.db1, r.dw2, r.db2, r.dresidual};
+  }
+};
+
+struct UpsampleConcatNode : Node {
+  int64_t cx = 0;
+  const char* name() const override { return "upsample2x_concat"; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    if (!g[0].defined()) return {Tensor(), Tensor()};
+    layer_ops::UpsampleConcatGrads r = layer_ops::upsample2x_concat_backward(g[0], cx, needs(*this, 0), needs(*this, 1));
+    return {r.dx, r.dskip};
+  }
+};
+
 // ---- pooling / resizing / dropout ----
 struct MaxPoolNode : Node {
   Tensor argmax;
@@ -140,6 +194,67 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
   n->has_weight = weight.defined();
   n->has_bias = bias.defined();
   return record1(n, inputs, y);
+}
+
+Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                         const Tensor& var, double eps, bool training) {
+  const Tensor& xv = x.value();
+  const Tensor wv = weight.defined() ? weight.value() : Tensor();
+  const Tensor bv = bias.defined() ? bias.value() : Tensor();
+  Tensor y = layer_ops::fused_bn_apply(xv, mean, var, eps, wv, bv, Tensor(), Tensor(), true);
+  std::vector<Variable> inputs{x};
+  if (weight.defined()) inputs.push_back(weight);
+  if (bias.defined()) inputs.push_back(bias);
+  if (!any_requires_grad(inputs)) return Variable(y);
+  auto n = std::make_shared<BatchNormReluNode>();
+  n->x = xv;
+  n->y = y;
+  n->mean = training ? mean : mean.clone();
+  n->var = training ? var : var.clone();
+  n->weight = wv;
+  n->eps = eps;
+  n->training = training;
+  n->has_weight = weight.defined();
+  n->has_bias = bias.defined();
+  return record1(n, inputs, y);
+}
+
+Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                         const Tensor& var, const Tensor& sample_sum, double eps, bool training, const Variable& w1,
+                         const Variable& b1, const Variable& w2, const Variable& b2, kernels::Activation act,
+                         const Variable& residual) {
+  PNEUMO_CHECK(weight.defined() && bias.defined() && w1.defined() && b1.defined() && w2.defined() && b2.defined() &&
+                   residual.defined(),
+               "bottleneck_tail: every input must be defined");
+  layer_ops::TailSaved saved;
+  Tensor y = layer_ops::bottleneck_tail_forward(x.value(), mean, var, sample_sum, eps, weight.value(), bias.value(),
+                                                w1.value(), b1.value(), w2.value(), b2.value(), act,
+                                                residual.value(), &saved);
+  const std::vector<Variable> inputs{x, weight, bias, w1, b1, w2, b2, residual};
+  if (!any_requires_grad(inputs)) return Variable(y);
+  auto n = std::make_shared<BottleneckTailNode>();
+  n->x = x.value();
+  n->y = y;
+  n->mean = training ? mean : mean.clone();
+  n->var = training ? var : var.clone();
+  n->sample_sum = sample_sum;
+  n->weight = weight.value();
+  n->bias = bias.value();
+  n->w1 = w1.value();
+  n->w2 = w2.value();
+  n->saved = saved;
+  n->eps = eps;
+  n->training = training;
+  n->act = act;
+  return record1(n, inputs, y);
+}
+
+Variable upsample2x_concat(const Variable& x, const Variable& skip) {
+  Tensor y = layer_ops::upsample2x_concat_forward(x.value(), skip.value());
+  if (!any_requires_grad({x, skip})) return Variable(y);
+  auto n = std::make_shared<UpsampleConcatNode>();
+  n->cx = x.shape()[3];
+  return record1(n, {x, skip}, y);
 }
 
 Variable max_pool2d(const Variable& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {

@@ -9,6 +9,7 @@
 
 #include "autograd/variable.h"
 #include "kernels/op_codes.h"
+#include "tensor/fused_bn_ops.h"
 #include "tensor/layer_ops.h"
 
 namespace pneumo::ag {
@@ -21,6 +22,24 @@ Variable conv2d(const Variable& x, const Variable& w, const layer_ops::Conv2dGeo
 // constants (the running ones; the node keeps a copy, as the buffers change in place later).
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
                     const Tensor& var, double eps, bool training);
+
+// relu(batch_norm(...)) as ONE op (layer_ops::fused_bn_apply). The node keeps x, the statistics and its own
+// OUTPUT (the ReLU mask; the next layer keeps that tensor anyway), not the BatchNorm output.
+Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                         const Tensor& var, double eps, bool training);
+
+// The SE-ResNeXt bottleneck tail relu(gate * BN(x) + residual), gate = sigmoid(W2 act(W1 pooled + b1) + b2),
+// pooled = mean_hw BN(x) computed from sample_sum ([N, C] sums of x from the statistics pass), as ONE op
+// (layer_ops::bottleneck_tail_forward). weight/bias (BN) float32 (F64 for F64 x); w1, b1, w2, b2 of x's dtype.
+// Keeps x, its output, the statistics and the [N, C] SE intermediates.
+Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                         const Tensor& var, const Tensor& sample_sum, double eps, bool training, const Variable& w1,
+                         const Variable& b1, const Variable& w2, const Variable& b2, kernels::Activation act,
+                         const Variable& residual);
+
+// concat(upsample_nearest2x(x), skip) along channels as ONE op (layer_ops::upsample2x_concat_forward): no
+// upsampled intermediate, and the backward reads the slices of the gradient. The node keeps nothing.
+Variable upsample2x_concat(const Variable& x, const Variable& skip);
 
 Variable max_pool2d(const Variable& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode);
 Variable upsample_nearest2x(const Variable& x);

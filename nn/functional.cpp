@@ -59,19 +59,36 @@ Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
   return out;
 }
 
-Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
-                    Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples) {
+namespace {
+
+struct Moments {
+  Tensor mean, var, sample_sum;
+};
+
+// The statistics a BatchNorm forward normalises with, and the running-buffer update (see batch_norm).
+// fused: one-pass kernels (layer_ops::fused_bn_statistics), with the [N, C] sample sums when sample_sums.
+Moments batch_norm_moments(const Variable& x, Tensor* running_mean, Tensor* running_var, bool training,
+                           double momentum, double eps, int64_t* cumulative_samples, bool fused, bool sample_sums) {
   check_var("batch_norm", "input", x);
   PNEUMO_CHECK(x.value().dim() == 4, "batch_norm: expected NHWC [N, H, W, C], got ", shape_str(x.shape()));
   PNEUMO_CHECK(eps > 0, "batch_norm: eps must be positive, got ", eps);
   PNEUMO_CHECK((running_mean == nullptr) == (running_var == nullptr),
                "batch_norm: give both running_mean and running_var or neither");
   const Tensor& xv = x.value();
+  Moments r;
   Tensor mean, var;
+  if (fused && (training || sample_sums)) {
+    layer_ops::FusedBnStatistics s = layer_ops::fused_bn_statistics(xv, training, sample_sums);
+    mean = s.mean;
+    var = s.var;
+    r.sample_sum = s.sample_sum;
+  }
   if (training) {
-    layer_ops::MomentPair m = layer_ops::batch_norm_statistics(xv);
-    mean = m.mean;
-    var = m.var;
+    if (!fused) {
+      layer_ops::MomentPair m = layer_ops::batch_norm_statistics(xv);
+      mean = m.mean;
+      var = m.var;
+    }
     if (running_mean) {
       const int64_t count = xv.numel() / xv.size(3);
       double factor = momentum;
@@ -89,7 +106,37 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
     mean = *running_mean;
     var = *running_var;
   }
-  return ag::batch_norm(x, weight, bias, mean, var, eps, training);
+  r.mean = mean;
+  r.var = var;
+  return r;
+}
+
+}  // namespace
+
+Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                    Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples) {
+  const Moments m = batch_norm_moments(x, running_mean, running_var, training, momentum, eps, cumulative_samples,
+                                       false, false);
+  return ag::batch_norm(x, weight, bias, m.mean, m.var, eps, training);
+}
+
+Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                         Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples) {
+  const Moments m = batch_norm_moments(x, running_mean, running_var, training, momentum, eps, cumulative_samples,
+                                       true, false);
+  return ag::batch_norm_relu(x, weight, bias, m.mean, m.var, eps, training);
+}
+
+Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                         Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples,
+                         const Variable& w1, const Variable& b1, const Variable& w2, const Variable& b2,
+                         kernels::Activation act, const Variable& residual) {
+  check_var("bottleneck_tail", "residual", residual);
+  const Moments m = batch_norm_moments(x, running_mean, running_var, training, momentum, eps, cumulative_samples,
+                                       true, true);
+  const DType dt = x.dtype();
+  return ag::bottleneck_tail(x, weight, bias, m.mean, m.var, m.sample_sum, eps, training, as_dtype(w1, dt),
+                             as_dtype(b1, dt), as_dtype(w2, dt), as_dtype(b2, dt), act, residual);
 }
 
 Shape max_pool2d_output_shape(const Shape& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {

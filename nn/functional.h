@@ -9,6 +9,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/variable.h"
+#include "kernels/op_codes.h"
 #include "tensor/generator.h"
 #include "tensor/layer_ops.h"
 
@@ -45,6 +46,20 @@ Variable conv2d(const Variable& x, const Variable& weight, const Variable& bias,
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
                     Tensor* running_var, bool training, double momentum, double eps,
                     int64_t* cumulative_samples = nullptr);
+
+// The fused BatchNorm path (issue 12; switch layer_ops::fused_bn_enabled(), PNEUMO_FUSED_BN=1): same
+// arguments and running-statistics policy as batch_norm, statistics from ONE read of x.
+//  batch_norm_relu: relu(batch_norm(x)) as one op that saves its output, not the BatchNorm output;
+//  bottleneck_tail: relu(se(batch_norm(x)) + residual) with the SE pool taken from the statistics pass and
+//    the gate, residual and ReLU applied in the normalising pass; w1, b1, w2, b2 the SE parameters
+//    (float32 masters; cast to x's dtype here), act its hidden activation.
+Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                         Tensor* running_var, bool training, double momentum, double eps,
+                         int64_t* cumulative_samples = nullptr);
+Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                         Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples,
+                         const Variable& w1, const Variable& b1, const Variable& w2, const Variable& b2,
+                         kernels::Activation act, const Variable& residual);
 
 // Max pool, square window, padding counts as -inf; ceil_mode as PyTorch (a window must start inside the
 // input or the left padding). Backward sends each gradient to the first maximum of its window.

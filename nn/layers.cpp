@@ -4,6 +4,8 @@
 
 #include "kernels/check.h"
 #include "nn/init.h"
+#include "nn/squeeze_excite.h"
+#include "tensor/fused_bn_ops.h"
 
 namespace pneumo::nn {
 
@@ -86,10 +88,7 @@ void BatchNorm2d::reset_running_stats() {
   cumulative_samples_ = 0;
 }
 
-Variable BatchNorm2d::forward(const Variable& x) {
-  PNEUMO_CHECK(x.defined() && x.shape().size() == 4 && x.shape()[3] == channels_, "BatchNorm2d(", channels_,
-               "): expected NHWC input with ", channels_, " channels, got ",
-               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+void BatchNorm2d::track_batch() {
   if (training_) {
     // num_batches_tracked += 1 without a device->host read per step: a host mirror, re-read only when the
     // buffer was replaced (checkpoint load, move to another device).
@@ -100,8 +99,55 @@ Variable BatchNorm2d::forward(const Variable& x) {
     }
     nbt.fill_(static_cast<double>(++batches_tracked_));
   }
+}
+
+namespace {
+void check_bn_input(const Variable& x, int64_t channels) {
+  PNEUMO_CHECK(x.defined() && x.shape().size() == 4 && x.shape()[3] == channels, "BatchNorm2d(", channels,
+               "): expected NHWC input with ", channels, " channels, got ",
+               x.defined() ? shape_str(x.shape()) : std::string("undefined"));
+}
+}  // namespace
+
+Variable BatchNorm2d::forward(const Variable& x) {
+  check_bn_input(x, channels_);
+  track_batch();
   return F::batch_norm(x, weight(), bias(), &running_mean(), &running_var(), training_, cumulative_ ? -1.0 : momentum_,
                        eps_, &cumulative_samples_);
+}
+
+Variable BatchNorm2d::forward_relu(const Variable& x) {
+  if (!layer_ops::fused_bn_enabled()) return F::relu(forward(x));
+  check_bn_input(x, channels_);
+  track_batch();
+  return F::batch_norm_relu(x, weight(), bias(), &running_mean(), &running_var(), training_,
+                            cumulative_ ? -1.0 : momentum_, eps_, &cumulative_samples_);
+}
+
+Variable BatchNorm2d::forward_tail(const Variable& x, Module& se, const Variable& residual) {
+  auto* sq = dynamic_cast<SqueezeExcite*>(&se);
+  if (!layer_ops::fused_bn_enabled() || !sq || sq->channels() != channels_)
+    return F::relu(ag::add(se.forward(forward(x)), residual));
+  check_bn_input(x, channels_);
+  track_batch();
+  return F::bottleneck_tail(x, weight(), bias(), &running_mean(), &running_var(), training_,
+                            cumulative_ ? -1.0 : momentum_, eps_, &cumulative_samples_,
+                            sq->reduce().weight(), sq->reduce().bias(), sq->expand().weight(), sq->expand().bias(),
+                            static_cast<kernels::Activation>(sq->activation()), residual);
+}
+
+Variable FusingSequential::forward(const Variable& x) {
+  Variable y = x;
+  for (size_t i = 0; i < size(); ++i) {
+    auto* bn = dynamic_cast<BatchNorm2d*>(&at(i));
+    if (bn && i + 1 < size() && dynamic_cast<ReLU*>(&at(i + 1))) {
+      y = bn->forward_relu(y);
+      ++i;
+    } else {
+      y = at(i).forward(y);
+    }
+  }
+  return y;
 }
 
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias, Generator* generator)

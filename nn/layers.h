@@ -55,6 +55,11 @@ class BatchNorm2d : public Module {
 
   Variable forward(const Variable& x) override;
   std::string type_name() const override { return "BatchNorm2d"; }
+  // relu(forward(x)): one fused op (F::batch_norm_relu) when layer_ops::fused_bn_enabled() (PNEUMO_FUSED_BN=1).
+  Variable forward_relu(const Variable& x);
+  // relu(se(forward(x)) + residual), SE-ResNeXt's bottleneck tail: one fused op (F::bottleneck_tail) when
+  // enabled and `se` is a SqueezeExcite; otherwise the separate modules.
+  Variable forward_tail(const Variable& x, Module& se, const Variable& residual);
 
   // SWA recalibration (torchcontrib's bn_update): while on, training-mode forwards average the statistics
   // cumulatively, momentum = b / (n + b) with n the samples seen since it was switched on (or since
@@ -77,6 +82,8 @@ class BatchNorm2d : public Module {
   int64_t channels_;
   double eps_, momentum_;
   bool cumulative_ = false;
+  void track_batch();  // num_batches_tracked += 1 in training mode
+
   int64_t cumulative_samples_ = 0;
   int64_t batches_tracked_ = 0;                   // host mirror of num_batches_tracked
   const void* batches_tracked_storage_ = nullptr;  // the buffer the mirror belongs to
@@ -86,6 +93,13 @@ class ReLU : public Module {
  public:
   Variable forward(const Variable& x) override { return F::relu(x); }
   std::string type_name() const override { return "ReLU"; }
+};
+
+// A Sequential whose BatchNorm2d + ReLU pairs run as BatchNorm2d::forward_relu (fused when enabled); same
+// children, names and type name as a Sequential.
+class FusingSequential : public Sequential {
+ public:
+  Variable forward(const Variable& x) override;
 };
 
 class Sigmoid : public Module {

@@ -70,6 +70,14 @@ const T* ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data<T>() : nullptr;
 }
 
+// CPU bfloat16, the rounding-point twin of the CUDA path (docs/gpu-status.md, "CPU bf16 path"): BF16
+// operands are widened to float32, the float32 CPU kernel runs, and each output stored in the activation
+// dtype is rounded to bfloat16 once -- where the CUDA kernels round (bf16 in, float32 math, bf16 out).
+// Statistics and BatchNorm parameter gradients stay float32, as on CUDA.
+bool cpu_bf16(const Tensor& t) { return t.defined() && !t.is_cuda() && t.dtype() == DType::BF16; }
+Tensor widen(const Tensor& t) { return t.defined() && t.dtype() == DType::BF16 ? t.to(DType::F32) : t; }
+Tensor round_bf16(const Tensor& t) { return t.defined() ? t.to(DType::BF16) : t; }
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------
@@ -139,6 +147,7 @@ void check_conv_operands(const char* op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
+  if (cpu_bf16(x)) return round_bf16(conv2d_forward(widen(x), widen(w), g));
   check_conv_operands("conv2d", x, w);
   const kernels::ConvShape cs = conv2d_shape(x.shape(), w.shape(), g);
   Tensor y = Tensor::empty({cs.n, cs.oh, cs.ow, cs.k}, x.dtype(), x.device());
@@ -163,6 +172,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g)
 }
 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g) {
+  if (cpu_bf16(dy)) return round_bf16(conv2d_backward_data(widen(dy), widen(w), x_shape, g));
   check_conv_operands("conv2d_backward_data", dy, w);
   const kernels::ConvShape cs = conv2d_shape(x_shape, w.shape(), g);
   PNEUMO_CHECK(dy.shape() == Shape({cs.n, cs.oh, cs.ow, cs.k}), "conv2d_backward_data: gradient ",
@@ -191,6 +201,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 }
 
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dGeometry& g) {
+  if (cpu_bf16(dy)) return round_bf16(conv2d_backward_weight(widen(dy), widen(x), w_shape, g));
   check_conv_operands("conv2d_backward_weight", dy, x);
   const kernels::ConvShape cs = conv2d_shape(x.shape(), w_shape, g);
   PNEUMO_CHECK(dy.shape() == Shape({cs.n, cs.oh, cs.ow, cs.k}), "conv2d_backward_weight: gradient ",
@@ -220,6 +231,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
 // BatchNorm
 
 MomentPair batch_norm_statistics(const Tensor& x) {
+  if (cpu_bf16(x)) return batch_norm_statistics(widen(x));
   check_nhwc("batch_norm", x);
   check_activation_dtype("batch_norm", x);
   const int64_t c = x.size(3), rows = x.numel() / c;
@@ -242,6 +254,7 @@ MomentPair batch_norm_statistics(const Tensor& x) {
 
 Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, double eps, const Tensor& weight,
                         const Tensor& bias) {
+  if (cpu_bf16(x)) return round_bf16(batch_norm_apply(widen(x), mean, var, eps, weight, bias));
   check_nhwc("batch_norm", x);
   check_activation_dtype("batch_norm", x);
   check_defined("batch_norm", mean);
@@ -269,6 +282,11 @@ Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, 
 
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& var, double eps,
                                    const Tensor& weight, bool training, bool need_dx) {
+  if (cpu_bf16(x)) {
+    BatchNormGrads g = batch_norm_backward(widen(dy), widen(x), mean, var, eps, weight, training, need_dx);
+    g.dx = round_bf16(g.dx);
+    return g;
+  }
   check_nhwc("batch_norm_backward", x);
   check_defined("batch_norm_backward", dy);
   PNEUMO_CHECK(dy.shape() == x.shape(), "batch_norm_backward: gradient ", shape_str(dy.shape()), " vs input ",
@@ -357,6 +375,11 @@ Shape max_pool2d_shape(const Shape& x, int64_t kernel, int64_t stride, int64_t p
 }
 
 PoolResult max_pool2d_forward(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {
+  if (cpu_bf16(x)) {
+    PoolResult r = max_pool2d_forward(widen(x), kernel, stride, padding, ceil_mode);
+    r.y = round_bf16(r.y);
+    return r;
+  }
   check_nhwc("max_pool2d", x);
   check_activation_dtype("max_pool2d", x);
   const Shape os = max_pool2d_shape(x.shape(), kernel, stride, padding, ceil_mode);
@@ -378,6 +401,7 @@ PoolResult max_pool2d_forward(const Tensor& x, int64_t kernel, int64_t stride, i
 
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& xs, int64_t kernel, int64_t stride,
                            int64_t padding) {
+  if (cpu_bf16(dy)) return round_bf16(max_pool2d_backward(widen(dy), argmax, xs, kernel, stride, padding));
   check_nhwc("max_pool2d_backward", dy);
   PNEUMO_CHECK(argmax.shape() == dy.shape() && argmax.dtype() == DType::I32, "max_pool2d_backward: argmax ",
                shape_str(argmax.shape()), " must be I32 shaped like the gradient ", shape_str(dy.shape()));
@@ -402,6 +426,7 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& 
 // Resizing
 
 Tensor upsample_nearest2x_forward(const Tensor& x) {
+  if (cpu_bf16(x)) return round_bf16(upsample_nearest2x_forward(widen(x)));
   check_nhwc("upsample_nearest2x", x);
   check_activation_dtype("upsample_nearest2x", x);
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
@@ -419,6 +444,7 @@ Tensor upsample_nearest2x_forward(const Tensor& x) {
 }
 
 Tensor upsample_nearest2x_backward(const Tensor& dy) {
+  if (cpu_bf16(dy)) return round_bf16(upsample_nearest2x_backward(widen(dy)));
   check_nhwc("upsample_nearest2x_backward", dy);
   const int64_t n = dy.size(0), h = dy.size(1) / 2, w = dy.size(2) / 2, c = dy.size(3);
   PNEUMO_CHECK(dy.size(1) % 2 == 0 && dy.size(2) % 2 == 0, "upsample_nearest2x_backward: odd gradient ",
@@ -485,6 +511,7 @@ void check_resize_sizes(const Shape& x, int64_t oh, int64_t ow) {
 }  // namespace
 
 Tensor resize_bilinear_forward(const Tensor& x, int64_t oh, int64_t ow, bool align_corners) {
+  if (cpu_bf16(x)) return round_bf16(resize_bilinear_forward(widen(x), oh, ow, align_corners));
   check_nhwc("resize_bilinear", x);
   check_activation_dtype("resize_bilinear", x);
   check_resize_sizes(x.shape(), oh, ow);
@@ -508,6 +535,7 @@ Tensor resize_bilinear_forward(const Tensor& x, int64_t oh, int64_t ow, bool ali
 }
 
 Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_corners) {
+  if (cpu_bf16(dy)) return round_bf16(resize_bilinear_backward(widen(dy), xs, align_corners));
   check_nhwc("resize_bilinear_backward", dy);
   PNEUMO_CHECK(xs.size() == 4 && xs[0] == dy.size(0) && xs[3] == dy.size(3), "resize_bilinear_backward: input ",
                shape_str(xs), " vs gradient ", shape_str(dy.shape()));
@@ -535,6 +563,7 @@ Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_co
 // Dropout
 
 Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  if (cpu_bf16(x)) return round_bf16(dropout(widen(x), p, seed, offset));
   check_defined("dropout", x);
   check_activation_dtype("dropout", x);
   PNEUMO_CHECK(p >= 0 && p < 1, "dropout: probability ", p, " outside [0, 1)");
@@ -552,6 +581,7 @@ Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 }
 
 Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  if (cpu_bf16(x)) return round_bf16(drop_connect(widen(x), p, seed, offset));
   check_defined("drop_connect", x);
   check_activation_dtype("drop_connect", x);
   PNEUMO_CHECK(x.dim() >= 1 && x.size(0) > 0, "drop_connect: needs a batch dimension, got ", shape_str(x.shape()));
@@ -645,6 +675,8 @@ SeDims check_se(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
 
 Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
                               kernels::Activation act) {
+  if (cpu_bf16(x))
+    return round_bf16(squeeze_excite_forward(widen(x), widen(w1), widen(b1), widen(w2), widen(b2), act));
   const SeDims d = check_se(x, w1, b1, w2, b2);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cuda()) {
@@ -666,6 +698,11 @@ Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b
 
 SqueezeExciteGrads squeeze_excite_backward(const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& b1,
                                            const Tensor& w2, const Tensor& b2, kernels::Activation act) {
+  if (cpu_bf16(x)) {
+    SqueezeExciteGrads g = squeeze_excite_backward(widen(x), widen(dy), widen(w1), widen(b1), widen(w2), widen(b2), act);
+    for (Tensor* t : {&g.dx, &g.dw1, &g.db1, &g.dw2, &g.db2}) *t = round_bf16(*t);
+    return g;
+  }
   check_same_dtype("squeeze_excite backward", x, dy);
   const SeDims d = check_se(x, w1, b1, w2, b2);
   SqueezeExciteGrads g;

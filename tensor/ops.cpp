@@ -201,6 +201,9 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   int64_t kb = tb ? b.size(1) : b.size(0), n = tb ? b.size(0) : b.size(1);
   PNEUMO_CHECK(k == kb, "matmul: inner dimensions differ: ", shape_str(a.shape()), (ta ? "^T" : ""), " x ",
                shape_str(b.shape()), (tb ? "^T" : ""));
+  // CPU bfloat16 (the CUDA rounding points, docs/gpu-status.md): float32 GEMM, the product rounded once.
+  if (a.device().is_cpu() && a.dtype() == DType::BF16)
+    return matmul(a.to(DType::F32), b.to(DType::F32), ta, tb).to(DType::BF16);
   PNEUMO_CHECK(a.device().is_cuda() || a.dtype() == DType::F32 || a.dtype() == DType::F64,
                "CPU matmul supports float32 and float64, got ", dtype_name(a.dtype()));
   Tensor out = Tensor::empty({m, n}, a.dtype(), a.device());

@@ -277,6 +277,13 @@ else
   record_step tests_gpu "FAILED (not built)" build.log
 fi
 
+# 1b. The fused paths (PNEUMO_FUSED_BN=1, PNEUMO_FUSED_CONCAT=1; off by default until this run verifies
+# them): the network tests again with BN+ReLU, the bottleneck tails and upsample+concat fused.
+if [ -x "$build/tests/tests_gpu" ]; then
+  run_step "tests_gpu ModelsGpu with PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1" tests_gpu_fused.log 100 env \
+    PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*'
+fi
+
 # ---- 2-5. the bf16 diagnosis, kernel bench, bench-models, PyTorch's step --------------------------
 [ -x "$repo/bench/gpu/models_bf16_diagnosis.sh" ] && run_bench_script "$repo/bench/gpu/models_bf16_diagnosis.sh" 100
 if [ -x "$build/pneumo-kernel-bench" ]; then
@@ -287,6 +294,10 @@ if [ -x "$build/pneumo" ]; then
   run_step "pneumo info" bench-pneumo-info.log 20 "$build/pneumo" info
   run_step "pneumo bench-models" bench-pneumo-bench-models.log 90 bash -c \
     "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 || exit 1; done"
+fi
+if [ -x "$build/pneumo" ]; then
+  run_step "pneumo bench-models, fused BN and concat" bench-pneumo-bench-models-fused.log 45 env PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 \
+    "$build/pneumo" bench-models --device cuda --dtype bf16 --models unet_se50 --size 1024 --batch 4 --iters 5
 fi
 [ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_bench_script "$repo/bench/gpu/unet_se50_torch_profile.py" 150
 

@@ -10,7 +10,7 @@ namespace pneumo::nn::models {
 
 namespace {
 std::shared_ptr<Sequential> conv_bn_relu(int64_t cin, int64_t cout, int64_t kernel, int64_t dilation = 1) {
-  auto s = std::make_shared<Sequential>();
+  auto s = std::make_shared<FusingSequential>();
   s->push_back(std::make_shared<Conv2d>(cin, cout, kernel, 1, dilation * (kernel / 2), dilation, 1, false));
   s->push_back(std::make_shared<BatchNorm2d>(cout));
   s->push_back(std::make_shared<ReLU>());
@@ -42,7 +42,7 @@ DeepLabV3Plus::DeepLabV3Plus(std::shared_ptr<Encoder> encoder, int64_t aspp_chan
   bot_fine_ = register_module("bot_fine", std::make_shared<Conv2d>(ch[3], skip_channels, 1, 1, 0, 1, 1, false));
   const int64_t cat = static_cast<int64_t>(rates.size() + 2) * aspp_channels;
   bot_aspp_ = register_module("bot_aspp", std::make_shared<Conv2d>(cat, aspp_channels, 1, 1, 0, 1, 1, false));
-  final_ = register_module("final", std::make_shared<Sequential>());
+  final_ = register_module("final", std::make_shared<FusingSequential>());
   final_->push_back(std::make_shared<Conv2d>(aspp_channels + skip_channels, aspp_channels, 3, 1, 1, 1, 1, false));
   final_->push_back(std::make_shared<BatchNorm2d>(aspp_channels));
   final_->push_back(std::make_shared<ReLU>());

@@ -30,11 +30,12 @@ SEResNeXtBottleneck::SEResNeXtBottleneck(int64_t inplanes, int64_t planes, const
 }
 
 Variable SEResNeXtBottleneck::forward(const Variable& x) {
-  Variable y = F::relu(bn1_->forward(conv1_->forward(x)));
-  y = F::relu(bn2_->forward(conv2_->forward(y)));
-  y = se_->forward(bn3_->forward(conv3_->forward(y)));
+  Variable y = bn1_->forward_relu(conv1_->forward(x));
+  y = bn2_->forward_relu(conv2_->forward(y));
   Variable residual = downsample_ ? downsample_->forward(x) : x;
-  return F::relu(ag::add(y, residual));
+  // relu(se(bn3(conv3 y)) + residual); one fused op under PNEUMO_FUSED_BN=1. The residual is computed
+  // first in both paths (the order of the parameters' use does not change any value).
+  return bn3_->forward_tail(conv3_->forward(y), *se_, residual);
 }
 
 SEResNeXt::SEResNeXt(const SEResNeXtConfig& c) : config_(c) {
@@ -61,7 +62,7 @@ SEResNeXt::SEResNeXt(const SEResNeXtConfig& c) : config_(c) {
 std::vector<Variable> SEResNeXt::features(const Variable& x) {
   PNEUMO_CHECK(x.shape().size() == 4 && x.shape()[3] == 3, "SEResNeXt: expected an NHWC image batch [N, H, W, 3], got ",
                shape_str(x.shape()));
-  Variable x0 = F::relu(bn1_->forward(conv1_->forward(x)));
+  Variable x0 = bn1_->forward_relu(conv1_->forward(x));
   Variable x1 = layers_[0]->forward(F::max_pool2d(x0, 3, 2, 0, /*ceil_mode=*/true));
   Variable x2 = layers_[1]->forward(x1);
   Variable x3 = layers_[2]->forward(x2);

@@ -1,13 +1,15 @@
 // UNet decoder, classification head and the UNet network (see unet.h).
 #include "nn/models/unet.h"
 
+#include "autograd/layer_functions.h"
 #include "kernels/check.h"
 #include "nn/init.h"
+#include "tensor/fused_bn_ops.h"
 
 namespace pneumo::nn::models {
 
 Conv2dReLU::Conv2dReLU(int64_t cin, int64_t cout) {
-  block_ = register_module("block", std::make_shared<Sequential>());
+  block_ = register_module("block", std::make_shared<FusingSequential>());
   block_->push_back(std::make_shared<Conv2d>(cin, cout, 3, 1, 1, 1, 1, false));
   block_->push_back(std::make_shared<BatchNorm2d>(cout));
   block_->push_back(std::make_shared<ReLU>());
@@ -20,14 +22,15 @@ UnetDecoderBlock::UnetDecoderBlock(int64_t cin, int64_t cout) {
 }
 
 Variable UnetDecoderBlock::forward(const Variable& x, const Variable& skip) {
-  Variable y = F::upsample_nearest2x(x);
   if (skip.defined()) {
-    PNEUMO_CHECK(skip.shape()[1] == y.shape()[1] && skip.shape()[2] == y.shape()[2],
-                 "UNet decoder: upsampled ", shape_str(y.shape()), " does not match skip ", shape_str(skip.shape()),
+    PNEUMO_CHECK(skip.shape()[1] == 2 * x.shape()[1] && skip.shape()[2] == 2 * x.shape()[2],
+                 "UNet decoder: upsampled ", shape_str(x.shape()), " x2 does not match skip ", shape_str(skip.shape()),
                  " (input sides must be multiples of 32)");
-    y = F::concat({y, skip});
+    // One pass into the concat buffer under PNEUMO_FUSED_CONCAT=1; else upsample, then concat.
+    if (layer_ops::fused_concat_enabled()) return block_->forward(ag::upsample2x_concat(x, skip));
+    return block_->forward(F::concat({F::upsample_nearest2x(x), skip}));
   }
-  return block_->forward(y);
+  return block_->forward(F::upsample_nearest2x(x));
 }
 
 UnetDecoder::UnetDecoder(const std::vector<int64_t>& enc, const std::vector<int64_t>& dec) {

@@ -1,0 +1,132 @@
+// The CPU bfloat16 path (issue 12 part 1; design in docs/gpu-status.md): CPU BF16 tensors run the float32
+// kernels on widened operands and round each output once, where the CUDA kernels round, so the network
+// bf16 comparison can be reasoned about without a GPU.
+//  - per op: the BF16 result is exactly round_bf16(the float32 result on the same bf16 values), within
+//    the output rounding (relative L2 <= 2^-8) of it, and of dtype BF16;
+//  - per network (eval, batch 2, 64x64, as ModelsGpu): CPU bf16 against CPU float32 within the GPU test's
+//    bf16 bounds (kBF16Eval in tests/nn/models_gpu_test.cpp), figures printed for docs/gpu-status.md.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "autograd/functions.h"
+#include "nn/functional.h"
+#include "nn/models/registry.h"
+#include "nn/squeeze_excite.h"
+#include "support/checkers.h"
+#include "tensor/fused_bn_ops.h"
+#include "tensor/layer_ops.h"
+#include "tensor/ops.h"
+#include "tests/nn/network_compare.h"
+
+namespace pneumo {
+namespace {
+
+using ag::Variable;
+
+Tensor bf16_values(const Shape& s, float stddev, uint64_t seed) {
+  return Tensor::normal(s, 0.f, stddev, seed).to(DType::BF16);
+}
+
+double relative_l2(const Tensor& a, const Tensor& r) {
+  const std::vector<double> x = a.to_vector_f64(), y = r.to_vector_f64();
+  double d = 0, q = 0;
+  for (size_t i = 0; i < x.size(); ++i) d += (x[i] - y[i]) * (x[i] - y[i]), q += y[i] * y[i];
+  return std::sqrt(d / std::max(q, 1e-300));
+}
+
+// bf16 result == the float32 result rounded once, and within 2^-8 (relative L2) of the float32 result.
+void expect_rounded_once(const char* what, const Tensor& bf16_result, const Tensor& f32_result) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(bf16_result.dtype(), DType::BF16);
+  ASSERT_EQ(bf16_result.shape(), f32_result.shape());
+  EXPECT_EQ(bf16_result.to(DType::F32).to_vector(), f32_result.to(DType::BF16).to(DType::F32).to_vector());
+  EXPECT_LE(relative_l2(bf16_result, f32_result), std::ldexp(1.0, -8));
+}
+
+TEST(CpuBf16, LayerOpsRoundOnceAtTheOutput) {
+  const Tensor x = bf16_values({2, 9, 10, 16}, 1.f, 1), w = bf16_values({8, 3, 3, 16}, 0.2f, 2);
+  const Tensor xf = x.to(DType::F32), wf = w.to(DType::F32);
+  layer_ops::Conv2dGeometry g;
+  g.pad_top = g.pad_bottom = g.pad_left = g.pad_right = 1;
+  const Tensor y = layer_ops::conv2d_forward(x, w, g);
+  expect_rounded_once("conv2d_forward", y, layer_ops::conv2d_forward(xf, wf, g));
+  const Tensor dy = bf16_values(y.shape(), 1.f, 3);
+  expect_rounded_once("conv2d_backward_data", layer_ops::conv2d_backward_data(dy, w, x.shape(), g),
+                      layer_ops::conv2d_backward_data(dy.to(DType::F32), wf, x.shape(), g));
+  expect_rounded_once("conv2d_backward_weight", layer_ops::conv2d_backward_weight(dy, x, w.shape(), g),
+                      layer_ops::conv2d_backward_weight(dy.to(DType::F32), xf, w.shape(), g));
+  // BatchNorm: float32 statistics and parameters, output rounded.
+  const layer_ops::MomentPair m = layer_ops::batch_norm_statistics(x);
+  const layer_ops::MomentPair mf = layer_ops::batch_norm_statistics(xf);
+  EXPECT_EQ(m.mean.dtype(), DType::F32);
+  EXPECT_EQ(m.mean.to_vector(), mf.mean.to_vector());
+  const Tensor bw = Tensor::normal({16}, 1, 0.3f, 4), bb = Tensor::normal({16}, 0, 0.3f, 5);
+  expect_rounded_once("batch_norm_apply", layer_ops::batch_norm_apply(x, m.mean, m.var, 1e-5, bw, bb),
+                      layer_ops::batch_norm_apply(xf, m.mean, m.var, 1e-5, bw, bb));
+  const Tensor dx16 = bf16_values(x.shape(), 1.f, 6);
+  layer_ops::BatchNormGrads gb = layer_ops::batch_norm_backward(dx16, x, m.mean, m.var, 1e-5, bw, true, true);
+  layer_ops::BatchNormGrads gf =
+      layer_ops::batch_norm_backward(dx16.to(DType::F32), xf, m.mean, m.var, 1e-5, bw, true, true);
+  expect_rounded_once("batch_norm_backward dx", gb.dx, gf.dx);
+  EXPECT_EQ(gb.dweight.dtype(), DType::F32);
+  // The fused BatchNorm kernels take BF16 storage natively: the same single rounding.
+  expect_rounded_once("fused_bn_apply",
+                      layer_ops::fused_bn_apply(x, m.mean, m.var, 1e-5, bw, bb, Tensor(), Tensor(), true),
+                      layer_ops::fused_bn_apply(xf, m.mean, m.var, 1e-5, bw, bb, Tensor(), Tensor(), true));
+  // Pooling, upsampling, resizing, squeeze-excite, matmul.
+  expect_rounded_once("max_pool2d", layer_ops::max_pool2d_forward(x, 3, 2, 1, false).y,
+                      layer_ops::max_pool2d_forward(xf, 3, 2, 1, false).y);
+  expect_rounded_once("upsample_nearest2x_backward", layer_ops::upsample_nearest2x_backward(bf16_values({2, 8, 8, 4}, 1, 7)),
+                      layer_ops::upsample_nearest2x_backward(bf16_values({2, 8, 8, 4}, 1, 7).to(DType::F32)));
+  expect_rounded_once("resize_bilinear", layer_ops::resize_bilinear_forward(x, 17, 13, true),
+                      layer_ops::resize_bilinear_forward(xf, 17, 13, true));
+  const Tensor w1 = bf16_values({4, 1, 1, 16}, 0.3f, 8), b1 = bf16_values({4}, 0.3f, 9);
+  const Tensor w2 = bf16_values({16, 1, 1, 4}, 0.3f, 10), b2 = bf16_values({16}, 0.3f, 11);
+  auto f = [](const Tensor& t) { return t.to(DType::F32); };
+  expect_rounded_once("squeeze_excite_forward",
+                      layer_ops::squeeze_excite_forward(x, w1, b1, w2, b2, kernels::Activation::Relu),
+                      layer_ops::squeeze_excite_forward(xf, f(w1), f(b1), f(w2), f(b2), kernels::Activation::Relu));
+  const Tensor a = bf16_values({5, 7}, 1, 12), b = bf16_values({7, 3}, 1, 13);
+  expect_rounded_once("matmul", ops::matmul(a, b), ops::matmul(f(a), f(b)));
+}
+
+// CPU bf16 against CPU float32, eval, batch 2, 64x64 (ModelsGpu's eval setup), the GPU test's bf16 bounds.
+test::NetworkErrors bf16_against_f32(const std::string& name, uint64_t seed) {
+  nn::models::ModelOptions opt;
+  opt.drop_connect_rate = 0.0;
+  auto f32 = nn::models::create_model(name, opt);
+  auto b16 = test::copy_of(*f32, name, opt);
+  Tensor input = Tensor::normal({2, 64, 64, 3}, 0, 1, seed);
+  Tensor proj = test::projection_for(*f32, input, seed + 1);
+  f32->eval();
+  b16->eval();
+  const test::NetworkRun r = test::run_network(*f32, input, proj, Device::cpu(), DType::F32);
+  const test::NetworkRun b = test::run_network(*b16, input, proj, Device::cpu(), DType::BF16);
+  const test::NetworkErrors e = test::compare_runs(b, r);
+  test::print_errors(name + " cpu bf16/f32 eval", e);
+  return e;
+}
+
+void expect_within_bf16_bounds(const test::NetworkErrors& e) {
+  // kBF16Eval of tests/nn/models_gpu_test.cpp (2x over bf16 storage's maxima in the PyTorch emulation).
+  ASSERT_TRUE(e.names_match);
+  EXPECT_LE(std::max(e.seg, e.cls), 5e-2);
+  EXPECT_LE(e.input_grad, 0.5);
+  EXPECT_LE(e.grads_l2, 0.2);
+  EXPECT_LE(e.group_worst[0], 0.15);
+  EXPECT_LE(e.group_worst[2], 0.15);
+}
+
+TEST(CpuBf16, TinyNetworksWithinTheBf16Bounds) {
+  for (const char* n : {"tiny_unet_se", "tiny_unet_ef", "tiny_deeplab_se", "tiny_cls_ef"}) {
+    SCOPED_TRACE(n);
+    expect_within_bf16_bounds(bf16_against_f32(n, 1000));
+  }
+}
+
+TEST(CpuBf16Full, UnetSE50WithinTheBf16Bounds) { expect_within_bf16_bounds(bf16_against_f32("unet_se50", 1000)); }
+
+}  // namespace
+}  // namespace pneumo
