@@ -321,6 +321,12 @@ void launch_reduce(const T* x, const T* dy, const T* y, T* dres, int64_t n, int6
   *chunks_out = g.chunks;
 }
 
+// Grid of the elementwise kernels: every block first computes its per-channel constants (c of them), so
+// the grid is capped at about 4 vector units per thread once there are more than 1024 blocks' worth.
+int elementwise_blocks(int64_t units) {
+  return blocks_for(units, std::max<int64_t>(1024, units / (int64_t{kThreads} * 4)));
+}
+
 void check_shape(const char* what, int64_t n, int64_t hw, int64_t c) {
   PNEUMO_CHECK(n > 0 && hw > 0 && c > 0, "kernels::cuda::", what, ": empty input [", n, ", ", hw, ", ", c, "]");
   PNEUMO_CHECK(n * hw * c / c == n * hw, "kernels::cuda::", what, ": size overflow");
@@ -378,10 +384,10 @@ void fused_bn_apply(DType dt, const void* x, int64_t n, int64_t hw, int64_t c, c
     T* yp = static_cast<T*>(y);
     if (vec_ok<T>(c, {x, residual, y})) {
       constexpr int V = kVecWidth<T>;
-      fused_bn_apply_kernel<T, V><<<blocks_for(total / V, kMaxGridBlocks), kThreads, smem, stream>>>(
+      fused_bn_apply_kernel<T, V><<<elementwise_blocks(total / V), kThreads, smem, stream>>>(
           xp, total, hw * c, c, mean, var, static_cast<float>(eps), w, b, gate, rp, relu, yp);
     } else {
-      fused_bn_apply_kernel<T, 1><<<blocks_for(total, kMaxGridBlocks), kThreads, smem, stream>>>(
+      fused_bn_apply_kernel<T, 1><<<elementwise_blocks(total), kThreads, smem, stream>>>(
           xp, total, hw * c, c, mean, var, static_cast<float>(eps), w, b, gate, rp, relu, yp);
     }
     PNEUMO_LAUNCH_CHECK("fused_bn_apply_kernel");
@@ -436,11 +442,11 @@ void fused_bn_backward_data(DType dt, const void* dy, const void* y, const void*
     T* dxp = static_cast<T*>(dx);
     if (vec_ok<T>(c, {dy, relu ? y : nullptr, x, dx})) {
       constexpr int V = kVecWidth<T>;
-      fused_bn_backward_data_kernel<T, V><<<blocks_for(total / V, kMaxGridBlocks), kThreads, smem, stream>>>(
+      fused_bn_backward_data_kernel<T, V><<<elementwise_blocks(total / V), kThreads, smem, stream>>>(
           dyp, yp, xp, total, hw, c, mean, var, static_cast<float>(eps), w, gate, dpool, dbias, dweight, relu, training,
           accumulate, dxp);
     } else {
-      fused_bn_backward_data_kernel<T, 1><<<blocks_for(total, kMaxGridBlocks), kThreads, smem, stream>>>(
+      fused_bn_backward_data_kernel<T, 1><<<elementwise_blocks(total), kThreads, smem, stream>>>(
           dyp, yp, xp, total, hw, c, mean, var, static_cast<float>(eps), w, gate, dpool, dbias, dweight, relu, training,
           accumulate, dxp);
     }
