@@ -4,6 +4,7 @@
 # build with every core, then in this order:
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
 #      skipping, and a run in which no GPU test passed is a failed step;
+#  1b. the network GPU tests again with the fused paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1);
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32);
 #   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: profile, peak memory, torch.compile);

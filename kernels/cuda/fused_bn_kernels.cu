@@ -221,6 +221,7 @@ __global__ void __launch_bounds__(kThreads) fused_bn_apply_kernel(const T* __res
   }
   __syncthreads();
   const int64_t units = total / V, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+#pragma unroll 2
   for (int64_t u = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
     const int64_t i = u * V, k0 = i % c, s = i / hwc;
     float v[V], r[V];
@@ -258,6 +259,7 @@ __global__ void __launch_bounds__(kThreads) fused_bn_backward_data_kernel(
   __syncthreads();
   const int64_t hwc = hw * c, units = total / V, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const float inv_hw = 1.0f / static_cast<float>(hw);
+#pragma unroll 2
   for (int64_t u = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
     const int64_t i = u * V, k0 = i % c, s = i / hwc;
     float g[V], xv[V], yv[V], out[V];
