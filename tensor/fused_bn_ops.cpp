@@ -49,11 +49,6 @@ Dims check_x(const char* op, const Tensor& x) {
                  ": CPU supports F32, F64 and BF16, got ", dtype_name(x.dtype()));
   const Dims d{x.size(0), x.size(1) * x.size(2), x.size(3)};
   PNEUMO_CHECK(d.n > 0 && d.hw > 0 && d.c > 0, op, ": empty input ", shape_str(x.shape()));
-#if PNEUMO_WITH_CUDA
-  if (x.is_cuda())
-    PNEUMO_CHECK(d.c <= kernels::cuda::kFusedBnMaxChannels, op, ": ", d.c, " channels, the CUDA kernels take at most ",
-                 kernels::cuda::kFusedBnMaxChannels);
-#endif
   return d;
 }
 

@@ -202,36 +202,53 @@ __global__ void fused_bn_pool_kernel(const float* __restrict__ sample_sum, int64
   pooled[i] = (sample_sum[i] / static_cast<float>(hw) - mean[k]) * invstd * (w ? w[k] : 1.0f) + (b ? b[k] : 0.0f);
 }
 
-// y = relu?(gate * (x * scale + shift) + residual), scale/shift per channel in shared memory.
+// The elementwise kernels use the reduce layout (lanes_c channel vectors x lanes_r rows per block, grid
+// (row chunks, channel tiles)), so each thread keeps the per-channel constants of its V channels in
+// registers for all its rows: no per-block prologue, no shared memory, any channel count.
+struct RowLayout {
+  int lanes_c, lanes_r;
+  int64_t chunk_rows;
+};
+
+// y = relu?(gate * (x * scale + shift) + residual).
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads) fused_bn_apply_kernel(const T* __restrict__ x, int64_t total, int64_t hwc,
-                                                                  int64_t c, const float* __restrict__ mean,
+__global__ void __launch_bounds__(kThreads) fused_bn_apply_kernel(const T* __restrict__ x, int64_t rows, int64_t hw,
+                                                                  int64_t c, RowLayout L,
+                                                                  const float* __restrict__ mean,
                                                                   const float* __restrict__ var, float eps,
                                                                   const float* __restrict__ w,
                                                                   const float* __restrict__ b,
                                                                   const float* __restrict__ gate,
                                                                   const T* __restrict__ residual, bool relu,
                                                                   T* __restrict__ y) {
-  extern __shared__ float sm[];
-  float *scale = sm, *shift = sm + c;
-  for (int64_t k = threadIdx.x; k < c; k += blockDim.x) {
-    const float sc = (w ? w[k] : 1.0f) / sqrtf(var[k] + eps);
-    scale[k] = sc;
-    shift[k] = (b ? b[k] : 0.0f) - mean[k] * sc;
+  const int t = threadIdx.x, lc = t % L.lanes_c, lr = t / L.lanes_c;
+  const int64_t k0 = (static_cast<int64_t>(blockIdx.y) * L.lanes_c + lc) * V;
+  if (lr >= L.lanes_r || k0 >= c) return;
+  float scale[V], shift[V], g[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const float sc = (w ? w[k0 + j] : 1.0f) / sqrtf(var[k0 + j] + eps);
+    scale[j] = sc;
+    shift[j] = (b ? b[k0 + j] : 0.0f) - mean[k0 + j] * sc;
+    g[j] = 1.0f;
   }
-  __syncthreads();
-  const int64_t units = total / V, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * L.chunk_rows, r1 = min(rows, r0 + L.chunk_rows);
+  int64_t sample = -1;
 #pragma unroll 2
-  for (int64_t u = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
-    const int64_t i = u * V, k0 = i % c, s = i / hwc;
-    float v[V], r[V];
+  for (int64_t r = r0 + lr; r < r1; r += L.lanes_r) {
+    const int64_t i = r * c + k0;
+    if (gate && r / hw != sample) {
+      sample = r / hw;
+#pragma unroll
+      for (int j = 0; j < V; ++j) g[j] = gate[sample * c + k0 + j];
+    }
+    float v[V], res[V];
     ldv<T, V>(x, i, v);
-    if (residual) ldv<T, V>(residual, i, r);
+    if (residual) ldv<T, V>(residual, i, res);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      float z = v[j] * scale[k0 + j] + shift[k0 + j];
-      if (gate) z *= gate[s * c + k0 + j];
-      if (residual) z += r[j];
+      float z = (v[j] * scale[j] + shift[j]) * g[j];
+      if (residual) z += res[j];
       v[j] = relu ? relu_keep_nan(z) : z;
     }
     stv<T, V>(y, i, v);
@@ -239,42 +256,53 @@ __global__ void __launch_bounds__(kThreads) fused_bn_apply_kernel(const T* __res
 }
 
 // dx (+)= A * (g * dpre + dpool / hw) + P * (x - mean) + Q: A = w invstd, P = -A invstd dweight / rows,
-// Q = -A dbias / rows (P = Q = 0 in evaluation mode). Per-channel A, P, mean, Q in shared memory.
+// Q = -A dbias / rows (P = Q = 0 in evaluation mode).
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads) fused_bn_backward_data_kernel(
-    const T* __restrict__ dy, const T* __restrict__ y, const T* __restrict__ x, int64_t total, int64_t hw, int64_t c,
-    const float* __restrict__ mean, const float* __restrict__ var, float eps, const float* __restrict__ w,
-    const float* __restrict__ gate, const float* __restrict__ dpool, const float* __restrict__ dbias,
-    const float* __restrict__ dweight, bool relu, bool training, bool accumulate, T* __restrict__ dx) {
-  extern __shared__ float sm[];
-  float *A = sm, *P = sm + c, *M = sm + 2 * c, *Q = sm + 3 * c;
-  const float inv_rows = 1.0f / static_cast<float>(total / c);
-  for (int64_t k = threadIdx.x; k < c; k += blockDim.x) {
+    const T* __restrict__ dy, const T* __restrict__ y, const T* __restrict__ x, int64_t rows, int64_t hw, int64_t c,
+    RowLayout L, const float* __restrict__ mean, const float* __restrict__ var, float eps,
+    const float* __restrict__ w, const float* __restrict__ gate, const float* __restrict__ dpool,
+    const float* __restrict__ dbias, const float* __restrict__ dweight, bool relu, bool training, bool accumulate,
+    T* __restrict__ dx) {
+  const int t = threadIdx.x, lc = t % L.lanes_c, lr = t / L.lanes_c;
+  const int64_t k0 = (static_cast<int64_t>(blockIdx.y) * L.lanes_c + lc) * V;
+  if (lr >= L.lanes_r || k0 >= c) return;
+  const float inv_rows = 1.0f / static_cast<float>(rows), inv_hw = 1.0f / static_cast<float>(hw);
+  float A[V], P[V], M[V], Q[V], g[V], e[V];
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int64_t k = k0 + j;
     const float invstd = 1.0f / sqrtf(var[k] + eps), a = (w ? w[k] : 1.0f) * invstd;
-    A[k] = a;
-    M[k] = mean[k];
-    P[k] = training ? -a * invstd * dweight[k] * inv_rows : 0.0f;
-    Q[k] = training ? -a * dbias[k] * inv_rows : 0.0f;
+    A[j] = a;
+    M[j] = mean[k];
+    P[j] = training ? -a * invstd * dweight[k] * inv_rows : 0.0f;
+    Q[j] = training ? -a * dbias[k] * inv_rows : 0.0f;
+    g[j] = 1.0f;
+    e[j] = Q[j];
   }
-  __syncthreads();
-  const int64_t hwc = hw * c, units = total / V, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const float inv_hw = 1.0f / static_cast<float>(hw);
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * L.chunk_rows, r1 = min(rows, r0 + L.chunk_rows);
+  int64_t sample = -1;
 #pragma unroll 2
-  for (int64_t u = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; u < units; u += stride) {
-    const int64_t i = u * V, k0 = i % c, s = i / hwc;
-    float g[V], xv[V], yv[V], out[V];
-    ldv<T, V>(dy, i, g);
+  for (int64_t r = r0 + lr; r < r1; r += L.lanes_r) {
+    const int64_t i = r * c + k0;
+    if ((gate || dpool) && r / hw != sample) {
+      sample = r / hw;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        g[j] = gate ? gate[sample * c + k0 + j] : 1.0f;
+        e[j] = (dpool ? A[j] * dpool[sample * c + k0 + j] * inv_hw : 0.0f) + Q[j];
+      }
+    }
+    float d[V], xv[V], yv[V], out[V];
+    ldv<T, V>(dy, i, d);
     if (relu) ldv<T, V>(y, i, yv);
     if (training) ldv<T, V>(x, i, xv);
     if (accumulate) ldv<T, V>(dx, i, out);
 #pragma unroll
     for (int j = 0; j < V; ++j) {
-      const int64_t k = k0 + j;
-      float d = relu && !(yv[j] > 0.0f) ? 0.0f : g[j];
-      if (gate) d *= gate[s * c + k];
-      if (dpool) d += dpool[s * c + k] * inv_hw;
-      float v = A[k] * d;
-      if (training) v += P[k] * (xv[j] - M[k]) + Q[k];
+      const float dp = relu && !(yv[j] > 0.0f) ? 0.0f : d[j];
+      float v = A[j] * dp * g[j] + e[j];
+      if (training) v += P[j] * (xv[j] - M[j]);
       out[j] = accumulate ? out[j] + v : v;
     }
     stv<T, V>(dx, i, out);
@@ -323,10 +351,15 @@ void launch_reduce(const T* x, const T* dy, const T* y, T* dres, int64_t n, int6
   *chunks_out = g.chunks;
 }
 
-// Grid of the elementwise kernels: every block first computes its per-channel constants (c of them), so
-// the grid is capped at about 4 vector units per thread once there are more than 1024 blocks' worth.
-int elementwise_blocks(int64_t units) {
-  return blocks_for(units, std::max<int64_t>(1024, units / (int64_t{kThreads} * 4)));
+// Row chunks of the elementwise kernels: about kTargetBlocks * 2 blocks, at least 4 rows per thread.
+RowLayout row_layout(int64_t rows, int64_t c, int vec, dim3* grid) {
+  const Geometry g = geometry(1, rows, c, vec);
+  RowLayout L{g.lanes_c, g.lanes_r, 1};
+  const int64_t max_chunks = std::max<int64_t>(1, rows / (int64_t{4} * g.lanes_r));
+  const int64_t chunks = std::min(max_chunks, std::max<int64_t>(1, 2 * kTargetBlocks / g.tiles));
+  L.chunk_rows = (rows + chunks - 1) / chunks;
+  *grid = dim3(static_cast<unsigned>((rows + L.chunk_rows - 1) / L.chunk_rows), static_cast<unsigned>(g.tiles));
+  return L;
 }
 
 void check_shape(const char* what, int64_t n, int64_t hw, int64_t c) {
@@ -334,10 +367,6 @@ void check_shape(const char* what, int64_t n, int64_t hw, int64_t c) {
   PNEUMO_CHECK(n * hw * c / c == n * hw, "kernels::cuda::", what, ": size overflow");
 }
 
-void check_elementwise_channels(const char* what, int64_t c) {
-  PNEUMO_CHECK(c <= kFusedBnMaxChannels, "kernels::cuda::", what, ": ", c, " channels, at most ",
-               kFusedBnMaxChannels, " (per-channel constants in shared memory)");
-}
 
 }  // namespace
 
@@ -377,20 +406,21 @@ void fused_bn_apply(DType dt, const void* x, int64_t n, int64_t hw, int64_t c, c
                     double eps, const float* w, const float* b, const float* gate, const void* residual, bool relu,
                     void* y, cudaStream_t stream) {
   check_shape("fused_bn_apply", n, hw, c);
-  check_elementwise_channels("fused_bn_apply", c);
-  const int64_t total = n * hw * c;
-  const size_t smem = 2 * c * sizeof(float);
+  const int64_t rows = n * hw;
   dispatch_f32_bf16(dt, "fused_bn_apply", [&](auto tag) {
     using T = decltype(tag);
     const T *xp = static_cast<const T*>(x), *rp = static_cast<const T*>(residual);
     T* yp = static_cast<T*>(y);
+    dim3 grid;
     if (vec_ok<T>(c, {x, residual, y})) {
       constexpr int V = kVecWidth<T>;
-      fused_bn_apply_kernel<T, V><<<elementwise_blocks(total / V), kThreads, smem, stream>>>(
-          xp, total, hw * c, c, mean, var, static_cast<float>(eps), w, b, gate, rp, relu, yp);
+      const RowLayout L = row_layout(rows, c, V, &grid);
+      fused_bn_apply_kernel<T, V><<<grid, kThreads, 0, stream>>>(xp, rows, hw, c, L, mean, var, static_cast<float>(eps),
+                                                                 w, b, gate, rp, relu, yp);
     } else {
-      fused_bn_apply_kernel<T, 1><<<elementwise_blocks(total), kThreads, smem, stream>>>(
-          xp, total, hw * c, c, mean, var, static_cast<float>(eps), w, b, gate, rp, relu, yp);
+      const RowLayout L = row_layout(rows, c, 1, &grid);
+      fused_bn_apply_kernel<T, 1><<<grid, kThreads, 0, stream>>>(xp, rows, hw, c, L, mean, var, static_cast<float>(eps),
+                                                                 w, b, gate, rp, relu, yp);
     }
     PNEUMO_LAUNCH_CHECK("fused_bn_apply_kernel");
   });
@@ -433,24 +463,25 @@ void fused_bn_backward_data(DType dt, const void* dy, const void* y, const void*
                             const float* dpool, const float* dbias, const float* dweight, bool relu, bool training,
                             bool accumulate, void* dx, cudaStream_t stream) {
   check_shape("fused_bn_backward_data", n, hw, c);
-  check_elementwise_channels("fused_bn_backward_data", c);
   PNEUMO_CHECK(!relu || y, "kernels::cuda::fused_bn_backward_data: the ReLU mask needs the forward output y");
   PNEUMO_CHECK(!training || (dbias && dweight), "kernels::cuda::fused_bn_backward_data: training needs dbias, dweight");
-  const int64_t total = n * hw * c;
-  const size_t smem = 4 * c * sizeof(float);
+  const int64_t rows = n * hw;
   dispatch_f32_bf16(dt, "fused_bn_backward_data", [&](auto tag) {
     using T = decltype(tag);
     const T *dyp = static_cast<const T*>(dy), *yp = static_cast<const T*>(y), *xp = static_cast<const T*>(x);
     T* dxp = static_cast<T*>(dx);
+    dim3 grid;
     if (vec_ok<T>(c, {dy, relu ? y : nullptr, x, dx})) {
       constexpr int V = kVecWidth<T>;
-      fused_bn_backward_data_kernel<T, V><<<elementwise_blocks(total / V), kThreads, smem, stream>>>(
-          dyp, yp, xp, total, hw, c, mean, var, static_cast<float>(eps), w, gate, dpool, dbias, dweight, relu, training,
-          accumulate, dxp);
+      const RowLayout L = row_layout(rows, c, V, &grid);
+      fused_bn_backward_data_kernel<T, V><<<grid, kThreads, 0, stream>>>(
+          dyp, yp, xp, rows, hw, c, L, mean, var, static_cast<float>(eps), w, gate, dpool, dbias, dweight, relu,
+          training, accumulate, dxp);
     } else {
-      fused_bn_backward_data_kernel<T, 1><<<elementwise_blocks(total), kThreads, smem, stream>>>(
-          dyp, yp, xp, total, hw, c, mean, var, static_cast<float>(eps), w, gate, dpool, dbias, dweight, relu, training,
-          accumulate, dxp);
+      const RowLayout L = row_layout(rows, c, 1, &grid);
+      fused_bn_backward_data_kernel<T, 1><<<grid, kThreads, 0, stream>>>(
+          dyp, yp, xp, rows, hw, c, L, mean, var, static_cast<float>(eps), w, gate, dpool, dbias, dweight, relu,
+          training, accumulate, dxp);
     }
     PNEUMO_LAUNCH_CHECK("fused_bn_backward_data_kernel");
   });

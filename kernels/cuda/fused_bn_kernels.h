@@ -20,8 +20,6 @@ namespace pneumo::kernels::cuda {
 
 // Floats of device scratch that fused_bn_statistics and fused_bn_backward_reduce need.
 int64_t fused_bn_scratch_floats(DType dt, int64_t n, int64_t hw, int64_t c);
-// The largest channel count the elementwise kernels take (their per-channel constants live in shared memory).
-constexpr int64_t kFusedBnMaxChannels = 2048;
 
 void fused_bn_statistics(DType dt, const void* x, int64_t n, int64_t hw, int64_t c, float* mean, float* var,
                          float* sample_sum, float* scratch, cudaStream_t stream);
