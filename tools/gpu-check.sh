@@ -282,7 +282,7 @@ fi
 # them): the network tests again with BN+ReLU, the bottleneck tails and upsample+concat fused.
 if [ -x "$build/tests/tests_gpu" ]; then
   run_step "tests_gpu ModelsGpu with PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1" tests_gpu_fused.log 100 env \
-    PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*'
+    PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*:CpuBf16Gpu.*'
 fi
 
 # ---- 2-5. the bf16 diagnosis, kernel bench, bench-models, PyTorch's step --------------------------
