@@ -1,7 +1,8 @@
 // Fused BatchNorm kernels (see fused_bn_kernels.h). Reductions: a block owns (sample, row chunk, channel
 // tile); its threads are lanes_c channel vectors x lanes_r rows, so a block reads whole consecutive rows
 // (contiguous memory) with 16-byte loads; per-thread float sums, a fixed-order tree over the row lanes, one
-// partial per (sample, chunk, channel) in scratch, then a per-channel finish in double in a fixed order.
+// partial per (sample, chunk, channel) in scratch, then per-(sample, channel) sums over the chunks (a block
+// per sample and 32 channels) and a per-channel finish over the samples, in double, in a fixed order.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_util.cuh"
@@ -140,9 +141,41 @@ __global__ void __launch_bounds__(kThreads) fused_bn_reduce_kernel(const T* __re
   }
 }
 
+// Per-(sample, channel) sums of the chunk partials, in double: grid (n, ceil(c / 32)), 32 channels x 8 chunk
+// slices per block (coalesced 128-byte reads), the 8 slices added in a fixed order. Keeps the per-channel
+// finish short however many chunks there are.
+__global__ void fused_bn_sample_sums_kernel(int64_t c, int64_t chunks, const float* __restrict__ p0,
+                                            const float* __restrict__ p1, double* __restrict__ q0,
+                                            double* __restrict__ q1) {
+  __shared__ double r0[8][32], r1[8][32];
+  const int lane = threadIdx.x & 31, slice = threadIdx.x >> 5;
+  const int64_t s = blockIdx.x, k = static_cast<int64_t>(blockIdx.y) * 32 + lane;
+  double a0 = 0, a1 = 0;
+  if (k < c)
+    for (int64_t ch = slice; ch < chunks; ch += 8) {
+      const int64_t j = (s * chunks + ch) * c + k;
+      a0 += p0[j];
+      a1 += p1[j];
+    }
+  r0[slice][lane] = a0;
+  r1[slice][lane] = a1;
+  __syncthreads();
+  if (slice == 0 && k < c) {
+    double t0 = 0, t1 = 0;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      t0 += r0[i][lane];
+      t1 += r1[i][lane];
+    }
+    q0[s * c + k] = t0;
+    q1[s * c + k] = t1;
+  }
+}
+
+// q0 = per-sample sums of (x - x[row 0]), q1 of their squares.
 template <typename T>
-__global__ void fused_bn_stats_finish_kernel(const T* __restrict__ x, int64_t n, int64_t hw, int64_t c, int64_t chunks,
-                                             const float* __restrict__ p0, const float* __restrict__ p1,
+__global__ void fused_bn_stats_finish_kernel(const T* __restrict__ x, int64_t n, int64_t hw, int64_t c,
+                                             const double* __restrict__ q0, const double* __restrict__ q1,
                                              float* __restrict__ mean, float* __restrict__ var,
                                              float* __restrict__ sample_sum) {
   const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -150,12 +183,8 @@ __global__ void fused_bn_stats_finish_kernel(const T* __restrict__ x, int64_t n,
   const double ref = load_f(x, k);
   double s1 = 0, s2 = 0;
   for (int64_t s = 0; s < n; ++s) {
-    double ss = 0;
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t j = (s * chunks + ch) * c + k;
-      ss += p0[j];
-      s2 += p1[j];
-    }
+    const double ss = q0[s * c + k];
+    s2 += q1[s * c + k];
     if (sample_sum) sample_sum[s * c + k] = static_cast<float>(ss + static_cast<double>(hw) * ref);
     s1 += ss;
   }
@@ -164,20 +193,16 @@ __global__ void fused_bn_stats_finish_kernel(const T* __restrict__ x, int64_t n,
   if (var) var[k] = static_cast<float>(fmax(0.0, s2 / rows - m1 * m1));
 }
 
-__global__ void fused_bn_backward_sums_kernel(int64_t n, int64_t c, int64_t chunks, const float* __restrict__ p0,
-                                              const float* __restrict__ p1, const float* __restrict__ var, float eps,
+// q0 = per-sample sums of dpre, q1 of dpre * (x - mean).
+__global__ void fused_bn_backward_sums_kernel(int64_t n, int64_t c, const double* __restrict__ q0,
+                                              const double* __restrict__ q1, const float* __restrict__ var, float eps,
                                               bool per_sample, float* __restrict__ s0, float* __restrict__ s1) {
   const int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (k >= c) return;
   const double invstd = 1.0 / sqrt(static_cast<double>(var[k]) + eps);
   double t0 = 0, t1 = 0;
   for (int64_t s = 0; s < n; ++s) {
-    double a0 = 0, a1 = 0;
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t j = (s * chunks + ch) * c + k;
-      a0 += p0[j];
-      a1 += p1[j];
-    }
+    const double a0 = q0[s * c + k], a1 = q1[s * c + k];
     if (per_sample) {
       s0[s * c + k] = static_cast<float>(a0);
       s1[s * c + k] = static_cast<float>(a1 * invstd);
@@ -338,9 +363,11 @@ __global__ void fused_bn_backward_finish_kernel(int64_t n, int64_t hw, int64_t c
   if (dweight) dweight[k] = static_cast<float>(dw);
 }
 
+// The reduce pass, then its per-(sample, channel) double sums in q0 = scratch + 2 n chunks c floats, q1 after
+// it (scratch layout: float partials p0, p1 [n chunks c] each, then double q0, q1 [n c] each).
 template <typename T, int V, int MODE>
 void launch_reduce(const T* x, const T* dy, const T* y, T* dres, int64_t n, int64_t hw, int64_t c, const float* mean,
-                   bool relu, float* scratch, int64_t* chunks_out, cudaStream_t stream) {
+                   bool relu, float* scratch, const double** q0, const double** q1, cudaStream_t stream) {
   const Geometry g = geometry(n, hw, c, V);
   const dim3 grid(static_cast<unsigned>(n * g.chunks), static_cast<unsigned>(g.tiles));
   float* p0 = scratch;
@@ -348,7 +375,13 @@ void launch_reduce(const T* x, const T* dy, const T* y, T* dres, int64_t n, int6
   fused_bn_reduce_kernel<T, V, MODE><<<grid, kThreads, 0, stream>>>(x, dy, y, dres, hw, c, g.lanes_c, g.lanes_r,
                                                                     g.chunks, g.chunk_rows, mean, relu, p0, p1);
   PNEUMO_LAUNCH_CHECK("fused_bn_reduce_kernel");
-  *chunks_out = g.chunks;
+  double* d0 = reinterpret_cast<double*>(scratch + 2 * n * g.chunks * c);
+  double* d1 = d0 + n * c;
+  fused_bn_sample_sums_kernel<<<dim3(static_cast<unsigned>(n), static_cast<unsigned>((c + 31) / 32)), kThreads, 0,
+                                stream>>>(c, g.chunks, p0, p1, d0, d1);
+  PNEUMO_LAUNCH_CHECK("fused_bn_sample_sums_kernel");
+  *q0 = d0;
+  *q1 = d1;
 }
 
 // Row chunks of the elementwise kernels: about kTargetBlocks * 2 blocks, at least 4 rows per thread.
@@ -373,7 +406,7 @@ void check_shape(const char* what, int64_t n, int64_t hw, int64_t c) {
 int64_t fused_bn_scratch_floats(DType dt, int64_t n, int64_t hw, int64_t c) {
   const int vec = dt == DType::BF16 ? kVecWidth<Bf16> : kVecWidth<float>;
   const int64_t chunks = std::max(geometry(n, hw, c, 1).chunks, geometry(n, hw, c, vec).chunks);
-  return 2 * n * chunks * c;
+  return 2 * n * chunks * c + 4 * n * c;  // float partials, then the double per-sample sums (8-byte aligned)
 }
 
 void fused_bn_statistics(DType dt, const void* x, int64_t n, int64_t hw, int64_t c, float* mean, float* var,
@@ -382,14 +415,14 @@ void fused_bn_statistics(DType dt, const void* x, int64_t n, int64_t hw, int64_t
   dispatch_f32_bf16(dt, "fused_bn_statistics", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x);
-    int64_t chunks = 1;
+    const double *q0 = nullptr, *q1 = nullptr;
     if (vec_ok<T>(c, {x}))
-      launch_reduce<T, kVecWidth<T>, kStats>(xp, nullptr, nullptr, nullptr, n, hw, c, nullptr, false, scratch, &chunks,
+      launch_reduce<T, kVecWidth<T>, kStats>(xp, nullptr, nullptr, nullptr, n, hw, c, nullptr, false, scratch, &q0, &q1,
                                              stream);
     else
-      launch_reduce<T, 1, kStats>(xp, nullptr, nullptr, nullptr, n, hw, c, nullptr, false, scratch, &chunks, stream);
-    fused_bn_stats_finish_kernel<T><<<blocks_exact(c), kThreads, 0, stream>>>(
-        xp, n, hw, c, chunks, scratch, scratch + n * chunks * c, mean, var, sample_sum);
+      launch_reduce<T, 1, kStats>(xp, nullptr, nullptr, nullptr, n, hw, c, nullptr, false, scratch, &q0, &q1, stream);
+    fused_bn_stats_finish_kernel<T><<<blocks_exact(c), kThreads, 0, stream>>>(xp, n, hw, c, q0, q1, mean, var,
+                                                                               sample_sum);
     PNEUMO_LAUNCH_CHECK("fused_bn_stats_finish_kernel");
   });
 }
@@ -435,13 +468,13 @@ void fused_bn_backward_reduce(DType dt, const void* dy, const void* y, const voi
     using T = decltype(tag);
     const T *dyp = static_cast<const T*>(dy), *yp = static_cast<const T*>(y), *xp = static_cast<const T*>(x);
     T* dr = static_cast<T*>(dres);
-    int64_t chunks = 1;
+    const double *q0 = nullptr, *q1 = nullptr;
     if (vec_ok<T>(c, {dy, relu ? y : nullptr, x, dres}))
-      launch_reduce<T, kVecWidth<T>, kBackward>(xp, dyp, yp, dr, n, hw, c, mean, relu, scratch, &chunks, stream);
+      launch_reduce<T, kVecWidth<T>, kBackward>(xp, dyp, yp, dr, n, hw, c, mean, relu, scratch, &q0, &q1, stream);
     else
-      launch_reduce<T, 1, kBackward>(xp, dyp, yp, dr, n, hw, c, mean, relu, scratch, &chunks, stream);
-    fused_bn_backward_sums_kernel<<<blocks_exact(c), kThreads, 0, stream>>>(
-        n, c, chunks, scratch, scratch + n * chunks * c, var, static_cast<float>(eps), per_sample, s0, s1);
+      launch_reduce<T, 1, kBackward>(xp, dyp, yp, dr, n, hw, c, mean, relu, scratch, &q0, &q1, stream);
+    fused_bn_backward_sums_kernel<<<blocks_exact(c), kThreads, 0, stream>>>(n, c, q0, q1, var, static_cast<float>(eps),
+                                                                            per_sample, s0, s1);
     PNEUMO_LAUNCH_CHECK("fused_bn_backward_sums_kernel");
   });
 }
