@@ -1,6 +1,7 @@
 // CUDA nearest x2 upsampling written straight into the UNet decoder's concat buffer, and its backward reading
 // the slices of the concat gradient (issue 12 part 2 item 5a): the fast twins of
-// kernels/cpu/fused_upsample_kernels.h (same contract), dtype F32 or BF16, one thread per output element.
+// kernels/cpu/fused_upsample_kernels.h (same contract), dtype F32 or BF16, 16-byte units where the channel
+// counts and pointers allow.
 // Saves the upsampled tensor's write + read and the split's copy of the upsampled part's gradient.
 #pragma once
 #include <cstdint>
