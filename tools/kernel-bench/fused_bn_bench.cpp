@@ -9,11 +9,15 @@
 #include <vector>
 
 #include "kernels/cpu/fused_bn_kernels.h"
+#include "kernels/cpu/fused_upsample_kernels.h"
 #include "kernels/cpu/layer_kernels.h"
+#include "kernels/cpu/tensor_kernels.h"
 #include "tools/kernel-bench/bench.h"
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/fused_bn_kernels.h"
+#include "kernels/cuda/fused_upsample_kernels.h"
 #include "kernels/cuda/layer_kernels.h"
+#include "kernels/cuda/tensor_kernels.h"
 #endif
 
 namespace pneumo::kbench {
@@ -179,9 +183,63 @@ void bench_bottleneck_tail(Context& ctx) {
     }
 }
 
+// The UNet decoder's upsample + concat (item 5a) against the unfused pair (upsample, then copy both parts
+// into the concat buffer). Minimal bytes: forward reads x and skip, writes y; backward reads dy, writes dx
+// and dskip. The unfused rows move the same minimal bytes in more passes.
+void bench_upsample_concat(Context& ctx) {
+  const bool big = ctx.gpu || ctx.full;
+  struct UcShape {
+    int64_t n, h, w, cx, cs;
+  };
+  // unet_se50 decoder at 1024 px, batch 4: layer1 (x 2048 at 32x32, skip 1024) and layer4 (x 128 at 256x256,
+  // skip 64).
+  const std::vector<UcShape> shapes = big ? std::vector<UcShape>{{4, 32, 32, 2048, 1024}, {4, 256, 256, 128, 64}}
+                                          : std::vector<UcShape>{{1, 8, 8, 2048, 1024}, {1, 64, 64, 128, 64}};
+  const std::vector<DType> dtypes = ctx.gpu ? std::vector<DType>{DType::BF16, DType::F32} : std::vector<DType>{DType::F32};
+  for (const UcShape& s : shapes)
+    for (DType dt : dtypes) {
+      const int64_t es = static_cast<int64_t>(dtype_size(dt)), px = s.n * 4 * s.h * s.w, ct = s.cx + s.cs;
+      const double xb = static_cast<double>(s.n * s.h * s.w * s.cx * es), sb = static_cast<double>(px * s.cs * es),
+                   yb = static_cast<double>(px * ct * es);
+      Buffer x = ctx.alloc(s.n * s.h * s.w * s.cx * es), skip = ctx.alloc(px * s.cs * es), y = ctx.alloc(px * ct * es),
+             up = ctx.alloc(px * s.cx * es), dx = ctx.alloc(s.n * s.h * s.w * s.cx * es),
+             dskip = ctx.alloc(px * s.cs * es);
+      x.fill_random(dt, -1, 1, 1);
+      skip.fill_random(dt, -1, 1, 2);
+      const std::string shape = std::to_string(s.n) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w) + "x" +
+                                std::to_string(s.cx) + " + skip " + std::to_string(s.cs);
+      if (ctx.gpu) {
+#if PNEUMO_WITH_CUDA
+        namespace k = kernels::cuda;
+        ctx.run("upsample+concat (unfused)", shape, dt, xb + sb + yb, [&] {
+          k::upsample_nearest2x_forward(dt, x.data(), s.n, s.h, s.w, s.cx, up.data(), ctx.stream);
+          k::copy_rows(up.data(), s.cx * es, y.data(), ct * es, s.cx * es, px, ctx.stream);
+          k::copy_rows(skip.data(), s.cs * es, static_cast<char*>(y.data()) + s.cx * es, ct * es, s.cs * es, px,
+                       ctx.stream);
+        });
+        ctx.run("upsample2x_concat (fused)", shape, dt, xb + sb + yb, [&] {
+          k::upsample2x_concat_forward(dt, x.data(), skip.data(), s.n, s.h, s.w, s.cx, s.cs, y.data(), ctx.stream);
+        });
+        ctx.run("upsample2x_concat_backward", shape, dt, yb + xb + sb, [&] {
+          k::upsample2x_concat_backward(dt, y.data(), s.n, s.h, s.w, s.cx, s.cs, dx.data(), dskip.data(), ctx.stream);
+        });
+#endif
+      } else {
+        namespace k = kernels::cpu;
+        ctx.run("upsample2x_concat (fused)", shape, dt, xb + sb + yb, [&] {
+          k::upsample2x_concat_forward(dt, x.data(), skip.data(), s.n, s.h, s.w, s.cx, s.cs, y.data());
+        });
+        ctx.run("upsample2x_concat_backward", shape, dt, yb + xb + sb, [&] {
+          k::upsample2x_concat_backward(dt, y.data(), s.n, s.h, s.w, s.cx, s.cs, dx.data(), dskip.data());
+        });
+      }
+    }
+}
+
 }  // namespace
 
 PNEUMO_KERNEL_BENCH("fused_bn", bench_fused_bn);
+PNEUMO_KERNEL_BENCH("upsample_concat", bench_upsample_concat);
 PNEUMO_KERNEL_BENCH("bottleneck_tail", bench_bottleneck_tail);
 
 }  // namespace pneumo::kbench
