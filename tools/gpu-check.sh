@@ -3,7 +3,8 @@
 # all, so this run is time-boxed to ~8 minutes and a rerun fits): configure with the CUDA backend for sm_90,
 # build with every core, then in this order:
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
-#      skipping, and a run in which no GPU test passed is a failed step;
+#      skipping, and a run in which no GPU test passed is a failed step; 1b. the conv tests with
+#      PNEUMO_CONV_ENGINE=graph and the graph-vs-legacy conv kernel-bench rows (~2 minutes at most);
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32);
 #   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: profile, peak memory, torch.compile);
@@ -275,6 +276,17 @@ if [ -x "$build/tests/tests_gpu" ]; then
   fi
 else
   record_step tests_gpu "FAILED (not built)" build.log
+fi
+
+# 1b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
+# own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
+if [ -x "$build/tests/tests_gpu" ]; then
+  run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
+    "$build/tests/tests_gpu" --gtest_filter='ConvGpu*:ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
+fi
+if [ -x "$build/pneumo-kernel-bench" ]; then
+  run_step "kernel-bench conv engines" bench-conv-engines.log 60 env PNEUMO_KBENCH_CONV=1 "$build/pneumo-kernel-bench" \
+    --device cuda --filter conv_engines --json "$out/kernel-bench-conv.json"
 fi
 
 # ---- 2-5. the bf16 diagnosis, kernel bench, bench-models, PyTorch's step --------------------------
