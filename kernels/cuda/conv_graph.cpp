@@ -66,6 +66,16 @@ class Desc {
   cudnnBackendDescriptor_t d_ = nullptr;
 };
 
+// Every descriptor a plan was built from, kept alive as long as the plan (as cudnn-frontend does: the plan's
+// engine configuration refers to its engine, operation graph, operation and tensors).
+struct Parts {
+  std::vector<std::unique_ptr<Desc>> all;
+  Desc& add(cudnnBackendDescriptorType_t type) {
+    all.push_back(std::make_unique<Desc>(type));
+    return *all.back();
+  }
+};
+
 // One cuDNN handle per device for the graph path; `mu` serialises setting its stream and executing.
 struct DeviceHandle {
   cudnnHandle_t h = nullptr;
@@ -93,8 +103,8 @@ cudnnDataType_t data_type(DType dt) {
 
 constexpr int64_t kUidA = 1, kUidB = 2, kUidOut = 3;
 
-Desc tensor(const GraphTensorLayout& l, cudnnDataType_t t, int64_t uid, int64_t alignment) {
-  Desc d(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+Desc& tensor(Parts& parts, const GraphTensorLayout& l, cudnnDataType_t t, int64_t uid, int64_t alignment) {
+  Desc& d = parts.add(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
   d.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &t, "tensor data type");
   d.set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, l.dims.data(), "tensor dimensions");
   d.set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, l.strides.data(), "tensor strides");
@@ -104,8 +114,8 @@ Desc tensor(const GraphTensorLayout& l, cudnnDataType_t t, int64_t uid, int64_t 
   return d;
 }
 
-Desc convolution(const ConvShape& cs) {
-  Desc d(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+Desc& convolution(Parts& parts, const ConvShape& cs) {
+  Desc& d = parts.add(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
   const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   const int64_t dims = 2;
@@ -123,14 +133,14 @@ Desc convolution(const ConvShape& cs) {
 }
 
 // The operation of one direction. Variant-pack uids: a (x or dy) = 1, b (w or x) = 2, out (y, dx or dw) = 3.
-Desc operation(ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignment) {
+Desc& operation(Parts& parts, ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignment) {
   const cudnnDataType_t t = data_type(dt);
-  const Desc conv = convolution(cs);
+  const Desc& conv = convolution(parts, cs);
   const float alpha = 1.f, beta = 0.f;
   if (dir == ConvDirection::Forward) {
-    const Desc x = tensor(graph_x_layout(cs), t, kUidA, alignment), w = tensor(graph_w_layout(cs), t, kUidB, alignment),
-               y = tensor(graph_y_layout(cs), t, kUidOut, alignment);
-    Desc op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+    const Desc &x = tensor(parts, graph_x_layout(cs), t, kUidA, alignment), &w = tensor(parts, graph_w_layout(cs), t, kUidB, alignment),
+               &y = tensor(parts, graph_y_layout(cs), t, kUidOut, alignment);
+    Desc& op = parts.add(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x, "forward x");
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w, "forward w");
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, y, "forward y");
@@ -141,9 +151,9 @@ Desc operation(ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignme
     return op;
   }
   if (dir == ConvDirection::BackwardData) {
-    const Desc dy = tensor(graph_y_layout(cs), t, kUidA, alignment), w = tensor(graph_w_layout(cs), t, kUidB, alignment),
-               dx = tensor(graph_x_layout(cs), t, kUidOut, alignment);
-    Desc op(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR);
+    const Desc &dy = tensor(parts, graph_y_layout(cs), t, kUidA, alignment), &w = tensor(parts, graph_w_layout(cs), t, kUidB, alignment),
+               &dx = tensor(parts, graph_x_layout(cs), t, kUidOut, alignment);
+    Desc& op = parts.add(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR);
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, dy, "dgrad dy");
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, w, "dgrad w");
     op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, dx, "dgrad dx");
@@ -153,9 +163,9 @@ Desc operation(ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignme
     op.finalize("finalize dgrad operation");
     return op;
   }
-  const Desc dy = tensor(graph_y_layout(cs), t, kUidA, alignment), x = tensor(graph_x_layout(cs), t, kUidB, alignment),
-             dw = tensor(graph_w_layout(cs), t, kUidOut, alignment);
-  Desc op(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR);
+  const Desc &dy = tensor(parts, graph_y_layout(cs), t, kUidA, alignment), &x = tensor(parts, graph_x_layout(cs), t, kUidB, alignment),
+             &dw = tensor(parts, graph_w_layout(cs), t, kUidOut, alignment);
+  Desc& op = parts.add(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR);
   op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, dy, "wgrad dy");
   op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, x, "wgrad x");
   op.set_desc(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, dw, "wgrad dw");
@@ -168,6 +178,8 @@ Desc operation(ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignme
 
 // What the heuristics propose for one engine configuration.
 struct Candidate {
+  std::shared_ptr<Parts> parts;   // what the plan was built from
+  std::shared_ptr<Desc> config;   // its engine configuration
   std::shared_ptr<Desc> plan;
   std::string tag;  // "" when the knobs could not be read (then never written to the disk cache)
   int64_t workspace = 0;
@@ -208,10 +220,8 @@ std::string tag_of(const Desc& cfg, const Desc& engine) {
   if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &count, &index) !=
       CUDNN_STATUS_SUCCESS)
     return "";
-  int64_t knobs = 0;
-  if (cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &knobs,
-                               nullptr) != CUDNN_STATUS_SUCCESS)
-    return "";
+  // At most one choice per knob type: room for all of them (as cudnn-frontend asks).
+  const int64_t knobs = CUDNN_KNOB_TYPE_COUNTS;
   std::vector<Desc> choices;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < knobs; ++i) {
@@ -219,8 +229,8 @@ std::string tag_of(const Desc& cfg, const Desc& engine) {
     raw.push_back(choices.back().get());
   }
   int64_t got = 0;
-  if (knobs > 0 && cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                            knobs, &got, raw.data()) != CUDNN_STATUS_SUCCESS)
+  if (cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, knobs, &got,
+                               raw.data()) != CUDNN_STATUS_SUCCESS)
     return "";
   std::vector<std::pair<int64_t, int64_t>> kv;
   for (int64_t i = 0; i < std::min(got, knobs); ++i) {
@@ -344,8 +354,9 @@ Candidate build(const ConvPlanKey& key, ConvDirection dir, DType dt, const ConvS
   if (g_inject.load()) throw BuildError("injected failure (conv_graph_inject_build_failures)");
   DeviceGuard guard(device);
   DeviceHandle& dh = handle_for(device);
-  const Desc op = operation(dir, dt, cs, alignment);
-  Desc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  auto parts = std::make_shared<Parts>();
+  const Desc& op = operation(*parts, dir, dt, cs, alignment);
+  Desc& graph = parts->add(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   cudnnBackendDescriptor_t ops[1] = {op.get()};
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, ops, "graph ops");
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &dh.h, "graph handle");
@@ -374,11 +385,11 @@ Candidate build(const ConvPlanKey& key, ConvDirection dir, DType dt, const ConvS
                                    nullptr) != CUDNN_STATUS_SUCCESS ||
           count <= 0)
         continue;
-      std::vector<Desc> cfgs;
+      std::vector<std::shared_ptr<Desc>> cfgs;
       std::vector<cudnnBackendDescriptor_t> raw;
       for (int64_t i = 0; i < count; ++i) {
-        cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
-        raw.push_back(cfgs.back().get());
+        cfgs.push_back(std::make_shared<Desc>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+        raw.push_back(cfgs.back()->get());
       }
       int64_t got = 0;
       if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
@@ -388,10 +399,10 @@ Candidate build(const ConvPlanKey& key, ConvDirection dir, DType dt, const ConvS
         Desc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
         cudnnBackendDescriptor_t e = engine.get();
         int64_t n = 0;
-        if (cudnnBackendGetAttribute(cfgs[i].get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
+        if (cudnnBackendGetAttribute(cfgs[i]->get(), CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
                                      &e) != CUDNN_STATUS_SUCCESS)
           continue;
-        const std::string tag = tag_of(cfgs[i], engine);
+        const std::string tag = tag_of(*cfgs[i], engine);
         if (!tag.empty() && !seen.insert(tag).second) continue;  // proposed again by a later mode
         ++proposed;
         if (!wanted.empty() && tag != wanted) continue;
@@ -409,10 +420,12 @@ Candidate build(const ConvPlanKey& key, ConvDirection dir, DType dt, const ConvS
           continue;
         }
         Candidate c;
+        c.parts = parts;
+        c.config = cfgs[i];
         c.plan = std::make_shared<Desc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
         c.tag = tag;
         c.plan->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &dh.h, "plan handle");
-        c.plan->set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[i], "plan engine config");
+        c.plan->set_desc(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, *cfgs[i], "plan engine config");
         if (cudnnBackendFinalize(c.plan->get()) != CUDNN_STATUS_SUCCESS) {
           ++rejected["plan does not finalize"];
           continue;
