@@ -3,11 +3,11 @@
 # all, so this run is time-boxed to ~8 minutes and a rerun fits): configure with the CUDA backend for sm_90,
 # build with every core, then in this order:
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
-#      skipping, and a run in which no GPU test passed is a failed step; 1b. the conv tests with
-#      PNEUMO_CONV_ENGINE=graph and the graph-vs-legacy conv kernel-bench rows (~2 minutes at most);
+#      skipping, and a run in which no GPU test passed is a failed step;
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32);
 #   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: profile, peak memory, torch.compile);
+#   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
 #   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
 # It never stops at a failure: each step's status and log are recorded, and OUTDIR/report.md is always
@@ -278,17 +278,6 @@ else
   record_step tests_gpu "FAILED (not built)" build.log
 fi
 
-# 1b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
-# own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
-if [ -x "$build/tests/tests_gpu" ]; then
-  run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
-    "$build/tests/tests_gpu" --gtest_filter='ConvGpu*:ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
-fi
-if [ -x "$build/pneumo-kernel-bench" ]; then
-  run_step "kernel-bench conv engines" bench-conv-engines.log 60 env PNEUMO_KBENCH_CONV=1 "$build/pneumo-kernel-bench" \
-    --device cuda --filter conv_engines --json "$out/kernel-bench-conv.json"
-fi
-
 # ---- 2-5. the bf16 diagnosis, kernel bench, bench-models, PyTorch's step --------------------------
 [ -x "$repo/bench/gpu/models_bf16_diagnosis.sh" ] && run_bench_script "$repo/bench/gpu/models_bf16_diagnosis.sh" 100
 if [ -x "$build/pneumo-kernel-bench" ]; then
@@ -301,6 +290,17 @@ if [ -x "$build/pneumo" ]; then
     "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 || exit 1; done"
 fi
 [ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_bench_script "$repo/bench/gpu/unet_se50_torch_profile.py" 150
+
+# ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
+# own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
+if [ -x "$build/tests/tests_gpu" ]; then
+  run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
+    "$build/tests/tests_gpu" --gtest_filter='ConvGpu*:ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
+fi
+if [ -x "$build/pneumo-kernel-bench" ]; then
+  run_step "kernel-bench conv engines" bench-conv-engines.log 60 env PNEUMO_KBENCH_CONV=1 "$build/pneumo-kernel-bench" \
+    --device cuda --filter conv_engines --json "$out/kernel-bench-conv.json"
+fi
 
 # ---- 6. HOOK: train throughput ---------------------------------------------------------------------
 # >>> HOOK (for the lead, once `pneumo train` is on main): set GPU_CHECK_TRAIN_CMD, or replace the default
