@@ -557,6 +557,16 @@ std::string conv_graph_choice(ConvDirection dir, DType dt, const ConvShape& cs, 
   return it->second->failed ? "failed: " + it->second->why : it->second->chosen.tag;
 }
 
+std::string conv_graph_validate(ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignment) {
+  try {
+    Parts parts;
+    operation(parts, dir, dt, cs, alignment);
+    return "";
+  } catch (const BuildError& e) {
+    return e.what();
+  }
+}
+
 void conv_graph_inject_build_failures(bool on) { g_inject.store(on); }
 
 }  // namespace pneumo::kernels::cuda

@@ -40,6 +40,10 @@ size_t conv_graph_cache_size();
 // The engine tag chosen for a key ("eng12_k2=1_k3=0"), "failed: <reason>" or "" when never built.
 std::string conv_graph_choice(ConvDirection dir, DType dt, const ConvShape& cs, int device, int64_t alignment = 16);
 
+// Builds and finalizes one direction's tensor, convolution and operation descriptors (no handle: runs
+// without a GPU, so CUDA builds check the attributes on the CPU) and returns "" or cuDNN's reason.
+std::string conv_graph_validate(ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignment = 16);
+
 // Tests: while on, every new key's build fails (as a failed finalize would), so the fallback can be tested.
 void conv_graph_inject_build_failures(bool on);
 

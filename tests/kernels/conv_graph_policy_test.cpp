@@ -9,6 +9,9 @@
 
 #include "kernels/check.h"
 #include "kernels/cuda/conv_graph_policy.h"
+#if PNEUMO_WITH_CUDA
+#include "kernels/cuda/conv_graph.h"
+#endif
 
 namespace pneumo::kernels::cuda {
 namespace {
@@ -217,6 +220,54 @@ TEST(ConvGraphPlanCache, TagAndFileRoundTrip) {
   EXPECT_FALSE(parse_plan_cache(header + "\nkey\tnot-a-tag\n", header, &back, &why));
   EXPECT_FALSE(parse_plan_cache("", header, &back, &why));
 }
+
+#if PNEUMO_WITH_CUDA
+// cuDNN builds and finalizes the tensor, convolution and operation descriptors without a GPU, checking each
+// attribute and that the output size follows from the geometry: every geometry the networks use, in every
+// direction and dtype, must pass; a wrong output size or dtype must not.
+ConvShape shape_of(int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int64_t kernel, int64_t stride,
+                   int64_t dilation, int64_t groups, int64_t pt, int64_t pb, int64_t pl, int64_t pr) {
+  ConvShape cs;
+  cs.n = n, cs.h = h, cs.w = w, cs.c = c, cs.k = k, cs.r = kernel, cs.s = kernel;
+  cs.stride_h = cs.stride_w = stride;
+  cs.dilation_h = cs.dilation_w = dilation;
+  cs.groups = groups;
+  cs.pad_top = pt, cs.pad_bottom = pb, cs.pad_left = pl, cs.pad_right = pr;
+  const int64_t span = (kernel - 1) * dilation + 1;
+  cs.oh = (h + pt + pb - span) / stride + 1;
+  cs.ow = (w + pl + pr - span) / stride + 1;
+  return cs;
+}
+
+TEST(ConvGraphDescriptors, FinalizeWithoutAGpu) {
+  const ConvShape shapes[] = {
+      shape_of(2, 32, 32, 128, 128, 3, 1, 1, 32, 1, 1, 1, 1),      // SE-ResNeXt grouped 3x3
+      shape_of(2, 32, 32, 256, 256, 3, 2, 1, 32, 1, 1, 1, 1),      // grouped, stride 2
+      shape_of(2, 24, 24, 64, 32, 3, 1, 18, 1, 18, 18, 18, 18),    // ASPP dilation 18
+      shape_of(2, 37, 29, 3, 16, 7, 2, 1, 1, 3, 3, 3, 3),          // stem, odd sizes
+      shape_of(2, 31, 33, 64, 128, 1, 2, 1, 1, 0, 0, 0, 0),        // 1x1 stride 2, odd
+      shape_of(4, 1024, 1024, 16, 1, 1, 1, 1, 1, 0, 0, 0, 0),      // final 1x1, K = 1
+      shape_of(2, 32, 32, 48, 48, 5, 2, 1, 48, 1, 2, 1, 2),        // depthwise, TF "same" (asymmetric)
+  };
+  for (const ConvShape& cs : shapes)
+    for (DType dt : {DType::F32, DType::BF16})
+      for (ConvDirection d : {ConvDirection::Forward, ConvDirection::BackwardData, ConvDirection::BackwardWeight})
+        for (int64_t alignment : {int64_t{16}, static_cast<int64_t>(dtype_size(dt))}) {  // best, least
+          const std::string why = conv_graph_validate(d, dt, cs, alignment);
+          EXPECT_EQ(why, "") << make_conv_plan_key(0, dt, d, cs, alignment, false).str();
+        }
+}
+
+TEST(ConvGraphDescriptors, InconsistentShapesAreRejected) {
+  ConvShape wrong_out = shape_of(2, 32, 32, 64, 64, 3, 1, 1, 1, 1, 1, 1, 1);
+  wrong_out.oh -= 1;
+  for (ConvDirection d : {ConvDirection::Forward, ConvDirection::BackwardData, ConvDirection::BackwardWeight})
+    EXPECT_NE(conv_graph_validate(d, DType::BF16, wrong_out), "") << conv_direction_name(d);
+  EXPECT_NE(conv_graph_validate(ConvDirection::Forward, DType::F64,
+                                shape_of(2, 8, 8, 4, 4, 3, 1, 1, 1, 1, 1, 1, 1)),
+            "");  // the graph path takes F32 and BF16 only
+}
+#endif
 
 }  // namespace
 }  // namespace pneumo::kernels::cuda
