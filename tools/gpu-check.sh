@@ -294,8 +294,12 @@ fi
 # ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
 # own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
 if [ -x "$build/tests/tests_gpu" ]; then
+  rm -f "$out/conv-plans.txt"  # the plan cache: written by the first run, read by the second
   run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
-    "$build/tests/tests_gpu" --gtest_filter='ConvGpu*:ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
+    PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" \
+    --gtest_filter='ConvGpu*:ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
+  run_step "tests_gpu (conv plan cache, 2nd process)" tests_gpu_conv_graph_cache.log 20 env PNEUMO_REQUIRE_GPU=1 \
+    PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" --gtest_filter='ConvGraphGpuDiskCache.*'
 fi
 if [ -x "$build/pneumo-kernel-bench" ]; then
   run_step "kernel-bench conv engines" bench-conv-engines.log 60 env PNEUMO_KBENCH_CONV=1 "$build/pneumo-kernel-bench" \

@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "support/checkers.h"
@@ -210,6 +212,45 @@ TEST(ConvGraphGpuFallback, BuildFailureRunsLegacyOncePerShape) {
   EXPECT_EQ(second.dw.to_vector(), legacy.dw.to_vector());
   const kernels::ConvShape cs = layer_ops::conv2d_shape(x.shape(), w.shape(), geometry(c));
   EXPECT_EQ(kernels::cuda::conv_graph_choice(ConvDirection::Forward, DType::F32, cs, 0).rfind("failed: injected", 0), 0u);
+#endif
+}
+
+// PNEUMO_CONV_PLAN_CACHE: the first process writes the key's engine tag, the next one takes that engine
+// without autotuning. tools/gpu-check.sh runs this test twice with the same file; without the variable it skips.
+TEST(ConvGraphGpuDiskCache, RemembersTheEngineAcrossProcesses) {
+  PNEUMO_REQUIRE_CUDA();
+#if PNEUMO_WITH_CUDA
+  const std::string file = kernels::cuda::conv_graph_options().cache_file;
+  if (file.empty()) GTEST_SKIP() << "PNEUMO_CONV_PLAN_CACHE not set (tools/gpu-check.sh sets it and runs this twice)";
+  const Case c{"disk_probe", 1, 22, 22, 40, 40, 3, 1, 1, 1};  // a shape no other test uses
+  const Tensor x = input({1, 22, 22, 40}, 1.f, DType::F32), w = input({40, 3, 3, 40}, 0.1f, DType::F32);
+  const kernels::ConvShape cs = layer_ops::conv2d_shape(x.shape(), w.shape(), geometry(c));
+  const std::string key = kernels::cuda::make_conv_plan_key(0, DType::F32, ConvDirection::Forward, cs, 16,
+                                                            kernels::cuda::conv_graph_options().allow_nondeterministic)
+                              .str();
+  auto remembered = [&]() -> std::string {  // the tag the file holds for `key`, or ""
+    std::ifstream f(file);
+    for (std::string line; std::getline(f, line);)
+      if (line.rfind(key + "\t", 0) == 0) return line.substr(key.size() + 1);
+    return "";
+  };
+  const std::string before = remembered();
+  EngineScope e(ConvEngine::Graph);
+  const auto s0 = kernels::cuda::conv_graph_stats();
+  layer_ops::conv2d_forward(x.to(Device::cuda()), w.to(Device::cuda()), geometry(c));
+  const auto s1 = kernels::cuda::conv_graph_stats();
+  const std::string chosen = kernels::cuda::conv_graph_choice(ConvDirection::Forward, DType::F32, cs, 0);
+  ASSERT_EQ(chosen.rfind("eng", 0), 0u) << chosen;
+  if (before.empty()) {
+    EXPECT_EQ(s1.disk_hits, s0.disk_hits);
+    EXPECT_EQ(remembered(), chosen) << "not written to " << file;
+    std::cout << "  first run: wrote " << chosen << " to " << file << "\n";
+  } else {
+    EXPECT_EQ(s1.disk_hits, s0.disk_hits + 1);
+    EXPECT_EQ(s1.plans_timed, s0.plans_timed);  // no autotuning
+    EXPECT_EQ(chosen, before);
+    std::cout << "  later run: took " << chosen << " from " << file << "\n";
+  }
 #endif
 }
 
