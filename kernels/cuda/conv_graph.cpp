@@ -309,15 +309,22 @@ cudnnStatus_t execute(DeviceHandle& dh, cudaStream_t stream, const Desc& plan, c
                       void* workspace) {
   const int64_t uids[3] = {kUidA, kUidB, kUidOut};
   void* ptrs[3] = {const_cast<void*>(a), const_cast<void*>(b), out};
-  Desc pack(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
-  pack.set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids, "variant pack uids");
-  pack.set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs, "variant pack pointers");
-  pack.set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace, "variant pack workspace");
-  pack.finalize("finalize variant pack");
-  std::lock_guard<std::mutex> lock(dh.mu);
-  cudnnStatus_t s = cudnnSetStream(dh.h, stream);
+  cudnnBackendDescriptor_t pack = nullptr;
+  cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack);
   if (s != CUDNN_STATUS_SUCCESS) return s;
-  return cudnnBackendExecute(dh.h, plan.get(), pack.get());
+  s = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs);
+  if (s == CUDNN_STATUS_SUCCESS)
+    s = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+  if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendFinalize(pack);
+  if (s == CUDNN_STATUS_SUCCESS) {
+    std::lock_guard<std::mutex> lock(dh.mu);
+    s = cudnnSetStream(dh.h, stream);
+    if (s == CUDNN_STATUS_SUCCESS) s = cudnnBackendExecute(dh.h, plan.get(), pack);
+  }
+  cudnnBackendDestroyDescriptor(pack);
+  return s;
 }
 
 // Times one candidate on the real buffers (they are overwritten by the caller's call right after): one
@@ -327,22 +334,24 @@ bool time_candidate(Candidate& c, DeviceHandle& dh, cudaStream_t stream, const v
   try {
     Scratch ws(c.workspace, device, alloc);
     if (execute(dh, stream, *c.plan, a, b, out, ws.ptr) != CUDNN_STATUS_SUCCESS) return false;
-    cudaEvent_t e0, e1;
-    PNEUMO_CUDA_CHECK(cudaEventCreate(&e0));
-    PNEUMO_CUDA_CHECK(cudaEventCreate(&e1));
-    PNEUMO_CUDA_CHECK(cudaEventRecord(e0, stream));
+    struct Events {
+      cudaEvent_t e[2] = {nullptr, nullptr};
+      ~Events() {
+        for (cudaEvent_t x : e)
+          if (x) cudaEventDestroy(x);
+      }
+    } ev;
+    PNEUMO_CUDA_CHECK(cudaEventCreate(&ev.e[0]));
+    PNEUMO_CUDA_CHECK(cudaEventCreate(&ev.e[1]));
+    PNEUMO_CUDA_CHECK(cudaEventRecord(ev.e[0], stream));
     bool good = true;
     for (int i = 0; i < 3 && good; ++i) good = execute(dh, stream, *c.plan, a, b, out, ws.ptr) == CUDNN_STATUS_SUCCESS;
-    PNEUMO_CUDA_CHECK(cudaEventRecord(e1, stream));
-    PNEUMO_CUDA_CHECK(cudaEventSynchronize(e1));
+    PNEUMO_CUDA_CHECK(cudaEventRecord(ev.e[1], stream));
+    PNEUMO_CUDA_CHECK(cudaEventSynchronize(ev.e[1]));
     float ms = 0;
-    PNEUMO_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
+    PNEUMO_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.e[0], ev.e[1]));
     c.ms = ms / 3;
     return good;
-  } catch (const BuildError&) {
-    return false;
   } catch (const Error&) {  // workspace allocation failed
     return false;
   }
