@@ -297,7 +297,7 @@ if [ -x "$build/tests/tests_gpu" ]; then
   rm -f "$out/conv-plans.txt"  # the plan cache: written by the first run, read by the second
   run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
     PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" \
-    --gtest_filter='ConvGpu*:ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
+    --gtest_filter='*ConvGpu*:*ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
   run_step "tests_gpu (conv plan cache, 2nd process)" tests_gpu_conv_graph_cache.log 20 env PNEUMO_REQUIRE_GPU=1 \
     PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" --gtest_filter='ConvGraphGpuDiskCache.*'
 fi

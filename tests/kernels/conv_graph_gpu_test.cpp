@@ -45,6 +45,8 @@ const Case kCases[] = {
     {"dw5x5_s2_same_asym", 2, 32, 32, 48, 48, 5, 2, 1, 48, 1, 2, 1, 2},
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }  // gtest names the case, not its bytes
+
 Conv2dGeometry geometry(const Case& c) {
   Conv2dGeometry g;
   g.stride_h = g.stride_w = c.stride;
@@ -63,7 +65,7 @@ struct Results {
 };
 
 // The three directions of one convolution on `device` in `dt`; inputs are float32 CPU tensors.
-Results run_conv(const Case& c, DType dt, Device device, const Tensor& x, const Tensor& w, const Tensor& dy) {
+[[maybe_unused]] Results run_conv(const Case& c, DType dt, Device device, const Tensor& x, const Tensor& w, const Tensor& dy) {
   const Conv2dGeometry g = geometry(c);
   const Tensor xd = x.to(dt).to(device), wd = w.to(dt).to(device), dyd = dy.to(dt).to(device);
   Results r;
@@ -74,7 +76,7 @@ Results run_conv(const Case& c, DType dt, Device device, const Tensor& x, const 
 }
 
 // N(0, std) on the CPU, rounded to bfloat16 when the GPU runs bfloat16 (both backends then see the same values).
-Tensor input(const Shape& s, float stddev, DType dt) {
+[[maybe_unused]] Tensor input(const Shape& s, float stddev, DType dt) {
   Tensor t = Tensor::normal(s, 0.f, stddev, test::fresh_seed());
   return dt == DType::BF16 ? t.to(DType::BF16).to(DType::F32) : t;
 }
