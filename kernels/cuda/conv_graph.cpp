@@ -188,11 +188,13 @@ struct Candidate {
 
 EngineNotes notes_of(const Desc& engine) {
   EngineNotes n;
-  cudnnBackendNumericalNote_t num[32];
+  // Room for every note type, as cudnn-frontend asks.
+  constexpr int64_t kNum = CUDNN_NUMERICAL_NOTE_TYPE_COUNT, kBeh = CUDNN_BEHAVIOR_NOTE_TYPE_COUNT;
+  cudnnBackendNumericalNote_t num[kNum];
   int64_t count = 0;
-  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, 32, &count,
+  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, kNum, &count,
                                num) == CUDNN_STATUS_SUCCESS)
-    for (int64_t i = 0; i < std::min<int64_t>(count, 32); ++i) switch (num[i]) {
+    for (int64_t i = 0; i < std::min(count, kNum); ++i) switch (num[i]) {
         case CUDNN_NUMERICAL_NOTE_TENSOR_CORE: n.tensor_core = true; break;
         case CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS: n.down_convert_inputs = true; break;
         case CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION: n.reduced_precision_reduction = true; break;
@@ -206,11 +208,11 @@ EngineNotes notes_of(const Desc& engine) {
       }
   else
     throw BuildError("engine numerical notes unreadable");  // unknown notes: never run an engine blind
-  cudnnBackendBehaviorNote_t beh[32];
+  cudnnBackendBehaviorNote_t beh[kBeh];
   count = 0;
-  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE, 32, &count,
+  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE, kBeh, &count,
                                beh) == CUDNN_STATUS_SUCCESS)
-    for (int64_t i = 0; i < std::min<int64_t>(count, 32); ++i)
+    for (int64_t i = 0; i < std::min(count, kBeh); ++i)
       if (beh[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) n.runtime_compilation = true;
   return n;
 }
