@@ -267,6 +267,28 @@ TEST(ConvGraphDescriptors, InconsistentShapesAreRejected) {
                                 shape_of(2, 8, 8, 4, 4, 3, 1, 1, 1, 1, 1, 1, 1)),
             "");  // the graph path takes F32 and BF16 only
 }
+
+// The fallback bookkeeping needs no GPU: an (injected) build failure marks the key failed once, every call of
+// it returns false (the caller runs legacy), and it is never built again. Nothing touches a device: the
+// injected failure comes before any CUDA call, and a failed key returns before execution.
+TEST(ConvGraphFallbackBookkeeping, AFailedKeyIsBuiltOnceAndThenSkipped) {
+  const ConvShape cs = shape_of(1, 11, 13, 8, 8, 3, 1, 1, 1, 1, 1, 1, 1);  // a shape no other test uses
+  void* fake = reinterpret_cast<void*>(uintptr_t{1} << 20);             // never dereferenced
+  const WorkspaceAllocator none;
+  const ConvGraphStats s0 = conv_graph_stats();
+  conv_graph_inject_build_failures(true);
+  const bool first = conv2d_graph(ConvDirection::BackwardData, DType::BF16, cs, fake, fake, fake, 0, nullptr, none);
+  conv_graph_inject_build_failures(false);
+  EXPECT_FALSE(first);
+  const bool second = conv2d_graph(ConvDirection::BackwardData, DType::BF16, cs, fake, fake, fake, 0, nullptr, none);
+  EXPECT_FALSE(second);
+  const ConvGraphStats s1 = conv_graph_stats();
+  EXPECT_EQ(s1.failed_keys, s0.failed_keys + 1);
+  EXPECT_EQ(s1.fallback_calls, s0.fallback_calls + 2);
+  EXPECT_EQ(s1.plans_built, s0.plans_built);
+  EXPECT_EQ(conv_graph_choice(ConvDirection::BackwardData, DType::BF16, cs, 0).rfind("failed: injected", 0), 0u);
+  EXPECT_EQ(conv_graph_choice(ConvDirection::Forward, DType::BF16, cs, 0), "");  // another direction: untouched
+}
 #endif
 
 }  // namespace
