@@ -325,7 +325,8 @@ if [ -d "$repo/bench/gpu" ]; then
   for script in "$repo"/bench/gpu/*; do
     [ -f "$script" ] && [ -x "$script" ] || continue
     # unet_se50_step_vs_torch.sh: its two halves are steps 4 and 5 above (same shapes), not run twice.
-    case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh) continue ;; esac
+    # train_unet_se50_vs_torch.sh ends by running this script: run from here it recursed without end.
+    case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh | train_unet_se50_vs_torch.sh) continue ;; esac
     run_bench_script "$script" 120
   done
 fi
