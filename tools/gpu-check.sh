@@ -8,6 +8,7 @@
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32);
 #   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: profile, peak memory, torch.compile);
+#   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
 #   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
 # It never stops at a failure: each step's status and log are recorded, and OUTDIR/report.md is always
@@ -302,6 +303,21 @@ if [ -x "$build/pneumo" ]; then
 fi
 [ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_bench_script "$repo/bench/gpu/unet_se50_torch_profile.py" 150
 
+# ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
+# own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
+if [ -x "$build/tests/tests_gpu" ]; then
+  rm -f "$out/conv-plans.txt"  # the plan cache: written by the first run, read by the second
+  run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
+    PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" \
+    --gtest_filter='*ConvGpu*:*ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
+  run_step "tests_gpu (conv plan cache, 2nd process)" tests_gpu_conv_graph_cache.log 20 env PNEUMO_REQUIRE_GPU=1 \
+    PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" --gtest_filter='ConvGraphGpuDiskCache.*'
+fi
+if [ -x "$build/pneumo-kernel-bench" ]; then
+  run_step "kernel-bench conv engines" bench-conv-engines.log 60 env PNEUMO_KBENCH_CONV=1 "$build/pneumo-kernel-bench" \
+    --device cuda --filter conv_engines --json "$out/kernel-bench-conv.json"
+fi
+
 # ---- 6. HOOK: train throughput ---------------------------------------------------------------------
 # >>> HOOK (for the lead, once `pneumo train` is on main): set GPU_CHECK_TRAIN_CMD, or replace the default
 # below with the real command, e.g. "$build/pneumo train --device cuda ... --max-steps 50" printing images/s.
@@ -321,7 +337,8 @@ if [ -d "$repo/bench/gpu" ]; then
   for script in "$repo"/bench/gpu/*; do
     [ -f "$script" ] && [ -x "$script" ] || continue
     # unet_se50_step_vs_torch.sh: its two halves are steps 4 and 5 above (same shapes), not run twice.
-    case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh) continue ;; esac
+    # train_unet_se50_vs_torch.sh ends by running this script: run from here it recursed without end.
+    case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh | train_unet_se50_vs_torch.sh) continue ;; esac
     run_bench_script "$script" 120
   done
 fi

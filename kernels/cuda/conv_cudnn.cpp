@@ -18,6 +18,7 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/cuda/conv_graph.h"
 #include "kernels/cuda/cuda_util.h"
 
 namespace pneumo::kernels::cuda {
@@ -271,6 +272,9 @@ void check_allocator(const WorkspaceAllocator& a) {
 void conv2d_forward_cudnn(DType dt, const ConvShape& cs, const void* x, const void* w, void* y, int device,
                           cudaStream_t stream, const WorkspaceAllocator& alloc) {
   check_allocator(alloc);
+  if (conv_engine() == ConvEngine::Graph &&
+      conv2d_graph(ConvDirection::Forward, dt, cs, x, w, y, device, stream, alloc))
+    return;
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
   const Choice& c = choose(p, kForward, dt, cs, h, x, w, y, device, alloc);
@@ -284,6 +288,9 @@ void conv2d_forward_cudnn(DType dt, const ConvShape& cs, const void* x, const vo
 void conv2d_backward_data_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx, int device,
                                 cudaStream_t stream, const WorkspaceAllocator& alloc) {
   check_allocator(alloc);
+  if (conv_engine() == ConvEngine::Graph &&
+      conv2d_graph(ConvDirection::BackwardData, dt, cs, dy, w, dx, device, stream, alloc))
+    return;
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
   const Choice& c = choose(p, kBackwardData, dt, cs, h, dy, w, dx, device, alloc);
@@ -297,6 +304,9 @@ void conv2d_backward_data_cudnn(DType dt, const ConvShape& cs, const void* dy, c
 void conv2d_backward_weight_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw, int device,
                                   cudaStream_t stream, const WorkspaceAllocator& alloc) {
   check_allocator(alloc);
+  if (conv_engine() == ConvEngine::Graph &&
+      conv2d_graph(ConvDirection::BackwardWeight, dt, cs, dy, x, dw, device, stream, alloc))
+    return;
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
   const Choice& c = choose(p, kBackwardFilter, dt, cs, h, dy, x, dw, device, alloc);

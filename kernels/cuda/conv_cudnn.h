@@ -7,6 +7,9 @@
 // cuDNN offers no deterministic one for the shape), cached in a map; workspace comes from the caller's
 // allocator (the caching allocator), never cudaMalloc. Padding must be symmetric here (the tensor layer pads
 // explicitly for TF "same").
+// Engine switch (kernels/cuda/conv_graph_policy.h conv_engine): PNEUMO_CONV_ENGINE=graph sends each call first
+// to cuDNN's backend (graph) API (kernels/cuda/conv_graph.h); a shape whose graph plan cannot be built runs
+// here, on this legacy path, said once per shape on stderr. The default is legacy.
 #pragma once
 #include <cstddef>
 #include <cstdint>
