@@ -323,8 +323,12 @@ fi
 # below with the real command, e.g. "$build/pneumo train --device cuda ... --max-steps 50" printing images/s.
 # It runs with a 90 s cap; its log becomes the report's "Benchmark: train-throughput" section.
 train_cmd="${GPU_CHECK_TRAIN_CMD:-}"
+if [ -z "$train_cmd" ] && [ -x "$build/pneumo" ] && [ -x "$repo/bench/gpu/train_unet_se50_vs_torch.sh" ]; then
+  # pneumo train unet_se50 1024 b4 bf16 (loader included) beside PyTorch AMP channels_last, 100 steps each.
+  train_cmd="'$repo/bench/gpu/train_unet_se50_vs_torch.sh' '$build' 100"
+fi
 if [ -n "$train_cmd" ]; then
-  run_step "train throughput" bench-train-throughput.log 90 bash -c "$train_cmd"
+  run_step "train throughput" bench-train-throughput.log 150 bash -c "$train_cmd"
 elif [ -x "$build/pneumo" ] && "$build/pneumo" train --help > /dev/null 2>&1; then
   steps+=("train throughput|HOOK NOT FILLED: pneumo train exists, set GPU_CHECK_TRAIN_CMD|0|-")
 else

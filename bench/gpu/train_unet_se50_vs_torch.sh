@@ -5,7 +5,7 @@
 # memory seen by nvidia-smi; then a PyTorch 2.x AMP bf16 channels_last training loop (Adam, soft dice + BCE)
 # of the same network twin (tests/fixtures/make_model_fixtures.py) on in-memory batches, its images/s and
 # torch.cuda.max_memory_allocated; then tools/gpu-check.sh.
-# usage: bench/gpu/train_unet_se50_vs_torch.sh BUILD_DIR [steps] [gpu-check OUTDIR]
+# usage: bench/gpu/train_unet_se50_vs_torch.sh BUILD_DIR [steps] [gpu-check OUTDIR (then runs gpu-check too)]
 set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 build="${1:-${PNEUMO_BUILD_DIR:-$here/build-gpu}}"
@@ -54,5 +54,6 @@ dt = time.perf_counter() - t0
 print("torch %s AMP bf16 channels_last: %.2f img/s (in-memory batches), max_memory_allocated %.0f MiB"
       % (torch.__version__, steps * 4 / dt, torch.cuda.max_memory_allocated() / 2**20))
 PY
-"$here/tools/gpu-check.sh" "${3:-$here/gpu-check-out}"
+# gpu-check only when asked: gpu-check runs this script as its train step (step 6).
+if [ -n "${3:-}" ]; then "$here/tools/gpu-check.sh" "$3"; fi
 rm -rf "$tmp"
