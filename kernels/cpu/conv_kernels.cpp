@@ -1,12 +1,14 @@
 // CPU reference convolution, NHWC activations and KRSC weights, F32/F64. Per sample and group:
-// im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); 1x1 stride-1 unpadded convs skip
-// im2col; depthwise-style convs (one input channel per group) use direct loops. Backward data is a GEMM into
-// the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
+// im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); ungrouped convs take the columns
+// in L2-sized chunks of positions; 1x1 stride-1 unpadded ungrouped convs are one GEMM over the whole batch;
+// depthwise-style convs (one input channel per group) use direct loops. Backward data is a GEMM into the
+// column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
 // order, so results do not depend on the thread count).
 #include <algorithm>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 #include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/float_dispatch.h"
 #include "kernels/cpu/layer_kernels.h"
@@ -23,14 +25,15 @@ bool is_pointwise(const ConvShape& cs) {
          cs.oh == cs.h && cs.ow == cs.w;
 }
 
-// col[p, (r*S + s)*Cg + c] = x[ih, iw, g*Cg + c] (0 outside the input), p = oh*OW + ow.
+// col[p - p0, (r*S + s)*Cg + c] = x[ih, iw, g*Cg + c] (0 outside the input), p = oh*OW + ow in [p0, p1).
 template <typename T>
-void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col) {
-  const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
-#pragma omp parallel for schedule(static) if (worth_parallel(positions * row))
-  for (int64_t p = 0; p < positions; ++p) {
+void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col, int64_t p0, int64_t p1) {
+  PNEUMO_CPU_SCOPE("conv im2col");
+  const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
+#pragma omp parallel for schedule(static) if (worth_parallel((p1 - p0) * row))
+  for (int64_t p = p0; p < p1; ++p) {
     const int64_t oh = p / cs.ow, ow = p % cs.ow;
-    T* dst = col + p * row;
+    T* dst = col + (p - p0) * row;
     for (int64_t r = 0; r < cs.r; ++r) {
       const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
       for (int64_t s = 0; s < cs.s; ++s) {
@@ -58,24 +61,25 @@ inline int64_t tap_source(int64_t i, int64_t t, int64_t pad, int64_t dilation, i
 // dx[ih, iw, g*Cg + c] = sum over taps of col[p, (r*S + s)*Cg + c] (gather form of col2im).
 template <typename T>
 void col2im_gather(const ConvShape& cs, const T* col, int64_t group, T* dx_sample) {
+  PNEUMO_CPU_SCOPE("conv col2im");
   const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
+// Sums in T straight into dx (at most R*S terms per element, in a fixed order): a double accumulator and
+// its conversions cost more than the sums.
 #pragma omp parallel for schedule(static) if (worth_parallel(cs.h * cs.w * row))
   for (int64_t ih = 0; ih < cs.h; ++ih) {
-    std::vector<double> acc(cg);
     for (int64_t iw = 0; iw < cs.w; ++iw) {
-      std::fill(acc.begin(), acc.end(), 0.0);
+      T* __restrict dst = dx_sample + (ih * cs.w + iw) * cs.c + group * cg;
+      std::fill(dst, dst + cg, T(0));
       for (int64_t r = 0; r < cs.r; ++r) {
         const int64_t oh = tap_source(ih, r, cs.pad_top, cs.dilation_h, cs.stride_h, cs.oh);
         if (oh < 0) continue;
         for (int64_t s = 0; s < cs.s; ++s) {
           const int64_t ow = tap_source(iw, s, cs.pad_left, cs.dilation_w, cs.stride_w, cs.ow);
           if (ow < 0) continue;
-          const T* src = col + (oh * cs.ow + ow) * row + (r * cs.s + s) * cg;
-          for (int64_t c = 0; c < cg; ++c) acc[c] += static_cast<double>(src[c]);
+          const T* __restrict src = col + (oh * cs.ow + ow) * row + (r * cs.s + s) * cg;
+          for (int64_t c = 0; c < cg; ++c) dst[c] += src[c];
         }
       }
-      T* dst = dx_sample + (ih * cs.w + iw) * cs.c + group * cg;
-      for (int64_t c = 0; c < cg; ++c) dst[c] = static_cast<T>(acc[c]);
     }
   }
 }
@@ -204,16 +208,39 @@ void with_columns(int64_t items, int64_t col_elems, bool parallel, Fn fn) {
   }
 }
 
+// Output positions per im2col chunk of an ungrouped convolution: about 1 MiB of F32 columns, so the
+// columns the GEMM reads back are still in L2 (a whole 256x256 sample's columns are 75 MB), and at least
+// two GEMM M blocks for the threads.
+int64_t column_chunk(int64_t row, int64_t positions) {
+  return std::min(positions, std::max<int64_t>(224, (int64_t{1} << 18) / row));
+}
+
 template <typename T>
 void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise) {  // NHWC: the whole batch is one [N*H*W, C] matrix, one GEMM
+    gemm(dt, false, true, cs.n * positions, cs.k, cs.c, 1.0, x, cs.c, w, cs.c, 0.0, y, cs.k);
+    return;
+  }
+  if (cs.groups == 1) {
+    const int64_t chunk = column_chunk(row, positions);
+    HostBuffer<T> col(chunk * row);
+    for (int64_t n = 0; n < cs.n; ++n)
+      for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
+        const int64_t p1 = std::min(positions, p0 + chunk);
+        im2col(cs, x + n * cs.h * cs.w * cs.c, 0, col.data(), p0, p1);
+        gemm(dt, false, true, p1 - p0, cs.k, row, 1.0, col.data(), row, w, row, 0.0, y + (n * positions + p0) * cs.k,
+             cs.k);
+      }
+    return;
+  }
   auto one = [&](int64_t n, int64_t g, T* col) {
     const T* x_n = x + n * cs.h * cs.w * cs.c;
     const T* a = x_n + g * cg;
     int64_t lda = cs.c;
     if (!pointwise) {
-      im2col(cs, x_n, g, col);
+      im2col(cs, x_n, g, col, 0, positions);
       a = col;
       lda = row;
     }
@@ -229,6 +256,10 @@ template <typename T>
 void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, T* dx) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise) {
+    gemm(dt, false, false, cs.n * positions, cs.c, cs.k, 1.0, dy, cs.k, w, cs.c, 0.0, dx, cs.c);
+    return;
+  }
   auto one = [&](int64_t n, int64_t g, T* col) {
     const T* dy_n = dy + n * positions * cs.k;
     T* dx_n = dx + n * cs.h * cs.w * cs.c;
@@ -249,6 +280,22 @@ template <typename T>
 void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x, T* dw) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise) {  // dw = dy^T x over all N*H*W positions at once
+    gemm(dt, true, false, cs.k, cs.c, cs.n * positions, 1.0, dy, cs.k, x, cs.c, 0.0, dw, cs.c);
+    return;
+  }
+  if (cs.groups == 1) {  // chunks of positions in order, accumulated into dw
+    const int64_t chunk = column_chunk(row, positions);
+    HostBuffer<T> col(chunk * row);
+    for (int64_t n = 0; n < cs.n; ++n)
+      for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
+        const int64_t p1 = std::min(positions, p0 + chunk);
+        im2col(cs, x + n * cs.h * cs.w * cs.c, 0, col.data(), p0, p1);
+        gemm(dt, true, false, cs.k, row, p1 - p0, 1.0, dy + (n * positions + p0) * cs.k, cs.k, col.data(), row,
+             n == 0 && p0 == 0 ? 0.0 : 1.0, dw, row);
+      }
+    return;
+  }
   auto one_group = [&](int64_t g, T* col) {  // samples in order: dw accumulates over n
     for (int64_t n = 0; n < cs.n; ++n) {
       const T* x_n = x + n * cs.h * cs.w * cs.c;
@@ -256,7 +303,7 @@ void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x
       const T* b = x_n + g * cg;
       int64_t ldb = cs.c;
       if (!pointwise) {
-        im2col(cs, x_n, g, col);
+        im2col(cs, x_n, g, col, 0, positions);
         b = col;
         ldb = row;
       }
@@ -266,6 +313,16 @@ void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x
   };
   with_columns<T>(cs.groups, pointwise ? 0 : positions * row,
                   by_group(cs) && worth_parallel(cs.n * positions * cs.k * row), one_group);
+}
+
+// Profile label of a convolution: its kind (depthwise, grouped, 1x1 or k x k) and pass.
+const char* conv_label(const ConvShape& cs, int pass) {
+  static const char* const names[4][3] = {{"conv_fwd depthwise", "conv_dgrad depthwise", "conv_wgrad depthwise"},
+                                           {"conv_fwd grouped", "conv_dgrad grouped", "conv_wgrad grouped"},
+                                           {"conv_fwd 1x1", "conv_dgrad 1x1", "conv_wgrad 1x1"},
+                                           {"conv_fwd kxk", "conv_dgrad kxk", "conv_wgrad kxk"}};
+  const int kind = cs.c_per_group() == 1 ? 0 : cs.groups > 1 ? 1 : is_pointwise(cs) ? 2 : 3;
+  return names[kind][pass];
 }
 
 void check_shape(const ConvShape& cs) {
@@ -278,6 +335,7 @@ void check_shape(const ConvShape& cs) {
 
 void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w, void* y) {
   check_shape(cs);
+  PNEUMO_CPU_SCOPE(conv_label(cs, 0));
   dispatch_float(dt, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
     if (cs.c_per_group() == 1)
@@ -289,6 +347,7 @@ void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w,
 
 void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx) {
   check_shape(cs);
+  PNEUMO_CPU_SCOPE(conv_label(cs, 1));
   dispatch_float(dt, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
     if (cs.c_per_group() == 1)
@@ -300,6 +359,7 @@ void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const v
 
 void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw) {
   check_shape(cs);
+  PNEUMO_CPU_SCOPE(conv_label(cs, 2));
   dispatch_float(dt, "conv2d_backward_weight", [&](auto zero) {
     using T = decltype(zero);
     if (cs.c_per_group() == 1)

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 #include "kernels/cpu/float_dispatch.h"
 #include "kernels/philox.h"
 
@@ -48,6 +49,7 @@ std::vector<double> invstd_of(const T* var, int64_t channels, double eps) {
 }  // namespace
 
 void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t channels, void* mean_, void* var_) {
+  PNEUMO_CPU_SCOPE("batch_norm_statistics");
   PNEUMO_CHECK(rows > 0, "batch_norm: no rows");
   dispatch_float(dt, "batch_norm_statistics", [&](auto zero) {
     using T = decltype(zero);
@@ -74,6 +76,7 @@ void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t chann
 
 void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, const void* mean_, const void* var_,
                       double eps, const void* weight_, const void* bias_, void* y_) {
+  PNEUMO_CPU_SCOPE("batch_norm_apply");
   dispatch_float(dt, "batch_norm_apply", [&](auto zero) {
     using T = decltype(zero);
     const T *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
@@ -93,6 +96,7 @@ void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, 
 
 void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64_t rows, int64_t channels,
                                 const void* mean_, const void* var_, double eps, void* sum_dy_, void* sum_dy_xhat_) {
+  PNEUMO_CPU_SCOPE("batch_norm_backward_reduce");
   dispatch_float(dt, "batch_norm_backward_reduce", [&](auto zero) {
     using T = decltype(zero);
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
@@ -118,6 +122,7 @@ void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64
 void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t rows, int64_t channels,
                               const void* mean_, const void* var_, double eps, const void* weight_,
                               const void* sum_dy_, const void* sum_dy_xhat_, bool training, void* dx_) {
+  PNEUMO_CPU_SCOPE("batch_norm_backward_data");
   dispatch_float(dt, "batch_norm_backward_data", [&](auto zero) {
     using T = decltype(zero);
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
@@ -143,6 +148,7 @@ void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t
 
 void batch_norm_update_running(DType dt, const void* mean_, const void* var_, void* running_mean_, void* running_var_,
                                int64_t channels, double momentum, int64_t count) {
+  PNEUMO_CPU_SCOPE("batch_norm_update_running");
   PNEUMO_CHECK(count > 1, "batch_norm: the unbiased variance needs more than one value per channel, got ", count);
   dispatch_float(dt, "batch_norm_update_running", [&](auto zero) {
     using T = decltype(zero);
@@ -159,6 +165,7 @@ void batch_norm_update_running(DType dt, const void* mean_, const void* var_, vo
 
 void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c, int64_t kernel,
                         int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* y_, int32_t* argmax) {
+  PNEUMO_CPU_SCOPE("max_pool2d_forward");
   PNEUMO_CHECK(h * w < std::numeric_limits<int32_t>::max(), "max_pool2d: plane too large for int32 indices");
   dispatch_float(dt, "max_pool2d_forward", [&](auto zero) {
     using T = decltype(zero);
@@ -197,6 +204,7 @@ void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t 
 
 void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64_t n, int64_t h, int64_t w, int64_t c,
                          int64_t kernel, int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* dx_) {
+  PNEUMO_CPU_SCOPE("max_pool2d_backward");
   dispatch_float(dt, "max_pool2d_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
@@ -229,6 +237,7 @@ void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64
 }
 
 void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c, void* y_) {
+  PNEUMO_CPU_SCOPE("upsample_nearest2x_forward");
   dispatch_float(dt, "upsample_nearest2x_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -245,6 +254,7 @@ void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, 
 }
 
 void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h, int64_t w, int64_t c, void* dx_) {
+  PNEUMO_CPU_SCOPE("upsample_nearest2x_backward");
   dispatch_float(dt, "upsample_nearest2x_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
@@ -268,6 +278,7 @@ void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h
 
 void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c,
                              const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* y_) {
+  PNEUMO_CPU_SCOPE("resize_bilinear_forward");
   dispatch_float(dt, "resize_bilinear_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -292,6 +303,7 @@ void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int
 
 void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, int64_t w, int64_t c,
                               const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* dx_) {
+  PNEUMO_CPU_SCOPE("resize_bilinear_backward");
   dispatch_float(dt, "resize_bilinear_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
@@ -319,6 +331,7 @@ void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, i
 }
 
 void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, uint64_t offset, double p) {
+  PNEUMO_CPU_SCOPE("dropout");
   dispatch_float(dt, "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -333,6 +346,7 @@ void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, u
 
 void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
                   double p) {
+  PNEUMO_CPU_SCOPE("drop_connect");
   dispatch_float(dt, "drop_connect", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -349,6 +363,7 @@ void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_
 
 void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
             int64_t left, int64_t right, void* y) {
+  PNEUMO_CPU_SCOPE("pad_hw");
   const size_t es = dtype_size(dt);
   const int64_t ph = h + top + bottom, pw = w + left + right;
   std::memset(y, 0, static_cast<size_t>(n * ph * pw * c) * es);
@@ -360,6 +375,7 @@ void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c,
 
 void crop_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
              int64_t left, int64_t right, void* y) {
+  PNEUMO_CPU_SCOPE("crop_hw");
   const size_t es = dtype_size(dt);
   const int64_t oh = h - top - bottom, ow = w - left - right;
   for (int64_t b = 0; b < n; ++b)
