@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
@@ -39,6 +40,80 @@ void channel_sums(int64_t rows, int64_t channels, Term&& term, std::vector<doubl
     for (int64_t c = 0; c < channels; ++c) out[c] += partial[b * channels + c];
 }
 
+// F32 BatchNorm loops over a block of rows, compiled for AVX-512, AVX2 and plain x86-64 and picked when the
+// program loads (GCC function multiversioning; the default build targets generic x86-64). Same arithmetic
+// as the generic paths: double per element, each channel summed over rows in order.
+#define PNEUMO_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+PNEUMO_CPU_CLONES void rows_sum_f32(const float* __restrict x, int64_t nrows, int64_t channels, double* __restrict p) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = 0; c < channels; ++c) p[c] += static_cast<double>(x[r * channels + c]);
+}
+PNEUMO_CPU_CLONES void rows_sq_f32(const float* __restrict x, int64_t nrows, int64_t channels,
+                                   const double* __restrict mean, double* __restrict p) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = 0; c < channels; ++c) {
+      const double d = static_cast<double>(x[r * channels + c]) - mean[c];
+      p[c] += d * d;
+    }
+}
+// p1 += dy, p2 += dy * (x - mean) in one pass.
+PNEUMO_CPU_CLONES void rows_dy_f32(const float* __restrict dy, const float* __restrict x, int64_t nrows,
+                                   int64_t channels, const double* __restrict mean, double* __restrict p1,
+                                   double* __restrict p2) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = 0; c < channels; ++c) {
+      const double g = static_cast<double>(dy[r * channels + c]);
+      p1[c] += g;
+      p2[c] += g * (static_cast<double>(x[r * channels + c]) - mean[c]);
+    }
+}
+// y = k1 * x + k0, or with a second input: y = k1 * x + k2 * x2 + k0 (in double, rounded once).
+PNEUMO_CPU_CLONES void rows_affine_f32(const float* __restrict x, const float* __restrict x2, int64_t nrows,
+                                       int64_t channels, const double* __restrict k1, const double* __restrict k2,
+                                       const double* __restrict k0, float* __restrict y) {
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* xr = x + r * channels;
+    float* yr = y + r * channels;
+    if (x2 == nullptr) {
+      for (int64_t c = 0; c < channels; ++c) yr[c] = static_cast<float>(static_cast<double>(xr[c]) * k1[c] + k0[c]);
+    } else {
+      const float* x2r = x2 + r * channels;
+      for (int64_t c = 0; c < channels; ++c)
+        yr[c] = static_cast<float>(static_cast<double>(xr[c]) * k1[c] + static_cast<double>(x2r[c]) * k2[c] + k0[c]);
+    }
+  }
+}
+
+// out1[c] (and out2[c]) = sums over all rows of block(r0, nrows, p1, p2)'s per-block partials, combined in
+// block order as channel_sums does.
+template <typename Block>
+void block_sums(int64_t rows, int64_t channels, Block&& block, std::vector<double>& out1, std::vector<double>* out2) {
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  std::vector<double> partial(blocks * channels * 2, 0.0);
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kBlockRows;
+    block(r0, std::min(rows, r0 + kBlockRows) - r0, partial.data() + b * channels,
+          partial.data() + (blocks + b) * channels);
+  }
+  out1.assign(channels, 0.0);
+  if (out2) out2->assign(channels, 0.0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t c = 0; c < channels; ++c) {
+      out1[c] += partial[b * channels + c];
+      if (out2) (*out2)[c] += partial[(blocks + b) * channels + c];
+    }
+}
+
+// Rows in parallel blocks for an elementwise F32 loop fn(r0, nrows).
+template <typename Fn>
+void row_blocks(int64_t rows, int64_t channels, Fn&& fn) {
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
+  for (int64_t b = 0; b < blocks; ++b) fn(b * kBlockRows, std::min(rows, (b + 1) * kBlockRows) - b * kBlockRows);
+}
+
 template <typename T>
 std::vector<double> invstd_of(const T* var, int64_t channels, double eps) {
   std::vector<double> out(channels);
@@ -55,16 +130,30 @@ void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t chann
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     std::vector<double> sum, sq;
-    channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(x[r * channels + c]); }, sum);
+    if constexpr (std::is_same_v<T, float>) {
+      block_sums(
+          rows, channels,
+          [&](int64_t r0, int64_t n, double* p, double*) { rows_sum_f32(x + r0 * channels, n, channels, p); }, sum,
+          nullptr);
+    } else {
+      channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(x[r * channels + c]); }, sum);
+    }
     for (auto& v : sum) v /= static_cast<double>(rows);
     // Two passes (mean, then squared deviations): no cancellation for large means.
-    channel_sums(
-        rows, channels,
-        [&](int64_t r, int64_t c) {
-          const double d = static_cast<double>(x[r * channels + c]) - sum[c];
-          return d * d;
-        },
-        sq);
+    if constexpr (std::is_same_v<T, float>) {
+      block_sums(
+          rows, channels,
+          [&](int64_t r0, int64_t n, double* p, double*) { rows_sq_f32(x + r0 * channels, n, channels, sum.data(), p); },
+          sq, nullptr);
+    } else {
+      channel_sums(
+          rows, channels,
+          [&](int64_t r, int64_t c) {
+            const double d = static_cast<double>(x[r * channels + c]) - sum[c];
+            return d * d;
+          },
+          sq);
+    }
     T* mean = static_cast<T*>(mean_);
     T* var = static_cast<T*>(var_);
     for (int64_t c = 0; c < channels; ++c) {
@@ -83,6 +172,17 @@ void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, 
     const T *weight = static_cast<const T*>(weight_), *bias = static_cast<const T*>(bias_);
     T* y = static_cast<T*>(y_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
+    if constexpr (std::is_same_v<T, float>) {  // y = x * scale + shift, both per channel in double
+      std::vector<double> scale(channels), shift(channels);
+      for (int64_t c = 0; c < channels; ++c) {
+        scale[c] = invstd[c] * (weight ? static_cast<double>(weight[c]) : 1.0);
+        shift[c] = (bias ? static_cast<double>(bias[c]) : 0.0) - static_cast<double>(mean[c]) * scale[c];
+      }
+      row_blocks(rows, channels, [&](int64_t r0, int64_t n) {
+        rows_affine_f32(x + r0 * channels, nullptr, n, channels, scale.data(), nullptr, shift.data(), y + r0 * channels);
+      });
+      return;
+    }
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < channels; ++c) {
@@ -102,14 +202,24 @@ void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
     std::vector<double> s1, s2;
-    channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(dy[r * channels + c]); }, s1);
-    channel_sums(
-        rows, channels,
-        [&](int64_t r, int64_t c) {
-          const int64_t i = r * channels + c;
-          return static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - static_cast<double>(mean[c]));
-        },
-        s2);
+    if constexpr (std::is_same_v<T, float>) {
+      std::vector<double> mean_d(mean, mean + channels);
+      block_sums(
+          rows, channels,
+          [&](int64_t r0, int64_t n, double* p1, double* p2) {
+            rows_dy_f32(dy + r0 * channels, x + r0 * channels, n, channels, mean_d.data(), p1, p2);
+          },
+          s1, &s2);
+    } else {
+      channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(dy[r * channels + c]); }, s1);
+      channel_sums(
+          rows, channels,
+          [&](int64_t r, int64_t c) {
+            const int64_t i = r * channels + c;
+            return static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - static_cast<double>(mean[c]));
+          },
+          s2);
+    }
     T* sum_dy = static_cast<T*>(sum_dy_);
     T* sum_dy_xhat = static_cast<T*>(sum_dy_xhat_);
     for (int64_t c = 0; c < channels; ++c) {
@@ -131,6 +241,23 @@ void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t
     T* dx = static_cast<T*>(dx_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
     const double inv_rows = 1.0 / static_cast<double>(rows);
+    if constexpr (std::is_same_v<T, float>) {
+      // dx = k1 * dy + k2 * x + k0: the formula below expanded per channel, in double.
+      std::vector<double> k1(channels), k2(channels, 0.0), k0(channels, 0.0);
+      for (int64_t c = 0; c < channels; ++c) {
+        k1[c] = (weight ? static_cast<double>(weight[c]) : 1.0) * invstd[c];
+        if (training) {
+          const double t = static_cast<double>(sum_dy_xhat[c]) * invstd[c] * inv_rows;
+          k2[c] = -k1[c] * t;
+          k0[c] = k1[c] * (static_cast<double>(mean[c]) * t - static_cast<double>(sum_dy[c]) * inv_rows);
+        }
+      }
+      row_blocks(rows, channels, [&](int64_t r0, int64_t n) {
+        rows_affine_f32(dy + r0 * channels, training ? x + r0 * channels : nullptr, n, channels, k1.data(), k2.data(),
+                        k0.data(), dx + r0 * channels);  // eval: x is not read (as below)
+      });
+      return;
+    }
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < channels; ++c) {
