@@ -1,13 +1,16 @@
 // CPU reference convolution, NHWC activations and KRSC weights, F32/F64. Per sample and group:
 // im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); ungrouped convs take the columns
 // in L2-sized chunks of positions; 1x1 stride-1 unpadded ungrouped convs are one GEMM over the whole batch;
-// depthwise-style convs (one input channel per group) use direct loops. Backward data is a GEMM into the
-// column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
+// depthwise-style convs (one input channel per group) use direct loops; F32 grouped convs with k == c use
+// the direct AVX-512 kernel of conv_grouped.h where the CPU has it (forward and backward data). Backward
+// data is a GEMM into the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
 // order, so results do not depend on the thread count).
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/conv_grouped.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/float_dispatch.h"
@@ -338,6 +341,10 @@ void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w,
   PNEUMO_CPU_SCOPE(conv_label(cs, 0));
   dispatch_float(dt, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
+    if constexpr (std::is_same_v<T, float>)
+      if (grouped_direct_applies(cs))
+        return grouped_direct_forward(cs, static_cast<const float*>(x), static_cast<const float*>(w),
+                                      static_cast<float*>(y));
     if (cs.c_per_group() == 1)
       depthwise_forward(cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
     else
@@ -350,6 +357,10 @@ void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const v
   PNEUMO_CPU_SCOPE(conv_label(cs, 1));
   dispatch_float(dt, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
+    if constexpr (std::is_same_v<T, float>)
+      if (grouped_direct_applies(cs))
+        return grouped_direct_backward_data(cs, static_cast<const float*>(dy), static_cast<const float*>(w),
+                                            static_cast<float*>(dx));
     if (cs.c_per_group() == 1)
       depthwise_backward_data(cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
     else
