@@ -213,9 +213,12 @@ void with_columns(int64_t items, int64_t col_elems, bool parallel, Fn fn) {
 
 // Output positions per im2col chunk of an ungrouped convolution: about 1 MiB of F32 columns, so the
 // columns the GEMM reads back are still in L2 (a whole 256x256 sample's columns are 75 MB), and at least
-// two GEMM M blocks for the threads.
+// two GEMM M blocks for the threads. Chunks are balanced (256 positions: one chunk, not 224 + 32).
 int64_t column_chunk(int64_t row, int64_t positions) {
-  return std::min(positions, std::max<int64_t>(224, (int64_t{1} << 18) / row));
+  const int64_t want = std::max<int64_t>(224, (int64_t{1} << 18) / row);
+  if (positions <= 2 * want) return positions;
+  const int64_t chunks = (positions + want - 1) / want;
+  return (positions + chunks - 1) / chunks;
 }
 
 template <typename T>
