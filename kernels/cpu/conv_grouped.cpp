@@ -6,7 +6,10 @@
 // _mm512_permutexvar_ps passes _mm512_undefined_ps() as its (fully masked-off) source: GCC 12 warns about it.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <algorithm>
 #include <vector>
+
+#include "kernels/cpu/host_memory.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
@@ -54,6 +57,50 @@ __attribute__((target("avx512f"))) void grouped_row_avx512(int64_t width, int64_
       }
 #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) _mm512_storeu_ps(o + c0 + 16 * v, acc[v]);
+    }
+  }
+}
+
+// Weight gradient over the pixels of one output row, channels [c0, c0 + 64):
+// acc[(t * cg + j) * 64 + c - c0] += dy[p, c] * in_t[(c / cg) * cg + j], pixels in order.
+__attribute__((target("avx512f"))) void grouped_wgrad_row_avx512(int64_t width, int64_t C, int64_t cg, int64_t taps,
+                                                                  int64_t c0, const float* dy,
+                                                                  const float* const* src, float* acc) {
+  __m512i perm[16];
+  if (cg < 16)
+    for (int64_t j = 0; j < cg; ++j) {
+      alignas(64) int lanes[16];
+      for (int l = 0; l < 16; ++l) lanes[l] = static_cast<int>(l - l % cg + j);
+      perm[j] = _mm512_load_si512(lanes);
+    }
+  for (int64_t p = 0; p < width; ++p) {
+    __m512 g[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) g[v] = _mm512_loadu_ps(dy + p * C + c0 + 16 * v);
+    for (int64_t t = 0; t < taps; ++t) {
+      const float* xs = src[p * taps + t];
+      if (xs == nullptr) continue;
+      float* at = acc + t * cg * 64;
+      if (cg < 16) {
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) xv[v] = _mm512_loadu_ps(xs + c0 + 16 * v);
+        for (int64_t j = 0; j < cg; ++j)
+#pragma GCC unroll 4
+          for (int v = 0; v < 4; ++v) {
+            float* a = at + j * 64 + 16 * v;
+            _mm512_store_ps(a, _mm512_fmadd_ps(g[v], _mm512_permutexvar_ps(perm[j], xv[v]), _mm512_load_ps(a)));
+          }
+      } else {
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) {
+          const float* xg = xs + (c0 + 16 * v) / cg * cg;
+          for (int64_t j = 0; j < cg; ++j) {
+            float* a = at + j * 64 + 16 * v;
+            _mm512_store_ps(a, _mm512_fmadd_ps(g[v], _mm512_set1_ps(xg[j]), _mm512_load_ps(a)));
+          }
+        }
+      }
     }
   }
 }
@@ -124,6 +171,42 @@ void grouped_direct_backward_data(const ConvShape& cs, const float* dy, const fl
           }
         }
       grouped_row_avx512(cs.w, C, cg, taps, src.data(), wd.data(), dx + nh * cs.w * C);
+    }
+  }
+}
+
+}  // namespace pneumo::kernels::cpu
+
+namespace pneumo::kernels::cpu {
+
+void grouped_direct_backward_weight(const ConvShape& cs, const float* dy, const float* x, float* dw) {
+  const int64_t C = cs.c, cg = cs.c_per_group(), taps = cs.r * cs.s, chunks = C / 64;
+  // Threads take whole 64-channel chunks, each summing every pixel in order: no cross-thread sums, so the
+  // result does not depend on the thread count.
+#pragma omp parallel
+  {
+    std::vector<const float*> src(cs.ow * taps);
+    HostBuffer<float> acc_buf(taps * cg * 64);  // 64-byte aligned
+    float* acc = acc_buf.data();
+#pragma omp for schedule(static)
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const int64_t c0 = chunk * 64;
+      std::fill(acc, acc + taps * cg * 64, 0.f);
+      for (int64_t nh = 0; nh < cs.n * cs.oh; ++nh) {
+        const int64_t n = nh / cs.oh, oh = nh % cs.oh;
+        for (int64_t ow = 0; ow < cs.ow; ++ow)
+          for (int64_t r = 0; r < cs.r; ++r)
+            for (int64_t s = 0; s < cs.s; ++s) {
+              const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
+              const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
+              const bool in = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
+              src[ow * taps + r * cs.s + s] = in ? x + ((n * cs.h + ih) * cs.w + iw) * C : nullptr;
+            }
+        grouped_wgrad_row_avx512(cs.ow, C, cg, taps, c0, dy + nh * cs.ow * C, src.data(), acc);
+      }
+      for (int64_t c = c0; c < c0 + 64; ++c)  // dw[c][t][j] (KRSC)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t j = 0; j < cg; ++j) dw[(c * taps + t) * cg + j] = acc[(t * cg + j) * 64 + c - c0];
     }
   }
 }

@@ -2,7 +2,7 @@
 // im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); ungrouped convs take the columns
 // in L2-sized chunks of positions; 1x1 stride-1 unpadded ungrouped convs are one GEMM over the whole batch;
 // depthwise-style convs (one input channel per group) use direct loops; F32 grouped convs with k == c use
-// the direct AVX-512 kernel of conv_grouped.h where the CPU has it (forward and backward data). Backward
+// the direct AVX-512 kernels of conv_grouped.h where the CPU has AVX-512 (all three passes). Backward
 // data is a GEMM into the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
 // order, so results do not depend on the thread count).
 #include <algorithm>
@@ -376,6 +376,10 @@ void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const
   PNEUMO_CPU_SCOPE(conv_label(cs, 2));
   dispatch_float(dt, "conv2d_backward_weight", [&](auto zero) {
     using T = decltype(zero);
+    if constexpr (std::is_same_v<T, float>)
+      if (grouped_direct_applies(cs))
+        return grouped_direct_backward_weight(cs, static_cast<const float*>(dy), static_cast<const float*>(x),
+                                              static_cast<float*>(dw));
     if (cs.c_per_group() == 1)
       depthwise_backward_weight(cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
     else

@@ -1,6 +1,6 @@
 // The direct AVX-512 grouped convolution (kernels/cpu/conv_grouped.h) against the float64 generic path
 // (im2col + GEMM per group, which F64 always takes) on ResNeXt's group widths 4, 8, 16 and 32, stride 1
-// and 2, padding, dilation and odd spatial sizes; forward and backward data. Skips without AVX-512.
+// and 2, padding, dilation and odd spatial sizes; forward, backward data and weight. Skips without AVX-512.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -44,21 +44,29 @@ TEST(ConvGroupedDirect, MatchesFloat64GenericPath) {
     ++ran;
     const int64_t cg = cs.c_per_group(), nx = cs.n * cs.h * cs.w * cs.c, ny = cs.n * cs.oh * cs.ow * cs.k,
                   nw = cs.k * 9 * cg;
-    std::vector<float> x(nx), w(nw), dy(ny), y(ny), dx(nx);
+    std::vector<float> x(nx), w(nw), dy(ny), y(ny), dx(nx), dw(nw);
     for (auto& v : x) v = u(rng);
     for (auto& v : w) v = u(rng);
     for (auto& v : dy) v = u(rng);
-    std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), dyd(dy.begin(), dy.end()), yd(ny), dxd(nx);
+    std::vector<double> xd(x.begin(), x.end()), wd(w.begin(), w.end()), dyd(dy.begin(), dy.end()), yd(ny), dxd(nx),
+        dwd(nw);
     grouped_direct_forward(cs, x.data(), w.data(), y.data());
     grouped_direct_backward_data(cs, dy.data(), w.data(), dx.data());
+    grouped_direct_backward_weight(cs, dy.data(), x.data(), dw.data());
+    conv2d_backward_weight(DType::F64, cs, dyd.data(), xd.data(), dwd.data());
     conv2d_forward(DType::F64, cs, xd.data(), wd.data(), yd.data());
     conv2d_backward_data(DType::F64, cs, dyd.data(), wd.data(), dxd.data());
     // Each output sums at most 9 * cg products of magnitude <= 1: bound the float error by that count.
     const double bound = 1e-6 * 9 * static_cast<double>(cg);
     for (int64_t i = 0; i < ny; ++i) ASSERT_NEAR(y[i], yd[i], bound) << "forward c " << p.c << " at " << i;
     for (int64_t i = 0; i < nx; ++i) ASSERT_NEAR(dx[i], dxd[i], bound) << "backward data c " << p.c << " at " << i;
+    // The weight gradient sums one product per output pixel: bound by that count.
+    const double wbound = 1e-6 * static_cast<double>(cs.n * cs.oh * cs.ow);
+    for (int64_t i = 0; i < nw; ++i) ASSERT_NEAR(dw[i], dwd[i], wbound) << "backward weight c " << p.c << " at " << i;
     // The dispatching entry points take the same path for F32.
-    std::vector<float> y2(ny), dx2(nx);
+    std::vector<float> y2(ny), dx2(nx), dw2(nw);
+    conv2d_backward_weight(DType::F32, cs, dy.data(), x.data(), dw2.data());
+    EXPECT_EQ(dw, dw2);
     conv2d_forward(DType::F32, cs, x.data(), w.data(), y2.data());
     conv2d_backward_data(DType::F32, cs, dy.data(), w.data(), dx2.data());
     EXPECT_EQ(y, y2);
