@@ -66,23 +66,24 @@ template <typename T>
 void col2im_gather(const ConvShape& cs, const T* col, int64_t group, T* dx_sample) {
   PNEUMO_CPU_SCOPE("conv col2im");
   const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
-// Sums in T straight into dx (at most R*S terms per element, in a fixed order): a double accumulator and
-// its conversions cost more than the sums.
+  // Sums in double: summing in float moved TrainFidelity's worst step from 0.77 % to 1.26 % (bound 1 %).
 #pragma omp parallel for schedule(static) if (worth_parallel(cs.h * cs.w * row))
   for (int64_t ih = 0; ih < cs.h; ++ih) {
+    std::vector<double> acc(cg);
     for (int64_t iw = 0; iw < cs.w; ++iw) {
-      T* __restrict dst = dx_sample + (ih * cs.w + iw) * cs.c + group * cg;
-      std::fill(dst, dst + cg, T(0));
+      std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t r = 0; r < cs.r; ++r) {
         const int64_t oh = tap_source(ih, r, cs.pad_top, cs.dilation_h, cs.stride_h, cs.oh);
         if (oh < 0) continue;
         for (int64_t s = 0; s < cs.s; ++s) {
           const int64_t ow = tap_source(iw, s, cs.pad_left, cs.dilation_w, cs.stride_w, cs.ow);
           if (ow < 0) continue;
-          const T* __restrict src = col + (oh * cs.ow + ow) * row + (r * cs.s + s) * cg;
-          for (int64_t c = 0; c < cg; ++c) dst[c] += src[c];
+          const T* src = col + (oh * cs.ow + ow) * row + (r * cs.s + s) * cg;
+          for (int64_t c = 0; c < cg; ++c) acc[c] += static_cast<double>(src[c]);
         }
       }
+      T* dst = dx_sample + (ih * cs.w + iw) * cs.c + group * cg;
+      for (int64_t c = 0; c < cg; ++c) dst[c] = static_cast<T>(acc[c]);
     }
   }
 }
