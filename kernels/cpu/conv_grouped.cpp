@@ -14,17 +14,23 @@
 namespace pneumo::kernels::cpu {
 namespace {
 
+// For groups of cg < 16 channels: perm[j] spreads input j of each group over all of the group's lanes
+// (lane l takes lane l - l % cg + j).
+__attribute__((target("avx512f"))) inline void lane_perms(int64_t cg, __m512i* perm) {
+  if (cg >= 16) return;
+  for (int64_t j = 0; j < cg; ++j) {
+    alignas(64) int lanes[16];
+    for (int l = 0; l < 16; ++l) lanes[l] = static_cast<int>(l - l % cg + j);
+    perm[j] = _mm512_load_si512(lanes);
+  }
+}
+
 // One row of output pixels: out[p, c] = sum_t sum_j in_t[(c / cg) * cg + j] * wt[(t * cg + j) * C + c],
 // in_t = src[p * taps + t] (a pixel of C channels) or nullptr for a tap outside the input.
 __attribute__((target("avx512f"))) void grouped_row_avx512(int64_t width, int64_t C, int64_t cg, int64_t taps,
                                                             const float* const* src, const float* wt, float* out) {
   __m512i perm[16];
-  if (cg < 16)
-    for (int64_t j = 0; j < cg; ++j) {
-      alignas(64) int lanes[16];
-      for (int l = 0; l < 16; ++l) lanes[l] = static_cast<int>(l - l % cg + j);
-      perm[j] = _mm512_load_si512(lanes);
-    }
+  lane_perms(cg, perm);
   for (int64_t p = 0; p < width; ++p) {
     const float* const* sp = src + p * taps;
     float* o = out + p * C;
@@ -67,12 +73,7 @@ __attribute__((target("avx512f"))) void grouped_wgrad_row_avx512(int64_t width, 
                                                                   int64_t c0, const float* dy,
                                                                   const float* const* src, float* acc) {
   __m512i perm[16];
-  if (cg < 16)
-    for (int64_t j = 0; j < cg; ++j) {
-      alignas(64) int lanes[16];
-      for (int l = 0; l < 16; ++l) lanes[l] = static_cast<int>(l - l % cg + j);
-      perm[j] = _mm512_load_si512(lanes);
-    }
+  lane_perms(cg, perm);
   for (int64_t p = 0; p < width; ++p) {
     __m512 g[4];
 #pragma GCC unroll 4
@@ -113,6 +114,19 @@ inline int64_t tap_source(int64_t i, int64_t t, int64_t pad, int64_t dilation, i
   return o < out ? o : -1;
 }
 
+// src[ow * taps + t] = the input pixel that output (n, oh, ow) reads through tap t, or nullptr (padding).
+void forward_sources(const ConvShape& cs, const float* x, int64_t n, int64_t oh, const float** src) {
+  const int64_t taps = cs.r * cs.s;
+  for (int64_t ow = 0; ow < cs.ow; ++ow)
+    for (int64_t r = 0; r < cs.r; ++r)
+      for (int64_t s = 0; s < cs.s; ++s) {
+        const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
+        const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
+        const bool in = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
+        src[ow * taps + r * cs.s + s] = in ? x + ((n * cs.h + ih) * cs.w + iw) * cs.c : nullptr;
+      }
+}
+
 }  // namespace
 
 bool grouped_direct_applies(const ConvShape& cs) {
@@ -137,14 +151,7 @@ void grouped_direct_forward(const ConvShape& cs, const float* x, const float* w,
 #pragma omp for schedule(static)
     for (int64_t nh = 0; nh < cs.n * cs.oh; ++nh) {
       const int64_t n = nh / cs.oh, oh = nh % cs.oh;
-      for (int64_t ow = 0; ow < cs.ow; ++ow)
-        for (int64_t r = 0; r < cs.r; ++r)
-          for (int64_t s = 0; s < cs.s; ++s) {
-            const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
-            const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
-            const bool in = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
-            src[ow * taps + r * cs.s + s] = in ? x + ((n * cs.h + ih) * cs.w + iw) * C : nullptr;
-          }
+      forward_sources(cs, x, n, oh, src.data());
       grouped_row_avx512(cs.ow, C, cg, taps, src.data(), wt.data(), y + nh * cs.ow * C);
     }
   }
@@ -194,14 +201,7 @@ void grouped_direct_backward_weight(const ConvShape& cs, const float* dy, const 
       std::fill(acc, acc + taps * cg * 64, 0.f);
       for (int64_t nh = 0; nh < cs.n * cs.oh; ++nh) {
         const int64_t n = nh / cs.oh, oh = nh % cs.oh;
-        for (int64_t ow = 0; ow < cs.ow; ++ow)
-          for (int64_t r = 0; r < cs.r; ++r)
-            for (int64_t s = 0; s < cs.s; ++s) {
-              const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
-              const int64_t iw = ow * cs.stride_w - cs.pad_left + s * cs.dilation_w;
-              const bool in = ih >= 0 && ih < cs.h && iw >= 0 && iw < cs.w;
-              src[ow * taps + r * cs.s + s] = in ? x + ((n * cs.h + ih) * cs.w + iw) * C : nullptr;
-            }
+        forward_sources(cs, x, n, oh, src.data());
         grouped_wgrad_row_avx512(cs.ow, C, cg, taps, c0, dy + nh * cs.ow * C, src.data(), acc);
       }
       for (int64_t c = c0; c < c0 + 64; ++c)  // dw[c][t][j] (KRSC)

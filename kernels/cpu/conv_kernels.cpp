@@ -222,6 +222,20 @@ int64_t column_chunk(int64_t row, int64_t positions) {
   return (positions + chunks - 1) / chunks;
 }
 
+// fn(n, p0, p1, col) for each sample n and chunk [p0, p1) of its output positions, in order, col holding
+// that chunk's im2col rows (ungrouped convolutions).
+template <typename T, typename Fn>
+void for_column_chunks(const ConvShape& cs, const T* x, Fn&& fn) {
+  const int64_t row = cs.r * cs.s * cs.c, positions = cs.oh * cs.ow, chunk = column_chunk(row, positions);
+  HostBuffer<T> col(chunk * row);
+  for (int64_t n = 0; n < cs.n; ++n)
+    for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
+      const int64_t p1 = std::min(positions, p0 + chunk);
+      im2col(cs, x + n * cs.h * cs.w * cs.c, 0, col.data(), p0, p1);
+      fn(n, p0, p1, static_cast<const T*>(col.data()));
+    }
+}
+
 template <typename T>
 void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
@@ -231,15 +245,9 @@ void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
     return;
   }
   if (cs.groups == 1) {
-    const int64_t chunk = column_chunk(row, positions);
-    HostBuffer<T> col(chunk * row);
-    for (int64_t n = 0; n < cs.n; ++n)
-      for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
-        const int64_t p1 = std::min(positions, p0 + chunk);
-        im2col(cs, x + n * cs.h * cs.w * cs.c, 0, col.data(), p0, p1);
-        gemm(dt, false, true, p1 - p0, cs.k, row, 1.0, col.data(), row, w, row, 0.0, y + (n * positions + p0) * cs.k,
-             cs.k);
-      }
+    for_column_chunks(cs, x, [&](int64_t n, int64_t p0, int64_t p1, const T* col) {
+      gemm(dt, false, true, p1 - p0, cs.k, row, 1.0, col, row, w, row, 0.0, y + (n * positions + p0) * cs.k, cs.k);
+    });
     return;
   }
   auto one = [&](int64_t n, int64_t g, T* col) {
@@ -292,15 +300,10 @@ void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x
     return;
   }
   if (cs.groups == 1) {  // chunks of positions in order, accumulated into dw
-    const int64_t chunk = column_chunk(row, positions);
-    HostBuffer<T> col(chunk * row);
-    for (int64_t n = 0; n < cs.n; ++n)
-      for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
-        const int64_t p1 = std::min(positions, p0 + chunk);
-        im2col(cs, x + n * cs.h * cs.w * cs.c, 0, col.data(), p0, p1);
-        gemm(dt, true, false, cs.k, row, p1 - p0, 1.0, dy + (n * positions + p0) * cs.k, cs.k, col.data(), row,
-             n == 0 && p0 == 0 ? 0.0 : 1.0, dw, row);
-      }
+    for_column_chunks(cs, x, [&](int64_t n, int64_t p0, int64_t p1, const T* col) {
+      gemm(dt, true, false, cs.k, row, p1 - p0, 1.0, dy + (n * positions + p0) * cs.k, cs.k, col, row,
+           n == 0 && p0 == 0 ? 0.0 : 1.0, dw, row);
+    });
     return;
   }
   auto one_group = [&](int64_t g, T* col) {  // samples in order: dw accumulates over n
