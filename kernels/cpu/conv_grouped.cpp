@@ -4,7 +4,9 @@
 #include <immintrin.h>
 
 // _mm512_permutexvar_ps passes _mm512_undefined_ps() as its (fully masked-off) source: GCC 12 warns about it.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <algorithm>
 #include <vector>
