@@ -1,12 +1,17 @@
 // CPU reference convolution, NHWC activations and KRSC weights, F32/F64. Per sample and group:
-// im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); 1x1 stride-1 unpadded convs skip
-// im2col; depthwise-style convs (one input channel per group) use direct loops. Backward data is a GEMM into
-// the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
+// im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); ungrouped convs take the columns
+// in L2-sized chunks of positions; 1x1 stride-1 unpadded ungrouped convs are one GEMM over the whole batch;
+// depthwise-style convs (one input channel per group) use direct loops; F32 grouped convs with k == c use
+// the direct AVX-512 kernels of conv_grouped.h where the CPU has AVX-512 (all three passes). Backward
+// data is a GEMM into the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
 // order, so results do not depend on the thread count).
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/conv_grouped.h"
+#include "kernels/cpu/profile.h"
 #include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/float_dispatch.h"
 #include "kernels/cpu/layer_kernels.h"
@@ -23,14 +28,15 @@ bool is_pointwise(const ConvShape& cs) {
          cs.oh == cs.h && cs.ow == cs.w;
 }
 
-// col[p, (r*S + s)*Cg + c] = x[ih, iw, g*Cg + c] (0 outside the input), p = oh*OW + ow.
+// col[p - p0, (r*S + s)*Cg + c] = x[ih, iw, g*Cg + c] (0 outside the input), p = oh*OW + ow in [p0, p1).
 template <typename T>
-void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col) {
-  const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
-#pragma omp parallel for schedule(static) if (worth_parallel(positions * row))
-  for (int64_t p = 0; p < positions; ++p) {
+void im2col(const ConvShape& cs, const T* x_sample, int64_t group, T* col, int64_t p0, int64_t p1) {
+  PNEUMO_CPU_SCOPE("conv im2col");
+  const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
+#pragma omp parallel for schedule(static) if (worth_parallel((p1 - p0) * row))
+  for (int64_t p = p0; p < p1; ++p) {
     const int64_t oh = p / cs.ow, ow = p % cs.ow;
-    T* dst = col + p * row;
+    T* dst = col + (p - p0) * row;
     for (int64_t r = 0; r < cs.r; ++r) {
       const int64_t ih = oh * cs.stride_h - cs.pad_top + r * cs.dilation_h;
       for (int64_t s = 0; s < cs.s; ++s) {
@@ -58,7 +64,9 @@ inline int64_t tap_source(int64_t i, int64_t t, int64_t pad, int64_t dilation, i
 // dx[ih, iw, g*Cg + c] = sum over taps of col[p, (r*S + s)*Cg + c] (gather form of col2im).
 template <typename T>
 void col2im_gather(const ConvShape& cs, const T* col, int64_t group, T* dx_sample) {
+  PNEUMO_CPU_SCOPE("conv col2im");
   const int64_t cg = cs.c_per_group(), row = cs.r * cs.s * cg;
+  // Sums in double: summing in float moved TrainFidelity's worst step from 0.77 % to 1.26 % (bound 1 %).
 #pragma omp parallel for schedule(static) if (worth_parallel(cs.h * cs.w * row))
   for (int64_t ih = 0; ih < cs.h; ++ih) {
     std::vector<double> acc(cg);
@@ -204,16 +212,50 @@ void with_columns(int64_t items, int64_t col_elems, bool parallel, Fn fn) {
   }
 }
 
+// Output positions per im2col chunk of an ungrouped convolution: about 1 MiB of F32 columns, so the
+// columns the GEMM reads back are still in L2 (a whole 256x256 sample's columns are 75 MB), and at least
+// two GEMM M blocks for the threads. Chunks are balanced (256 positions: one chunk, not 224 + 32).
+int64_t column_chunk(int64_t row, int64_t positions) {
+  const int64_t want = std::max<int64_t>(224, (int64_t{1} << 18) / row);
+  if (positions <= 2 * want) return positions;
+  const int64_t chunks = (positions + want - 1) / want;
+  return (positions + chunks - 1) / chunks;
+}
+
+// fn(n, p0, p1, col) for each sample n and chunk [p0, p1) of its output positions, in order, col holding
+// that chunk's im2col rows (ungrouped convolutions).
+template <typename T, typename Fn>
+void for_column_chunks(const ConvShape& cs, const T* x, Fn&& fn) {
+  const int64_t row = cs.r * cs.s * cs.c, positions = cs.oh * cs.ow, chunk = column_chunk(row, positions);
+  HostBuffer<T> col(chunk * row);
+  for (int64_t n = 0; n < cs.n; ++n)
+    for (int64_t p0 = 0; p0 < positions; p0 += chunk) {
+      const int64_t p1 = std::min(positions, p0 + chunk);
+      im2col(cs, x + n * cs.h * cs.w * cs.c, 0, col.data(), p0, p1);
+      fn(n, p0, p1, static_cast<const T*>(col.data()));
+    }
+}
+
 template <typename T>
 void gemm_forward(DType dt, const ConvShape& cs, const T* x, const T* w, T* y) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise) {  // NHWC: the whole batch is one [N*H*W, C] matrix, one GEMM
+    gemm(dt, false, true, cs.n * positions, cs.k, cs.c, 1.0, x, cs.c, w, cs.c, 0.0, y, cs.k);
+    return;
+  }
+  if (cs.groups == 1) {
+    for_column_chunks(cs, x, [&](int64_t n, int64_t p0, int64_t p1, const T* col) {
+      gemm(dt, false, true, p1 - p0, cs.k, row, 1.0, col, row, w, row, 0.0, y + (n * positions + p0) * cs.k, cs.k);
+    });
+    return;
+  }
   auto one = [&](int64_t n, int64_t g, T* col) {
     const T* x_n = x + n * cs.h * cs.w * cs.c;
     const T* a = x_n + g * cg;
     int64_t lda = cs.c;
     if (!pointwise) {
-      im2col(cs, x_n, g, col);
+      im2col(cs, x_n, g, col, 0, positions);
       a = col;
       lda = row;
     }
@@ -229,6 +271,10 @@ template <typename T>
 void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, T* dx) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise) {
+    gemm(dt, false, false, cs.n * positions, cs.c, cs.k, 1.0, dy, cs.k, w, cs.c, 0.0, dx, cs.c);
+    return;
+  }
   auto one = [&](int64_t n, int64_t g, T* col) {
     const T* dy_n = dy + n * positions * cs.k;
     T* dx_n = dx + n * cs.h * cs.w * cs.c;
@@ -249,6 +295,17 @@ template <typename T>
 void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x, T* dw) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise) {  // dw = dy^T x over all N*H*W positions at once
+    gemm(dt, true, false, cs.k, cs.c, cs.n * positions, 1.0, dy, cs.k, x, cs.c, 0.0, dw, cs.c);
+    return;
+  }
+  if (cs.groups == 1) {  // chunks of positions in order, accumulated into dw
+    for_column_chunks(cs, x, [&](int64_t n, int64_t p0, int64_t p1, const T* col) {
+      gemm(dt, true, false, cs.k, row, p1 - p0, 1.0, dy + (n * positions + p0) * cs.k, cs.k, col, row,
+           n == 0 && p0 == 0 ? 0.0 : 1.0, dw, row);
+    });
+    return;
+  }
   auto one_group = [&](int64_t g, T* col) {  // samples in order: dw accumulates over n
     for (int64_t n = 0; n < cs.n; ++n) {
       const T* x_n = x + n * cs.h * cs.w * cs.c;
@@ -256,7 +313,7 @@ void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x
       const T* b = x_n + g * cg;
       int64_t ldb = cs.c;
       if (!pointwise) {
-        im2col(cs, x_n, g, col);
+        im2col(cs, x_n, g, col, 0, positions);
         b = col;
         ldb = row;
       }
@@ -266,6 +323,16 @@ void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x
   };
   with_columns<T>(cs.groups, pointwise ? 0 : positions * row,
                   by_group(cs) && worth_parallel(cs.n * positions * cs.k * row), one_group);
+}
+
+// Profile label of a convolution: its kind (depthwise, grouped, 1x1 or k x k) and pass.
+const char* conv_label(const ConvShape& cs, int pass) {
+  static const char* const names[4][3] = {{"conv_fwd depthwise", "conv_dgrad depthwise", "conv_wgrad depthwise"},
+                                           {"conv_fwd grouped", "conv_dgrad grouped", "conv_wgrad grouped"},
+                                           {"conv_fwd 1x1", "conv_dgrad 1x1", "conv_wgrad 1x1"},
+                                           {"conv_fwd kxk", "conv_dgrad kxk", "conv_wgrad kxk"}};
+  const int kind = cs.c_per_group() == 1 ? 0 : cs.groups > 1 ? 1 : is_pointwise(cs) ? 2 : 3;
+  return names[kind][pass];
 }
 
 void check_shape(const ConvShape& cs) {
@@ -278,8 +345,13 @@ void check_shape(const ConvShape& cs) {
 
 void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w, void* y) {
   check_shape(cs);
+  PNEUMO_CPU_SCOPE(conv_label(cs, 0));
   dispatch_float(dt, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
+    if constexpr (std::is_same_v<T, float>)
+      if (grouped_direct_applies(cs))
+        return grouped_direct_forward(cs, static_cast<const float*>(x), static_cast<const float*>(w),
+                                      static_cast<float*>(y));
     if (cs.c_per_group() == 1)
       depthwise_forward(cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
     else
@@ -289,8 +361,13 @@ void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w,
 
 void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx) {
   check_shape(cs);
+  PNEUMO_CPU_SCOPE(conv_label(cs, 1));
   dispatch_float(dt, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
+    if constexpr (std::is_same_v<T, float>)
+      if (grouped_direct_applies(cs))
+        return grouped_direct_backward_data(cs, static_cast<const float*>(dy), static_cast<const float*>(w),
+                                            static_cast<float*>(dx));
     if (cs.c_per_group() == 1)
       depthwise_backward_data(cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
     else
@@ -300,8 +377,13 @@ void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const v
 
 void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw) {
   check_shape(cs);
+  PNEUMO_CPU_SCOPE(conv_label(cs, 2));
   dispatch_float(dt, "conv2d_backward_weight", [&](auto zero) {
     using T = decltype(zero);
+    if constexpr (std::is_same_v<T, float>)
+      if (grouped_direct_applies(cs))
+        return grouped_direct_backward_weight(cs, static_cast<const float*>(dy), static_cast<const float*>(x),
+                                              static_cast<float*>(dw));
     if (cs.c_per_group() == 1)
       depthwise_backward_weight(cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
     else

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 #include "kernels/cpu/float_dispatch.h"
 #include "kernels/philox.h"
 
@@ -38,6 +40,80 @@ void channel_sums(int64_t rows, int64_t channels, Term&& term, std::vector<doubl
     for (int64_t c = 0; c < channels; ++c) out[c] += partial[b * channels + c];
 }
 
+// F32 BatchNorm loops over a block of rows, compiled for AVX-512, AVX2 and plain x86-64 and picked when the
+// program loads (GCC function multiversioning; the default build targets generic x86-64). Same arithmetic
+// as the generic paths: double per element, each channel summed over rows in order.
+#define PNEUMO_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+PNEUMO_CPU_CLONES void rows_sum_f32(const float* __restrict x, int64_t nrows, int64_t channels, double* __restrict p) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = 0; c < channels; ++c) p[c] += static_cast<double>(x[r * channels + c]);
+}
+PNEUMO_CPU_CLONES void rows_sq_f32(const float* __restrict x, int64_t nrows, int64_t channels,
+                                   const double* __restrict mean, double* __restrict p) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = 0; c < channels; ++c) {
+      const double d = static_cast<double>(x[r * channels + c]) - mean[c];
+      p[c] += d * d;
+    }
+}
+// p1 += dy, p2 += dy * (x - mean) in one pass.
+PNEUMO_CPU_CLONES void rows_dy_f32(const float* __restrict dy, const float* __restrict x, int64_t nrows,
+                                   int64_t channels, const double* __restrict mean, double* __restrict p1,
+                                   double* __restrict p2) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t c = 0; c < channels; ++c) {
+      const double g = static_cast<double>(dy[r * channels + c]);
+      p1[c] += g;
+      p2[c] += g * (static_cast<double>(x[r * channels + c]) - mean[c]);
+    }
+}
+// y = k1 * x + k0, or with a second input: y = k1 * x + k2 * x2 + k0 (in double, rounded once).
+PNEUMO_CPU_CLONES void rows_affine_f32(const float* __restrict x, const float* __restrict x2, int64_t nrows,
+                                       int64_t channels, const double* __restrict k1, const double* __restrict k2,
+                                       const double* __restrict k0, float* __restrict y) {
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* xr = x + r * channels;
+    float* yr = y + r * channels;
+    if (x2 == nullptr) {
+      for (int64_t c = 0; c < channels; ++c) yr[c] = static_cast<float>(static_cast<double>(xr[c]) * k1[c] + k0[c]);
+    } else {
+      const float* x2r = x2 + r * channels;
+      for (int64_t c = 0; c < channels; ++c)
+        yr[c] = static_cast<float>(static_cast<double>(xr[c]) * k1[c] + static_cast<double>(x2r[c]) * k2[c] + k0[c]);
+    }
+  }
+}
+
+// out1[c] (and out2[c]) = sums over all rows of block(r0, nrows, p1, p2)'s per-block partials, combined in
+// block order as channel_sums does.
+template <typename Block>
+void block_sums(int64_t rows, int64_t channels, Block&& block, std::vector<double>& out1, std::vector<double>* out2) {
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+  std::vector<double> partial(blocks * channels * 2, 0.0);
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kBlockRows;
+    block(r0, std::min(rows, r0 + kBlockRows) - r0, partial.data() + b * channels,
+          partial.data() + (blocks + b) * channels);
+  }
+  out1.assign(channels, 0.0);
+  if (out2) out2->assign(channels, 0.0);
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t c = 0; c < channels; ++c) {
+      out1[c] += partial[b * channels + c];
+      if (out2) (*out2)[c] += partial[(blocks + b) * channels + c];
+    }
+}
+
+// Rows in parallel blocks for an elementwise F32 loop fn(r0, nrows).
+template <typename Fn>
+void row_blocks(int64_t rows, int64_t channels, Fn&& fn) {
+  const int64_t blocks = (rows + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
+  for (int64_t b = 0; b < blocks; ++b) fn(b * kBlockRows, std::min(rows, (b + 1) * kBlockRows) - b * kBlockRows);
+}
+
 template <typename T>
 std::vector<double> invstd_of(const T* var, int64_t channels, double eps) {
   std::vector<double> out(channels);
@@ -48,21 +124,36 @@ std::vector<double> invstd_of(const T* var, int64_t channels, double eps) {
 }  // namespace
 
 void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t channels, void* mean_, void* var_) {
+  PNEUMO_CPU_SCOPE("batch_norm_statistics");
   PNEUMO_CHECK(rows > 0, "batch_norm: no rows");
   dispatch_float(dt, "batch_norm_statistics", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
     std::vector<double> sum, sq;
-    channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(x[r * channels + c]); }, sum);
+    if constexpr (std::is_same_v<T, float>) {
+      block_sums(
+          rows, channels,
+          [&](int64_t r0, int64_t n, double* p, double*) { rows_sum_f32(x + r0 * channels, n, channels, p); }, sum,
+          nullptr);
+    } else {
+      channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(x[r * channels + c]); }, sum);
+    }
     for (auto& v : sum) v /= static_cast<double>(rows);
     // Two passes (mean, then squared deviations): no cancellation for large means.
-    channel_sums(
-        rows, channels,
-        [&](int64_t r, int64_t c) {
-          const double d = static_cast<double>(x[r * channels + c]) - sum[c];
-          return d * d;
-        },
-        sq);
+    if constexpr (std::is_same_v<T, float>) {
+      block_sums(
+          rows, channels,
+          [&](int64_t r0, int64_t n, double* p, double*) { rows_sq_f32(x + r0 * channels, n, channels, sum.data(), p); },
+          sq, nullptr);
+    } else {
+      channel_sums(
+          rows, channels,
+          [&](int64_t r, int64_t c) {
+            const double d = static_cast<double>(x[r * channels + c]) - sum[c];
+            return d * d;
+          },
+          sq);
+    }
     T* mean = static_cast<T*>(mean_);
     T* var = static_cast<T*>(var_);
     for (int64_t c = 0; c < channels; ++c) {
@@ -74,12 +165,24 @@ void batch_norm_statistics(DType dt, const void* x_, int64_t rows, int64_t chann
 
 void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, const void* mean_, const void* var_,
                       double eps, const void* weight_, const void* bias_, void* y_) {
+  PNEUMO_CPU_SCOPE("batch_norm_apply");
   dispatch_float(dt, "batch_norm_apply", [&](auto zero) {
     using T = decltype(zero);
     const T *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
     const T *weight = static_cast<const T*>(weight_), *bias = static_cast<const T*>(bias_);
     T* y = static_cast<T*>(y_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
+    if constexpr (std::is_same_v<T, float>) {  // y = x * scale + shift, both per channel in double
+      std::vector<double> scale(channels), shift(channels);
+      for (int64_t c = 0; c < channels; ++c) {
+        scale[c] = invstd[c] * (weight ? static_cast<double>(weight[c]) : 1.0);
+        shift[c] = (bias ? static_cast<double>(bias[c]) : 0.0) - static_cast<double>(mean[c]) * scale[c];
+      }
+      row_blocks(rows, channels, [&](int64_t r0, int64_t n) {
+        rows_affine_f32(x + r0 * channels, nullptr, n, channels, scale.data(), nullptr, shift.data(), y + r0 * channels);
+      });
+      return;
+    }
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < channels; ++c) {
@@ -93,19 +196,30 @@ void batch_norm_apply(DType dt, const void* x_, int64_t rows, int64_t channels, 
 
 void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64_t rows, int64_t channels,
                                 const void* mean_, const void* var_, double eps, void* sum_dy_, void* sum_dy_xhat_) {
+  PNEUMO_CPU_SCOPE("batch_norm_backward_reduce");
   dispatch_float(dt, "batch_norm_backward_reduce", [&](auto zero) {
     using T = decltype(zero);
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
     std::vector<double> s1, s2;
-    channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(dy[r * channels + c]); }, s1);
-    channel_sums(
-        rows, channels,
-        [&](int64_t r, int64_t c) {
-          const int64_t i = r * channels + c;
-          return static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - static_cast<double>(mean[c]));
-        },
-        s2);
+    if constexpr (std::is_same_v<T, float>) {
+      std::vector<double> mean_d(mean, mean + channels);
+      block_sums(
+          rows, channels,
+          [&](int64_t r0, int64_t n, double* p1, double* p2) {
+            rows_dy_f32(dy + r0 * channels, x + r0 * channels, n, channels, mean_d.data(), p1, p2);
+          },
+          s1, &s2);
+    } else {
+      channel_sums(rows, channels, [&](int64_t r, int64_t c) { return static_cast<double>(dy[r * channels + c]); }, s1);
+      channel_sums(
+          rows, channels,
+          [&](int64_t r, int64_t c) {
+            const int64_t i = r * channels + c;
+            return static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - static_cast<double>(mean[c]));
+          },
+          s2);
+    }
     T* sum_dy = static_cast<T*>(sum_dy_);
     T* sum_dy_xhat = static_cast<T*>(sum_dy_xhat_);
     for (int64_t c = 0; c < channels; ++c) {
@@ -118,6 +232,7 @@ void batch_norm_backward_reduce(DType dt, const void* dy_, const void* x_, int64
 void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t rows, int64_t channels,
                               const void* mean_, const void* var_, double eps, const void* weight_,
                               const void* sum_dy_, const void* sum_dy_xhat_, bool training, void* dx_) {
+  PNEUMO_CPU_SCOPE("batch_norm_backward_data");
   dispatch_float(dt, "batch_norm_backward_data", [&](auto zero) {
     using T = decltype(zero);
     const T *dy = static_cast<const T*>(dy_), *x = static_cast<const T*>(x_), *mean = static_cast<const T*>(mean_);
@@ -126,6 +241,23 @@ void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t
     T* dx = static_cast<T*>(dx_);
     const std::vector<double> invstd = invstd_of(static_cast<const T*>(var_), channels, eps);
     const double inv_rows = 1.0 / static_cast<double>(rows);
+    if constexpr (std::is_same_v<T, float>) {
+      // dx = k1 * dy + k2 * x + k0: the formula below expanded per channel, in double.
+      std::vector<double> k1(channels), k2(channels, 0.0), k0(channels, 0.0);
+      for (int64_t c = 0; c < channels; ++c) {
+        k1[c] = (weight ? static_cast<double>(weight[c]) : 1.0) * invstd[c];
+        if (training) {
+          const double t = static_cast<double>(sum_dy_xhat[c]) * invstd[c] * inv_rows;
+          k2[c] = -k1[c] * t;
+          k0[c] = k1[c] * (static_cast<double>(mean[c]) * t - static_cast<double>(sum_dy[c]) * inv_rows);
+        }
+      }
+      row_blocks(rows, channels, [&](int64_t r0, int64_t n) {
+        rows_affine_f32(dy + r0 * channels, training ? x + r0 * channels : nullptr, n, channels, k1.data(), k2.data(),
+                        k0.data(), dx + r0 * channels);  // eval: x is not read (as below)
+      });
+      return;
+    }
 #pragma omp parallel for schedule(static) if (worth_parallel(rows * channels))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < channels; ++c) {
@@ -143,6 +275,7 @@ void batch_norm_backward_data(DType dt, const void* dy_, const void* x_, int64_t
 
 void batch_norm_update_running(DType dt, const void* mean_, const void* var_, void* running_mean_, void* running_var_,
                                int64_t channels, double momentum, int64_t count) {
+  PNEUMO_CPU_SCOPE("batch_norm_update_running");
   PNEUMO_CHECK(count > 1, "batch_norm: the unbiased variance needs more than one value per channel, got ", count);
   dispatch_float(dt, "batch_norm_update_running", [&](auto zero) {
     using T = decltype(zero);
@@ -159,6 +292,7 @@ void batch_norm_update_running(DType dt, const void* mean_, const void* var_, vo
 
 void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c, int64_t kernel,
                         int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* y_, int32_t* argmax) {
+  PNEUMO_CPU_SCOPE("max_pool2d_forward");
   PNEUMO_CHECK(h * w < std::numeric_limits<int32_t>::max(), "max_pool2d: plane too large for int32 indices");
   dispatch_float(dt, "max_pool2d_forward", [&](auto zero) {
     using T = decltype(zero);
@@ -197,6 +331,7 @@ void max_pool2d_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t 
 
 void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64_t n, int64_t h, int64_t w, int64_t c,
                          int64_t kernel, int64_t stride, int64_t pad, int64_t oh, int64_t ow, void* dx_) {
+  PNEUMO_CPU_SCOPE("max_pool2d_backward");
   dispatch_float(dt, "max_pool2d_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
@@ -229,6 +364,7 @@ void max_pool2d_backward(DType dt, const void* dy_, const int32_t* argmax, int64
 }
 
 void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c, void* y_) {
+  PNEUMO_CPU_SCOPE("upsample_nearest2x_forward");
   dispatch_float(dt, "upsample_nearest2x_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -245,6 +381,7 @@ void upsample_nearest2x_forward(DType dt, const void* x_, int64_t n, int64_t h, 
 }
 
 void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h, int64_t w, int64_t c, void* dx_) {
+  PNEUMO_CPU_SCOPE("upsample_nearest2x_backward");
   dispatch_float(dt, "upsample_nearest2x_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
@@ -268,6 +405,7 @@ void upsample_nearest2x_backward(DType dt, const void* dy_, int64_t n, int64_t h
 
 void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int64_t w, int64_t c,
                              const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* y_) {
+  PNEUMO_CPU_SCOPE("resize_bilinear_forward");
   dispatch_float(dt, "resize_bilinear_forward", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -292,6 +430,7 @@ void resize_bilinear_forward(DType dt, const void* x_, int64_t n, int64_t h, int
 
 void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, int64_t w, int64_t c,
                               const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* dx_) {
+  PNEUMO_CPU_SCOPE("resize_bilinear_backward");
   dispatch_float(dt, "resize_bilinear_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* dy = static_cast<const T*>(dy_);
@@ -319,6 +458,7 @@ void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, i
 }
 
 void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, uint64_t offset, double p) {
+  PNEUMO_CPU_SCOPE("dropout");
   dispatch_float(dt, "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -333,6 +473,7 @@ void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, u
 
 void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
                   double p) {
+  PNEUMO_CPU_SCOPE("drop_connect");
   dispatch_float(dt, "drop_connect", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -349,6 +490,7 @@ void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_
 
 void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
             int64_t left, int64_t right, void* y) {
+  PNEUMO_CPU_SCOPE("pad_hw");
   const size_t es = dtype_size(dt);
   const int64_t ph = h + top + bottom, pw = w + left + right;
   std::memset(y, 0, static_cast<size_t>(n * ph * pw * c) * es);
@@ -360,6 +502,7 @@ void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c,
 
 void crop_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,
              int64_t left, int64_t right, void* y) {
+  PNEUMO_CPU_SCOPE("crop_hw");
   const size_t es = dtype_size(dt);
   const int64_t oh = h - top - bottom, ow = w - left - right;
   for (int64_t b = 0; b < n; ++b)

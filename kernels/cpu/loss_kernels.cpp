@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
@@ -105,6 +106,7 @@ void check_kind(int kind) { PNEUMO_CHECK(kind == 0 || kind == 1, "binary loss ki
 
 void binary_loss_forward(DType dt, BinaryLoss kind_code, double gamma, const void* logits, const void* targets, int64_t n,
                          void* loss) {
+  PNEUMO_CPU_SCOPE("binary_loss_forward");
   const int kind = static_cast<int>(kind_code);
   check_kind(kind);
   PNEUMO_CHECK(n > 0, "binary loss: empty input");
@@ -120,6 +122,7 @@ void binary_loss_forward(DType dt, BinaryLoss kind_code, double gamma, const voi
 
 void binary_loss_backward(DType dt, BinaryLoss kind_code, double gamma, const void* logits, const void* targets, int64_t n,
                           const void* grad_loss, void* dlogits) {
+  PNEUMO_CPU_SCOPE("binary_loss_backward");
   const int kind = static_cast<int>(kind_code);
   check_kind(kind);
   if (dt == DType::F32)
@@ -134,6 +137,7 @@ void binary_loss_backward(DType dt, BinaryLoss kind_code, double gamma, const vo
 
 void soft_dice_forward(DType dt, const void* logits, const void* targets, int64_t batch, int64_t per_sample,
                        double smooth, void* stats, void* loss) {
+  PNEUMO_CPU_SCOPE("soft_dice_forward");
   PNEUMO_CHECK(batch > 0 && per_sample > 0, "soft dice: empty input (batch ", batch, ", per sample ", per_sample, ")");
   if (dt == DType::F32)
     dice_forward_impl(static_cast<const float*>(logits), static_cast<const float*>(targets), batch, per_sample, smooth,
@@ -147,6 +151,7 @@ void soft_dice_forward(DType dt, const void* logits, const void* targets, int64_
 
 void soft_dice_backward(DType dt, const void* logits, const void* targets, int64_t batch, int64_t per_sample,
                         const void* stats, const void* grad_loss, void* dlogits) {
+  PNEUMO_CPU_SCOPE("soft_dice_backward");
   if (dt == DType::F32)
     dice_backward_impl(static_cast<const float*>(logits), static_cast<const float*>(targets), batch, per_sample,
                        static_cast<const float*>(stats), static_cast<const float*>(grad_loss),

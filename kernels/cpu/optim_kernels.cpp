@@ -2,10 +2,12 @@
 #include "kernels/cpu/optim_kernels.h"
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 
 namespace pneumo::kernels::cpu {
 
 void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper) {
+  PNEUMO_CPU_SCOPE("optimizer_step");
   PNEUMO_CHECK(hyper.algorithm >= 0 && hyper.algorithm <= 2, "optimizer_step: algorithm ", hyper.algorithm);
   for (int k = 0; k < count; ++k) {
     const OptimTensor& t = tensors[k];
@@ -22,6 +24,7 @@ void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyp
 }
 
 double multi_tensor_sum_squares(const float* const* tensors, const int64_t* sizes, int count) {
+  PNEUMO_CPU_SCOPE("multi_tensor_sum_squares");
   double total = 0.0;
   for (int k = 0; k < count; ++k) {
     const float* x = tensors[k];
@@ -34,6 +37,7 @@ double multi_tensor_sum_squares(const float* const* tensors, const int64_t* size
 }
 
 void multi_tensor_scale(float* const* tensors, const int64_t* sizes, int count, float scale) {
+  PNEUMO_CPU_SCOPE("multi_tensor_scale");
   for (int k = 0; k < count; ++k) {
     float* x = tensors[k];
 #pragma omp parallel for schedule(static)

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
@@ -132,6 +133,7 @@ void backward_impl(const T* x, const T* dy, const T* w1, const T* b1, const T* w
 
 void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void* b1, const void* w2, const void* b2,
                             int64_t batch, int64_t hw, int64_t channels, int64_t reduced, Activation act_code, void* y) {
+  PNEUMO_CPU_SCOPE("squeeze_excite_forward");
   const int act = static_cast<int>(act_code);
   PNEUMO_CHECK(act == 0 || act == 1, "squeeze_excite: activation code ", act, " (0 ReLU, 1 swish)");
   if (dt == DType::F32) {
@@ -150,6 +152,7 @@ void squeeze_excite_forward(DType dt, const void* x, const void* w1, const void*
 void squeeze_excite_backward(DType dt, const void* x, const void* dy, const void* w1, const void* b1, const void* w2,
                              const void* b2, int64_t batch, int64_t hw, int64_t channels, int64_t reduced, Activation act_code,
                              void* dx, void* dw1, void* db1, void* dw2, void* db2) {
+  PNEUMO_CPU_SCOPE("squeeze_excite_backward");
   const int act = static_cast<int>(act_code);
   PNEUMO_CHECK(act == 0 || act == 1, "squeeze_excite: activation code ", act, " (0 ReLU, 1 swish)");
   if (dt == DType::F32) {

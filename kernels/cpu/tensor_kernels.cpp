@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "kernels/check.h"
+#include "kernels/cpu/profile.h"
 #include "kernels/philox.h"
 
 namespace pneumo::kernels::cpu {
@@ -108,6 +109,7 @@ void check_float(DType dt, const char* what) {
 }  // namespace
 
 void fill(DType dt, void* out, int64_t n, double value) {
+  PNEUMO_CPU_SCOPE("fill");
   if (dt == DType::F32) {
     float v = static_cast<float>(value);
     float* o = static_cast<float*>(out);
@@ -118,6 +120,7 @@ void fill(DType dt, void* out, int64_t n, double value) {
 }
 
 void cast(DType sdt, const void* src, DType ddt, void* dst, int64_t n) {
+  PNEUMO_CPU_SCOPE("cast");
   if (sdt == ddt) {
     std::memcpy(dst, src, static_cast<size_t>(n) * dtype_size(sdt));
     return;
@@ -132,6 +135,7 @@ void cast(DType sdt, const void* src, DType ddt, void* dst, int64_t n) {
 
 void binary(DType dt, BinaryOp op_code, const void* a, Broadcast a_mode, const void* b, Broadcast b_mode, void* out,
             int64_t n, int64_t c) {
+  PNEUMO_CPU_SCOPE("binary");
   const int op = static_cast<int>(op_code), am = static_cast<int>(a_mode), bm = static_cast<int>(b_mode);
   check_float(dt, "binary");
   if (dt == DType::F32)
@@ -143,6 +147,7 @@ void binary(DType dt, BinaryOp op_code, const void* a, Broadcast a_mode, const v
 }
 
 void affine(DType dt, const void* x, void* out, int64_t n, double alpha, double beta) {
+  PNEUMO_CPU_SCOPE("affine");
   check_float(dt, "affine");
   if (dt == DType::F32) {
     const float* xi = static_cast<const float*>(x);
@@ -160,6 +165,7 @@ void affine(DType dt, const void* x, void* out, int64_t n, double alpha, double 
 }
 
 void axpy(DType dt, void* a, const void* b, int64_t n, double alpha) {
+  PNEUMO_CPU_SCOPE("axpy");
   check_float(dt, "axpy");
   if (dt == DType::F32) {
     float* ai = static_cast<float*>(a);
@@ -220,6 +226,7 @@ struct UnaryBackwardF32 {
 }  // namespace
 
 void unary(DType dt, UnaryOp op_code, const void* x, void* out, int64_t n) {
+  PNEUMO_CPU_SCOPE("unary");
   const int op = static_cast<int>(op_code);
   check_float(dt, "unary");
   if (dt == DType::F32) {
@@ -234,6 +241,7 @@ void unary(DType dt, UnaryOp op_code, const void* x, void* out, int64_t n) {
 }
 
 void unary_backward(DType dt, UnaryOp op_code, const void* x, const void* y, const void* dy, void* dx, int64_t n) {
+  PNEUMO_CPU_SCOPE("unary_backward");
   const int op = static_cast<int>(op_code);
   check_float(dt, "unary_backward");
   auto get = [&](const void* p, int64_t i) { return p ? load(dt, p, i) : 0.0; };
@@ -259,6 +267,7 @@ void unary_backward(DType dt, UnaryOp op_code, const void* x, const void* y, con
 }
 
 void sum_all(DType dt, const void* x, int64_t n, void* out) {
+  PNEUMO_CPU_SCOPE("sum_all");
   double acc = 0;
 #pragma omp parallel for reduction(+ : acc) schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) acc += load(dt, x, i);
@@ -266,6 +275,7 @@ void sum_all(DType dt, const void* x, int64_t n, void* out) {
 }
 
 void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void* out) {
+  PNEUMO_CPU_SCOPE("sum_channels");
 #pragma omp parallel for schedule(static) if (rows * channels > 65536)
   for (int64_t c = 0; c < channels; ++c) {
     double acc = 0;
@@ -275,6 +285,7 @@ void sum_channels(DType dt, const void* x, int64_t rows, int64_t channels, void*
 }
 
 void sum_hw(DType dt, const void* x, int64_t batch, int64_t hw, int64_t channels, void* out) {
+  PNEUMO_CPU_SCOPE("sum_hw");
 #pragma omp parallel for collapse(2) schedule(static) if (batch * hw * channels > 65536)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t c = 0; c < channels; ++c) {
@@ -285,12 +296,14 @@ void sum_hw(DType dt, const void* x, int64_t batch, int64_t hw, int64_t channels
 }
 
 void expand_channels(DType dt, const void* v, int64_t rows, int64_t channels, void* out, double scale) {
+  PNEUMO_CPU_SCOPE("expand_channels");
 #pragma omp parallel for schedule(static) if (rows * channels > 65536)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < channels; ++c) store(dt, out, r * channels + c, scale * load(dt, v, c));
 }
 
 void expand_hw(DType dt, const void* nc, int64_t batch, int64_t hw, int64_t channels, void* out, double scale) {
+  PNEUMO_CPU_SCOPE("expand_hw");
 #pragma omp parallel for collapse(2) schedule(static) if (batch * hw * channels > 65536)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t p = 0; p < hw; ++p)
@@ -299,10 +312,12 @@ void expand_hw(DType dt, const void* nc, int64_t batch, int64_t hw, int64_t chan
 }
 
 void expand_scalar(DType dt, const void* s, int64_t n, void* out, double scale) {
+  PNEUMO_CPU_SCOPE("expand_scalar");
   fill(dt, out, n, scale * load(dt, s, 0));
 }
 
 void copy_rows(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t width, int64_t rows) {
+  PNEUMO_CPU_SCOPE("copy_rows");
 #pragma omp parallel for schedule(static) if (rows * width > (1 << 20))
   for (int64_t r = 0; r < rows; ++r)
     std::memcpy(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, static_cast<size_t>(width));
@@ -310,6 +325,7 @@ void copy_rows(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch,
 
 // fma: bit-identical to the CUDA kernels, whose compiler contracts a * b + c into one fused operation.
 void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, float lo, float hi) {
+  PNEUMO_CPU_SCOPE("random_uniform");
   check_float(dt, "random_uniform");
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i)
@@ -317,6 +333,7 @@ void random_uniform(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offs
 }
 
 void random_normal(DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, float mean, float stddev) {
+  PNEUMO_CPU_SCOPE("random_normal");
   check_float(dt, "random_normal");
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i)

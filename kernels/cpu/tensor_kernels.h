@@ -31,6 +31,13 @@ void expand_scalar(DType dt, const void* s, int64_t n, void* out, double scale);
 void gemm(DType dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
           int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc);
 
+// The F32 GEMM's register micro-kernels, for tests and benchmarks: gemm() takes Auto (the widest the CPU
+// runs; 6x16 when M <= 6). gemm_f32_with forces one and fails if the CPU lacks its instructions.
+enum class GemmKernel { Auto, Generic, Avx2, Avx512 };
+bool gemm_kernel_supported(GemmKernel kernel);
+void gemm_f32_with(GemmKernel kernel, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // Copies `rows` rows of `width` bytes between pitched buffers (concat/split along the last dimension).
 void copy_rows(const void* src, int64_t src_pitch, void* dst, int64_t dst_pitch, int64_t width, int64_t rows);
 
