@@ -139,6 +139,7 @@ void check_conv_operands(const char* op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
+  PNEUMO_OP_SCOPE("conv2d_forward", x);
   check_conv_operands("conv2d", x, w);
   const kernels::ConvShape cs = conv2d_shape(x.shape(), w.shape(), g);
   Tensor y = Tensor::empty({cs.n, cs.oh, cs.ow, cs.k}, x.dtype(), x.device());
@@ -163,6 +164,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g)
 }
 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g) {
+  PNEUMO_OP_SCOPE("conv2d_backward_data", dy);
   check_conv_operands("conv2d_backward_data", dy, w);
   const kernels::ConvShape cs = conv2d_shape(x_shape, w.shape(), g);
   PNEUMO_CHECK(dy.shape() == Shape({cs.n, cs.oh, cs.ow, cs.k}), "conv2d_backward_data: gradient ",
@@ -191,6 +193,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 }
 
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dGeometry& g) {
+  PNEUMO_OP_SCOPE("conv2d_backward_weight", dy);
   check_conv_operands("conv2d_backward_weight", dy, x);
   const kernels::ConvShape cs = conv2d_shape(x.shape(), w_shape, g);
   PNEUMO_CHECK(dy.shape() == Shape({cs.n, cs.oh, cs.ow, cs.k}), "conv2d_backward_weight: gradient ",
@@ -220,6 +223,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
 // BatchNorm
 
 MomentPair batch_norm_statistics(const Tensor& x) {
+  PNEUMO_OP_SCOPE("batch_norm_statistics", x);
   check_nhwc("batch_norm", x);
   check_activation_dtype("batch_norm", x);
   const int64_t c = x.size(3), rows = x.numel() / c;
@@ -242,6 +246,7 @@ MomentPair batch_norm_statistics(const Tensor& x) {
 
 Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, double eps, const Tensor& weight,
                         const Tensor& bias) {
+  PNEUMO_OP_SCOPE("batch_norm_apply", x);
   check_nhwc("batch_norm", x);
   check_activation_dtype("batch_norm", x);
   check_defined("batch_norm", mean);
@@ -269,6 +274,7 @@ Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, 
 
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& var, double eps,
                                    const Tensor& weight, bool training, bool need_dx) {
+  PNEUMO_OP_SCOPE("batch_norm_backward", dy);
   check_nhwc("batch_norm_backward", x);
   check_defined("batch_norm_backward", dy);
   PNEUMO_CHECK(dy.shape() == x.shape(), "batch_norm_backward: gradient ", shape_str(dy.shape()), " vs input ",
@@ -310,6 +316,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
 
 void batch_norm_update_running(const Tensor& mean, const Tensor& var, Tensor& running_mean, Tensor& running_var,
                                double momentum, int64_t count) {
+  PNEUMO_OP_SCOPE("batch_norm_update_running", mean);
   const char* op = "batch_norm (running statistics)";
   check_defined(op, running_mean);
   check_defined(op, running_var);
@@ -357,6 +364,7 @@ Shape max_pool2d_shape(const Shape& x, int64_t kernel, int64_t stride, int64_t p
 }
 
 PoolResult max_pool2d_forward(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {
+  PNEUMO_OP_SCOPE("max_pool2d_forward", x);
   check_nhwc("max_pool2d", x);
   check_activation_dtype("max_pool2d", x);
   const Shape os = max_pool2d_shape(x.shape(), kernel, stride, padding, ceil_mode);
@@ -378,6 +386,7 @@ PoolResult max_pool2d_forward(const Tensor& x, int64_t kernel, int64_t stride, i
 
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& xs, int64_t kernel, int64_t stride,
                            int64_t padding) {
+  PNEUMO_OP_SCOPE("max_pool2d_backward", dy);
   check_nhwc("max_pool2d_backward", dy);
   PNEUMO_CHECK(argmax.shape() == dy.shape() && argmax.dtype() == DType::I32, "max_pool2d_backward: argmax ",
                shape_str(argmax.shape()), " must be I32 shaped like the gradient ", shape_str(dy.shape()));
@@ -402,6 +411,7 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& 
 // Resizing
 
 Tensor upsample_nearest2x_forward(const Tensor& x) {
+  PNEUMO_OP_SCOPE("upsample_nearest2x_forward", x);
   check_nhwc("upsample_nearest2x", x);
   check_activation_dtype("upsample_nearest2x", x);
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
@@ -419,6 +429,7 @@ Tensor upsample_nearest2x_forward(const Tensor& x) {
 }
 
 Tensor upsample_nearest2x_backward(const Tensor& dy) {
+  PNEUMO_OP_SCOPE("upsample_nearest2x_backward", dy);
   check_nhwc("upsample_nearest2x_backward", dy);
   const int64_t n = dy.size(0), h = dy.size(1) / 2, w = dy.size(2) / 2, c = dy.size(3);
   PNEUMO_CHECK(dy.size(1) % 2 == 0 && dy.size(2) % 2 == 0, "upsample_nearest2x_backward: odd gradient ",
@@ -485,6 +496,7 @@ void check_resize_sizes(const Shape& x, int64_t oh, int64_t ow) {
 }  // namespace
 
 Tensor resize_bilinear_forward(const Tensor& x, int64_t oh, int64_t ow, bool align_corners) {
+  PNEUMO_OP_SCOPE("resize_bilinear_forward", x);
   check_nhwc("resize_bilinear", x);
   check_activation_dtype("resize_bilinear", x);
   check_resize_sizes(x.shape(), oh, ow);
@@ -508,6 +520,7 @@ Tensor resize_bilinear_forward(const Tensor& x, int64_t oh, int64_t ow, bool ali
 }
 
 Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_corners) {
+  PNEUMO_OP_SCOPE("resize_bilinear_backward", dy);
   check_nhwc("resize_bilinear_backward", dy);
   PNEUMO_CHECK(xs.size() == 4 && xs[0] == dy.size(0) && xs[3] == dy.size(3), "resize_bilinear_backward: input ",
                shape_str(xs), " vs gradient ", shape_str(dy.shape()));
@@ -535,6 +548,7 @@ Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_co
 // Dropout
 
 Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  PNEUMO_OP_SCOPE("dropout", x);
   check_defined("dropout", x);
   check_activation_dtype("dropout", x);
   PNEUMO_CHECK(p >= 0 && p < 1, "dropout: probability ", p, " outside [0, 1)");
@@ -552,6 +566,7 @@ Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 }
 
 Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  PNEUMO_OP_SCOPE("drop_connect", x);
   check_defined("drop_connect", x);
   check_activation_dtype("drop_connect", x);
   PNEUMO_CHECK(x.dim() >= 1 && x.size(0) > 0, "drop_connect: needs a batch dimension, got ", shape_str(x.shape()));
@@ -574,6 +589,7 @@ Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 // Padding (CUDA path of asymmetric convolution; the CPU conv kernels read padding directly)
 
 Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  PNEUMO_OP_SCOPE("pad_hw", x);
   check_nhwc("pad_hw", x);
   PNEUMO_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pad_hw: negative padding");
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
@@ -591,6 +607,7 @@ Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_
 }
 
 Tensor crop_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  PNEUMO_OP_SCOPE("crop_hw", x);
   check_nhwc("crop_hw", x);
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
   PNEUMO_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0 && h - top - bottom >= 1 && w - left - right >= 1,
@@ -645,6 +662,7 @@ SeDims check_se(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
 
 Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
                               kernels::Activation act) {
+  PNEUMO_OP_SCOPE("squeeze_excite_forward", x);
   const SeDims d = check_se(x, w1, b1, w2, b2);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cuda()) {
@@ -666,6 +684,7 @@ Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b
 
 SqueezeExciteGrads squeeze_excite_backward(const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& b1,
                                            const Tensor& w2, const Tensor& b2, kernels::Activation act) {
+  PNEUMO_OP_SCOPE("squeeze_excite_backward", x);
   check_same_dtype("squeeze_excite backward", x, dy);
   const SeDims d = check_se(x, w1, b1, w2, b2);
   SqueezeExciteGrads g;

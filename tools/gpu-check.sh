@@ -5,8 +5,10 @@
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
 #      skipping, and a run in which no GPU test passed is a failed step;
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
-#   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32);
-#   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: profile, peak memory, torch.compile);
+#   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and
+#      enqueue time, peak memory, the per-op profile of one step);
+#   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: per-op profile, peak memory, torch.compile);
+#      then the opt-in switches in bench-models: --cast-once, --cuda-graph (bf16), --tf32 (f32);
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
 #   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
 # It never stops at a failure: each step's status and log are recorded, and OUTDIR/report.md is always
@@ -285,10 +287,22 @@ if [ -x "$build/pneumo-kernel-bench" ]; then
 fi
 if [ -x "$build/pneumo" ]; then
   run_step "pneumo info" bench-pneumo-info.log 20 "$build/pneumo" info
+  # Step time, host enqueue time, peak memory (caching allocator) and, with --profile, the per-op table of
+  # one more step (PNEUMO_PROFILE's table: self time by op, shape and direction; op sum against wall).
   run_step "pneumo bench-models" bench-pneumo-bench-models.log 90 bash -c \
-    "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 || exit 1; done"
+    "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 --profile --profile-top 40 || exit 1; done"
 fi
-[ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_bench_script "$repo/bench/gpu/unet_se50_torch_profile.py" 150
+# PyTorch's step: eager time and enqueue time (AMP bf16, and float32 with --fp32), peak memory, the
+# profiler's per-op table (also by input shape), torch.compile time and peak memory.
+[ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_step "bench/gpu/unet_se50_torch_profile.py" \
+  bench-unet_se50_torch_profile.log 150 env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 \
+  PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$repo/bench/gpu/unet_se50_torch_profile.py" "$build" --fp32
+# The opt-in switches, each against the default rows of step 4: weights cast once per step (bf16), the
+# forward + backward captured as a CUDA Graph (bf16), TF32 (f32). All three run; any failure fails the step.
+bm="'$build/pneumo' bench-models --device cuda --models unet_se50 --size 1024 --batch 4 --iters 3"
+[ -x "$build/pneumo" ] && run_step "pneumo bench-models --cast-once / --cuda-graph / --tf32" \
+  bench-pneumo-bench-models-switches.log 100 bash -c \
+  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --cuda-graph || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
 
 # ---- 6. HOOK: train throughput ---------------------------------------------------------------------
 # >>> HOOK (for the lead, once `pneumo train` is on main): set GPU_CHECK_TRAIN_CMD, or replace the default
