@@ -22,6 +22,13 @@
 # Every bench/gpu script runs as `FILE BUILD_DIR` with PNEUMO_BUILD_DIR, PNEUMO_REPORT_DIR (= OUTDIR) and
 # PNEUMO_TIME_LEFT_S in the environment; each one's output goes into the report.
 set -uo pipefail
+# A bench/gpu script that itself ends by calling this one (train_unet_se50_vs_torch.sh does, for standalone
+# use) must not start a nested check: that rebuilt and recursed until the budget ran out.
+if [ -n "${PNEUMO_GPU_CHECK_RUNNING:-}" ]; then
+  echo "tools/gpu-check.sh: already running (pid $PNEUMO_GPU_CHECK_RUNNING); nested call skipped"
+  exit 0
+fi
+export PNEUMO_GPU_CHECK_RUNNING=$$
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
