@@ -273,4 +273,15 @@ Variable cast(const Variable& x, DType dtype) {
   return record1(n, {x}, out);
 }
 
+Variable cast_precomputed(const Variable& x, Tensor out) {
+  PNEUMO_CHECK(out.defined() && out.shape() == x.shape() && out.device() == x.device(),
+               "cast_precomputed: ", shape_str(out.shape()), " on ", out.device().str(), " for ", shape_str(x.shape()),
+               " on ", x.device().str());
+  if (out.dtype() == x.dtype()) return x;
+  if (!any_requires_grad({x})) return Variable(out);
+  auto n = std::make_shared<CastNode>();
+  n->from = x.dtype();
+  return record1(n, {x}, std::move(out));
+}
+
 }  // namespace pneumo::ag

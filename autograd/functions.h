@@ -38,5 +38,8 @@ Variable reshape(const Variable& x, const Shape& shape);
 Variable concat_channels(const std::vector<Variable>& parts);
 std::vector<Variable> split_channels(const Variable& x, const std::vector<int64_t>& sizes);
 Variable cast(const Variable& x, DType dtype);
+// cast(x, out.dtype()) whose result `out` (== x.value().to(out.dtype())) was made beforehand, e.g. by one
+// multi-tensor launch for all weights (nn/weight_cast.h): the same node and backward, no kernel here.
+Variable cast_precomputed(const Variable& x, Tensor out);
 
 }  // namespace pneumo::ag

@@ -8,6 +8,7 @@
 
 #include "kernels/check.h"
 #include "tensor/ops.h"
+#include "tensor/profile.h"
 
 namespace pneumo::ag {
 
@@ -96,6 +97,7 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
     return;
   }
   NoGradGuard no_grad;  // backward formulas are not recorded
+  profile::DirectionGuard direction("bwd");  // op scopes below are filed as backward
   Node* root = impl_->grad_fn.get();
   // Count, for each node, the edges reaching it from nodes in this graph.
   std::unordered_map<Node*, int> deps;
@@ -125,7 +127,17 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
     bool any = false;
     for (const Tensor& g : grads) any = any || g.defined();
     // A node no gradient reached passes none on (its inputs still count it as done).
-    std::vector<Tensor> input_grads = any ? n->backward(grads) : std::vector<Tensor>(n->next.size());
+    std::vector<Tensor> input_grads;
+    if (any) {
+      const Tensor* first = nullptr;
+      for (const Tensor& g : grads)
+        if (!first && g.defined()) first = &g;
+      // The node's own scope (NVTX "Name bwd"): its self time is what its tensor ops' scopes do not cover.
+      profile::OpScope scope(n->name(), *first);
+      input_grads = n->backward(grads);
+    } else {
+      input_grads.resize(n->next.size());
+    }
     PNEUMO_CHECK(input_grads.size() == n->next.size(), "node ", n->name(), " returned ", input_grads.size(),
                  " gradients for ", n->next.size(), " inputs");
     for (size_t i = 0; i < n->next.size(); ++i) {

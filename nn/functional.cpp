@@ -8,6 +8,7 @@
 
 #include "autograd/layer_functions.h"
 #include "kernels/check.h"
+#include "nn/weight_cast.h"
 #include "tensor/layer_ops.h"
 #include "tensor/ops.h"
 
@@ -21,7 +22,8 @@ void check_var(const char* op, const char* what, const Variable& v) {
 
 // The parameter as the activation dtype (BF16 activations, F32 master weights); recorded, so the gradient
 // flows back to the float32 parameter.
-Variable as_dtype(const Variable& v, DType dt) { return v.dtype() == dt ? v : ag::cast(v, dt); }
+// Precast once per step when a WeightCastScope is active (nn/weight_cast.h).
+Variable as_dtype(const Variable& v, DType dt) { return cast_for_forward(v, dt); }
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include "autograd/functions.h"
 #include "autograd/layer_functions.h"
 #include "kernels/check.h"
+#include "nn/weight_cast.h"
 #include "tensor/generator.h"
 
 namespace pneumo::nn {
@@ -37,7 +38,7 @@ SqueezeExcite::SqueezeExcite(int64_t channels, int64_t reduced, SEActivation act
 Variable SqueezeExcite::forward(const Variable& x) {
   PNEUMO_CHECK(x.value().dim() == 4 && x.value().size(3) == channels_, "SqueezeExcite(", channels_, " -> ", reduced_,
                "): x must be NHWC with ", channels_, " channels, got ", shape_str(x.shape()));
-  auto as_x = [&](const Variable& p) { return p.dtype() == x.dtype() ? p : ag::cast(p, x.dtype()); };
+  auto as_x = [&](const Variable& p) { return cast_for_forward(p, x.dtype()); };
   return squeeze_excite(x, as_x(reduce_->weight()), as_x(reduce_->bias()), as_x(expand_->weight()),
                         as_x(expand_->bias()), act_);
 }

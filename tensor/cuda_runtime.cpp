@@ -87,7 +87,23 @@ std::vector<DeviceInfo> devices() {
   return out;
 }
 
+namespace {
+thread_local int t_override_device = -1;
+thread_local cudaStream_t t_override_stream = nullptr;
+}  // namespace
+
+StreamOverride::StreamOverride(int device, cudaStream_t stream)
+    : previous_device_(t_override_device), previous_stream_(t_override_stream) {
+  t_override_device = device;
+  t_override_stream = stream;
+}
+StreamOverride::~StreamOverride() {
+  t_override_device = previous_device_;
+  t_override_stream = previous_stream_;
+}
+
 cudaStream_t current_stream(int device) {
+  if (device == t_override_device && t_override_stream) return t_override_stream;
   constexpr int kMaxDevices = 64;
   static std::mutex mutex;
   static cudaStream_t streams[kMaxDevices] = {};  // never destroyed: the driver may be gone at exit
@@ -224,6 +240,10 @@ bool available() { return false; }
 std::vector<DeviceInfo> devices() { return {}; }
 cudaStream_t current_stream(int) { no_cuda("current_stream"); }
 void synchronize(int) { no_cuda("synchronize"); }
+StreamOverride::StreamOverride(int, cudaStream_t) : previous_device_(-1), previous_stream_(nullptr) {
+  no_cuda("StreamOverride");
+}
+StreamOverride::~StreamOverride() = default;
 void set_device(int) { no_cuda("set_device"); }
 std::string runtime_version() { return ""; }
 std::string driver_version() { return ""; }

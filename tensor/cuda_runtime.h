@@ -32,6 +32,19 @@ std::vector<DeviceInfo> devices();
 
 // The stream every op of this thread launches on for `device` (a non-blocking stream per device).
 cudaStream_t current_stream(int device = 0);
+// While alive, current_stream(device) returns `stream` on this thread (CUDA Graph capture runs the ops of
+// the captured region on the graph's own stream: tensor/cuda_graph.h). Nests; not for other uses.
+class StreamOverride {
+ public:
+  StreamOverride(int device, cudaStream_t stream);
+  ~StreamOverride();
+  StreamOverride(const StreamOverride&) = delete;
+  StreamOverride& operator=(const StreamOverride&) = delete;
+
+ private:
+  int previous_device_;
+  cudaStream_t previous_stream_;
+};
 void synchronize(int device = 0);
 void set_device(int device);
 

@@ -8,6 +8,7 @@
 
 #include "kernels/check.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/profile.h"
 #include "tensor/tensor.h"
 
 namespace pneumo::dispatch {
@@ -26,6 +27,13 @@ inline Tensor scratch(size_t bytes, Device device) {
 [[noreturn]] inline void no_cuda(const char* op) { PNEUMO_FAIL(op, ": this build has no CUDA backend"); }
 
 }  // namespace pneumo::dispatch
+
+// PNEUMO_OP_SCOPE(name, t): the op's profiling scope and NVTX range (tensor/profile.h), from here to the end
+// of the enclosing block; `t` gives the device, stream and the shape the time is filed under. One load and
+// branch when profiling is off. Placed at the top of every tensor op that launches kernels.
+#define PNEUMO_OP_SCOPE_CAT2(a, b) a##b
+#define PNEUMO_OP_SCOPE_CAT(a, b) PNEUMO_OP_SCOPE_CAT2(a, b)
+#define PNEUMO_OP_SCOPE(name, t) ::pneumo::profile::OpScope PNEUMO_OP_SCOPE_CAT(pneumo_op_scope_, __LINE__)((name), (t))
 
 // PNEUMO_DISPATCH(t, cpu_call, cuda_call): runs kernels::cpu::cpu_call for a CPU tensor `t`, else
 // kernels::cuda::cuda_call with `stream` bound to t's current stream.

@@ -147,6 +147,7 @@ void check_conv_operands(const char* op, const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g) {
+  PNEUMO_OP_SCOPE("conv2d_forward", x);
   if (cpu_bf16(x)) return round_bf16(conv2d_forward(widen(x), widen(w), g));
   check_conv_operands("conv2d", x, w);
   const kernels::ConvShape cs = conv2d_shape(x.shape(), w.shape(), g);
@@ -172,6 +173,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g)
 }
 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g) {
+  PNEUMO_OP_SCOPE("conv2d_backward_data", dy);
   if (cpu_bf16(dy)) return round_bf16(conv2d_backward_data(widen(dy), widen(w), x_shape, g));
   check_conv_operands("conv2d_backward_data", dy, w);
   const kernels::ConvShape cs = conv2d_shape(x_shape, w.shape(), g);
@@ -201,6 +203,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
 }
 
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dGeometry& g) {
+  PNEUMO_OP_SCOPE("conv2d_backward_weight", dy);
   if (cpu_bf16(dy)) return round_bf16(conv2d_backward_weight(widen(dy), widen(x), w_shape, g));
   check_conv_operands("conv2d_backward_weight", dy, x);
   const kernels::ConvShape cs = conv2d_shape(x.shape(), w_shape, g);
@@ -231,6 +234,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
 // BatchNorm
 
 MomentPair batch_norm_statistics(const Tensor& x) {
+  PNEUMO_OP_SCOPE("batch_norm_statistics", x);
   if (cpu_bf16(x)) return batch_norm_statistics(widen(x));
   check_nhwc("batch_norm", x);
   check_activation_dtype("batch_norm", x);
@@ -254,6 +258,7 @@ MomentPair batch_norm_statistics(const Tensor& x) {
 
 Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, double eps, const Tensor& weight,
                         const Tensor& bias) {
+  PNEUMO_OP_SCOPE("batch_norm_apply", x);
   if (cpu_bf16(x)) return round_bf16(batch_norm_apply(widen(x), mean, var, eps, weight, bias));
   check_nhwc("batch_norm", x);
   check_activation_dtype("batch_norm", x);
@@ -282,6 +287,7 @@ Tensor batch_norm_apply(const Tensor& x, const Tensor& mean, const Tensor& var, 
 
 BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& var, double eps,
                                    const Tensor& weight, bool training, bool need_dx) {
+  PNEUMO_OP_SCOPE("batch_norm_backward", dy);
   if (cpu_bf16(x)) {
     BatchNormGrads g = batch_norm_backward(widen(dy), widen(x), mean, var, eps, weight, training, need_dx);
     g.dx = round_bf16(g.dx);
@@ -328,6 +334,7 @@ BatchNormGrads batch_norm_backward(const Tensor& dy, const Tensor& x, const Tens
 
 void batch_norm_update_running(const Tensor& mean, const Tensor& var, Tensor& running_mean, Tensor& running_var,
                                double momentum, int64_t count) {
+  PNEUMO_OP_SCOPE("batch_norm_update_running", mean);
   const char* op = "batch_norm (running statistics)";
   check_defined(op, running_mean);
   check_defined(op, running_var);
@@ -375,6 +382,7 @@ Shape max_pool2d_shape(const Shape& x, int64_t kernel, int64_t stride, int64_t p
 }
 
 PoolResult max_pool2d_forward(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {
+  PNEUMO_OP_SCOPE("max_pool2d_forward", x);
   if (cpu_bf16(x)) {
     PoolResult r = max_pool2d_forward(widen(x), kernel, stride, padding, ceil_mode);
     r.y = round_bf16(r.y);
@@ -401,6 +409,7 @@ PoolResult max_pool2d_forward(const Tensor& x, int64_t kernel, int64_t stride, i
 
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& xs, int64_t kernel, int64_t stride,
                            int64_t padding) {
+  PNEUMO_OP_SCOPE("max_pool2d_backward", dy);
   if (cpu_bf16(dy)) return round_bf16(max_pool2d_backward(widen(dy), argmax, xs, kernel, stride, padding));
   check_nhwc("max_pool2d_backward", dy);
   PNEUMO_CHECK(argmax.shape() == dy.shape() && argmax.dtype() == DType::I32, "max_pool2d_backward: argmax ",
@@ -426,6 +435,7 @@ Tensor max_pool2d_backward(const Tensor& dy, const Tensor& argmax, const Shape& 
 // Resizing
 
 Tensor upsample_nearest2x_forward(const Tensor& x) {
+  PNEUMO_OP_SCOPE("upsample_nearest2x_forward", x);
   if (cpu_bf16(x)) return round_bf16(upsample_nearest2x_forward(widen(x)));
   check_nhwc("upsample_nearest2x", x);
   check_activation_dtype("upsample_nearest2x", x);
@@ -444,6 +454,7 @@ Tensor upsample_nearest2x_forward(const Tensor& x) {
 }
 
 Tensor upsample_nearest2x_backward(const Tensor& dy) {
+  PNEUMO_OP_SCOPE("upsample_nearest2x_backward", dy);
   if (cpu_bf16(dy)) return round_bf16(upsample_nearest2x_backward(widen(dy)));
   check_nhwc("upsample_nearest2x_backward", dy);
   const int64_t n = dy.size(0), h = dy.size(1) / 2, w = dy.size(2) / 2, c = dy.size(3);
@@ -511,6 +522,7 @@ void check_resize_sizes(const Shape& x, int64_t oh, int64_t ow) {
 }  // namespace
 
 Tensor resize_bilinear_forward(const Tensor& x, int64_t oh, int64_t ow, bool align_corners) {
+  PNEUMO_OP_SCOPE("resize_bilinear_forward", x);
   if (cpu_bf16(x)) return round_bf16(resize_bilinear_forward(widen(x), oh, ow, align_corners));
   check_nhwc("resize_bilinear", x);
   check_activation_dtype("resize_bilinear", x);
@@ -535,6 +547,7 @@ Tensor resize_bilinear_forward(const Tensor& x, int64_t oh, int64_t ow, bool ali
 }
 
 Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_corners) {
+  PNEUMO_OP_SCOPE("resize_bilinear_backward", dy);
   if (cpu_bf16(dy)) return round_bf16(resize_bilinear_backward(widen(dy), xs, align_corners));
   check_nhwc("resize_bilinear_backward", dy);
   PNEUMO_CHECK(xs.size() == 4 && xs[0] == dy.size(0) && xs[3] == dy.size(3), "resize_bilinear_backward: input ",
@@ -563,6 +576,7 @@ Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_co
 // Dropout
 
 Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  PNEUMO_OP_SCOPE("dropout", x);
   if (cpu_bf16(x)) return round_bf16(dropout(widen(x), p, seed, offset));
   check_defined("dropout", x);
   check_activation_dtype("dropout", x);
@@ -581,6 +595,7 @@ Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 }
 
 Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  PNEUMO_OP_SCOPE("drop_connect", x);
   if (cpu_bf16(x)) return round_bf16(drop_connect(widen(x), p, seed, offset));
   check_defined("drop_connect", x);
   check_activation_dtype("drop_connect", x);
@@ -604,6 +619,7 @@ Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 // Padding (CUDA path of asymmetric convolution; the CPU conv kernels read padding directly)
 
 Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  PNEUMO_OP_SCOPE("pad_hw", x);
   check_nhwc("pad_hw", x);
   PNEUMO_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pad_hw: negative padding");
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
@@ -621,6 +637,7 @@ Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_
 }
 
 Tensor crop_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right) {
+  PNEUMO_OP_SCOPE("crop_hw", x);
   check_nhwc("crop_hw", x);
   const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
   PNEUMO_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0 && h - top - bottom >= 1 && w - left - right >= 1,
@@ -675,6 +692,7 @@ SeDims check_se(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tenso
 
 Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
                               kernels::Activation act) {
+  PNEUMO_OP_SCOPE("squeeze_excite_forward", x);
   if (cpu_bf16(x))
     return round_bf16(squeeze_excite_forward(widen(x), widen(w1), widen(b1), widen(w2), widen(b2), act));
   const SeDims d = check_se(x, w1, b1, w2, b2);
@@ -698,6 +716,7 @@ Tensor squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b
 
 SqueezeExciteGrads squeeze_excite_backward(const Tensor& x, const Tensor& dy, const Tensor& w1, const Tensor& b1,
                                            const Tensor& w2, const Tensor& b2, kernels::Activation act) {
+  PNEUMO_OP_SCOPE("squeeze_excite_backward", x);
   if (cpu_bf16(x)) {
     SqueezeExciteGrads g = squeeze_excite_backward(widen(x), widen(dy), widen(w1), widen(b1), widen(w2), widen(b2), act);
     for (Tensor* t : {&g.dx, &g.dw1, &g.db1, &g.dw2, &g.db2}) *t = round_bf16(*t);

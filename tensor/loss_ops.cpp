@@ -13,6 +13,7 @@ namespace pneumo::loss_ops {
 DType loss_dtype(DType logits_dtype) { return logits_dtype == DType::F64 ? DType::F64 : DType::F32; }
 
 Tensor binary_loss_forward(kernels::BinaryLoss kind, double gamma, const Tensor& x, const Tensor& t) {
+  PNEUMO_OP_SCOPE("binary_loss_forward", x);
   Tensor loss = Tensor::empty({}, loss_dtype(x.dtype()), x.device());
   if (x.is_cuda()) {
 #if PNEUMO_WITH_CUDA
@@ -29,6 +30,7 @@ Tensor binary_loss_forward(kernels::BinaryLoss kind, double gamma, const Tensor&
 }
 
 Tensor binary_loss_backward(kernels::BinaryLoss kind, double gamma, const Tensor& x, const Tensor& t, const Tensor& g) {
+  PNEUMO_OP_SCOPE("binary_loss_backward", x);
   Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cuda()) {
 #if PNEUMO_WITH_CUDA
@@ -45,6 +47,7 @@ Tensor binary_loss_backward(kernels::BinaryLoss kind, double gamma, const Tensor
 }
 
 SoftDice soft_dice_forward(const Tensor& x, const Tensor& t, int64_t batch, double smooth) {
+  PNEUMO_OP_SCOPE("soft_dice_forward", x);
   const int64_t per_sample = x.numel() / batch;
   const DType acc = loss_dtype(x.dtype());
   SoftDice r;
@@ -67,6 +70,7 @@ SoftDice soft_dice_forward(const Tensor& x, const Tensor& t, int64_t batch, doub
 }
 
 Tensor soft_dice_backward(const Tensor& x, const Tensor& t, const Tensor& stats, int64_t batch, const Tensor& g) {
+  PNEUMO_OP_SCOPE("soft_dice_backward", x);
   Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
   const int64_t per_sample = x.numel() / batch;
   if (x.is_cuda()) {

@@ -60,6 +60,7 @@ Shape broadcast_shape(const char* op, const Tensor& a, const Tensor& b) {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
+  PNEUMO_OP_SCOPE(name, a);
   check_float_op(name, a);
   check_float_op(name, b);
   check_same_device(name, a, b);
@@ -79,6 +80,7 @@ Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b
 Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
 
 Tensor affine(const Tensor& x, double alpha, double beta) {
+  PNEUMO_OP_SCOPE("affine", x);
   check_float_op("affine", x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   PNEUMO_DISPATCH(x, affine(x.dtype(), x.raw_data(), out.raw_data(), x.numel(), alpha, beta),
@@ -87,6 +89,7 @@ Tensor affine(const Tensor& x, double alpha, double beta) {
 }
 
 void add_(Tensor& a, const Tensor& b, double alpha) {
+  PNEUMO_OP_SCOPE("add_", a);
   check_float_op("add_", a);
   check_same_device("add_", a, b);
   check_same_dtype("add_", a, b);
@@ -96,6 +99,7 @@ void add_(Tensor& a, const Tensor& b, double alpha) {
 }
 
 Tensor unary(UnaryOp op, const Tensor& x) {
+  PNEUMO_OP_SCOPE(unary_name(op), x);
   check_float_op(unary_name(op), x);
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   PNEUMO_DISPATCH(x, unary(x.dtype(), op, x.raw_data(), out.raw_data(), x.numel()),
@@ -105,6 +109,7 @@ Tensor unary(UnaryOp op, const Tensor& x) {
 
 Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor& dy) {
   const char* name = unary_name(op);
+  PNEUMO_OP_SCOPE(name, dy);
   check_float_op(name, dy);
   bool needs_x = op == UnaryOp::Log || op == UnaryOp::Abs || op == UnaryOp::Relu || op == UnaryOp::Swish;
   bool needs_y = op == UnaryOp::Exp || op == UnaryOp::Sqrt || op == UnaryOp::Sigmoid || op == UnaryOp::Tanh;
@@ -127,6 +132,7 @@ Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor
 }
 
 Tensor sum(const Tensor& x) {
+  PNEUMO_OP_SCOPE("sum", x);
   check_float_op("sum", x);
   Tensor out = Tensor::empty({}, x.dtype(), x.device());
   PNEUMO_DISPATCH(x, sum_all(x.dtype(), x.raw_data(), x.numel(), out.raw_data()),
@@ -140,6 +146,7 @@ Tensor mean(const Tensor& x) {
 }
 
 Tensor sum_channels(const Tensor& x) {
+  PNEUMO_OP_SCOPE("sum_channels", x);
   check_float_op("sum_channels", x);
   PNEUMO_CHECK(x.dim() >= 1, "sum_channels of a 0-d tensor");
   int64_t c = x.shape().back(), rows = c ? x.numel() / c : 0;
@@ -150,6 +157,7 @@ Tensor sum_channels(const Tensor& x) {
 }
 
 Tensor sum_hw(const Tensor& x) {
+  PNEUMO_OP_SCOPE("sum_hw", x);
   check_float_op("sum_hw", x);
   PNEUMO_CHECK(x.dim() == 4, "sum_hw expects NHWC, got ", shape_str(x.shape()));
   int64_t n = x.size(0), hw = x.size(1) * x.size(2), c = x.size(3);
@@ -160,6 +168,7 @@ Tensor sum_hw(const Tensor& x) {
 }
 
 Tensor expand_channels(const Tensor& v, const Shape& shape, double scale) {
+  PNEUMO_OP_SCOPE("expand_channels", v);
   check_float_op("expand_channels", v);
   PNEUMO_CHECK(v.dim() == 1 && !shape.empty() && shape.back() == v.size(0), "expand_channels: ", shape_str(v.shape()),
                " to ", shape_str(shape));
@@ -171,6 +180,7 @@ Tensor expand_channels(const Tensor& v, const Shape& shape, double scale) {
 }
 
 Tensor expand_hw(const Tensor& nc, const Shape& shape, double scale) {
+  PNEUMO_OP_SCOPE("expand_hw", nc);
   check_float_op("expand_hw", nc);
   PNEUMO_CHECK(shape.size() == 4 && nc.dim() == 2 && nc.size(0) == shape[0] && nc.size(1) == shape[3],
                "expand_hw: ", shape_str(nc.shape()), " to ", shape_str(shape));
@@ -182,6 +192,7 @@ Tensor expand_hw(const Tensor& nc, const Shape& shape, double scale) {
 }
 
 Tensor expand_scalar(const Tensor& s, const Shape& shape, double scale) {
+  PNEUMO_OP_SCOPE("expand_scalar", s);
   check_float_op("expand_scalar", s);
   PNEUMO_CHECK(s.numel() == 1, "expand_scalar: ", shape_str(s.shape()), " is not a scalar");
   Tensor out = Tensor::empty(shape, s.dtype(), s.device());
@@ -191,6 +202,7 @@ Tensor expand_scalar(const Tensor& s, const Shape& shape, double scale) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
+  PNEUMO_OP_SCOPE("matmul", a);
   check_float_op("matmul", a);
   check_float_op("matmul", b);
   check_same_device("matmul", a, b);
@@ -228,6 +240,7 @@ Tensor concat_channels(const std::vector<Tensor>& parts) {
                  " outside the last dimension");
     total += p.shape().back();
   }
+  PNEUMO_OP_SCOPE("concat_channels", first);
   out_shape.back() = total;
   Tensor out = Tensor::empty(out_shape, first.dtype(), first.device());
   int64_t es = static_cast<int64_t>(first.element_size()), rows = total ? out.numel() / total : 0, col = 0;
@@ -251,6 +264,7 @@ std::vector<Tensor> split_channels(const Tensor& x, const std::vector<int64_t>& 
   }
   PNEUMO_CHECK(total == x.shape().back(), "split_channels: sizes sum to ", total, " but ", shape_str(x.shape()),
                " has ", x.shape().back(), " channels");
+  PNEUMO_OP_SCOPE("split_channels", x);
   int64_t es = static_cast<int64_t>(x.element_size()), rows = total ? x.numel() / total : 0, col = 0;
   std::vector<Tensor> out;
   for (int64_t c : sizes) {

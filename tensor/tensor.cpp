@@ -12,6 +12,7 @@
 #include "kernels/check.h"
 #include "kernels/cpu/tensor_kernels.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/dispatch.h"
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/tensor_kernels.h"
 #endif
@@ -190,6 +191,7 @@ Tensor Tensor::to(Device device) const {
 Tensor Tensor::to(DType dtype) const {
   check_defined("to(dtype)", *this);
   if (dtype == dtype_) return *this;
+  PNEUMO_OP_SCOPE("cast", *this);
   Tensor out = empty(shape_, dtype, device());
   if (device().is_cpu()) {
     kernels::cpu::cast(dtype_, raw_data(), dtype, out.raw_data(), numel_);
@@ -215,6 +217,8 @@ void Tensor::copy_from(const Tensor& src) {
                dtype_name(src.dtype_), " into ", shape_str(shape_), " ", dtype_name(dtype_));
   if (nbytes() == 0 || (src.storage_ == storage_ && src.offset_ == offset_)) return;
   Device sd = src.device(), dd = device();
+  PNEUMO_OP_SCOPE(sd.is_cpu() && dd.is_cuda() ? "copy_h2d" : dd.is_cpu() && sd.is_cuda() ? "copy_d2h" : "copy",
+                  dd.is_cuda() ? *this : src);
   if (sd.is_cpu() && dd.is_cpu()) {
     std::memcpy(raw_data(), src.raw_data(), nbytes());
   } else if (sd.is_cpu()) {
@@ -229,6 +233,7 @@ void Tensor::copy_from(const Tensor& src) {
 
 Tensor& Tensor::fill_(double value) {
   check_defined("fill_", *this);
+  PNEUMO_OP_SCOPE("fill", *this);
   if (device().is_cpu()) {
     kernels::cpu::fill(dtype_, raw_data(), numel_, value);
   } else {

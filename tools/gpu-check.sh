@@ -6,8 +6,10 @@
 #      skipping, and a run in which no GPU test passed is a failed step;
 #  1b. the network GPU tests again with the fused paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1);
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
-#   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32);
-#   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: profile, peak memory, torch.compile);
+#   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and
+#      enqueue time, peak memory, the per-op profile of one step);
+#   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: per-op profile, peak memory, torch.compile);
+#      then the opt-in switches in bench-models: --cast-once, --cuda-graph (bf16), --tf32 (f32);
 #   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
 #   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
@@ -22,6 +24,13 @@
 # Every bench/gpu script runs as `FILE BUILD_DIR` with PNEUMO_BUILD_DIR, PNEUMO_REPORT_DIR (= OUTDIR) and
 # PNEUMO_TIME_LEFT_S in the environment; each one's output goes into the report.
 set -uo pipefail
+# A bench/gpu script that itself ends by calling this one (train_unet_se50_vs_torch.sh does, for standalone
+# use) must not start a nested check: that rebuilt and recursed until the budget ran out.
+if [ -n "${PNEUMO_GPU_CHECK_RUNNING:-}" ]; then
+  echo "tools/gpu-check.sh: already running (pid $PNEUMO_GPU_CHECK_RUNNING); nested call skipped"
+  exit 0
+fi
+export PNEUMO_GPU_CHECK_RUNNING=$$
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
@@ -294,14 +303,26 @@ if [ -x "$build/pneumo-kernel-bench" ]; then
 fi
 if [ -x "$build/pneumo" ]; then
   run_step "pneumo info" bench-pneumo-info.log 20 "$build/pneumo" info
+  # Step time, host enqueue time, peak memory (caching allocator) and, with --profile, the per-op table of
+  # one more step (PNEUMO_PROFILE's table: self time by op, shape and direction; op sum against wall).
   run_step "pneumo bench-models" bench-pneumo-bench-models.log 90 bash -c \
-    "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 || exit 1; done"
+    "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 --profile --profile-top 40 || exit 1; done"
 fi
 if [ -x "$build/pneumo" ]; then
   run_step "pneumo bench-models, fused BN and concat" bench-pneumo-bench-models-fused.log 45 env PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 \
     "$build/pneumo" bench-models --device cuda --dtype bf16 --models unet_se50 --size 1024 --batch 4 --iters 5
 fi
-[ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_bench_script "$repo/bench/gpu/unet_se50_torch_profile.py" 150
+# PyTorch's step: eager time and enqueue time (AMP bf16, and float32 with --fp32), peak memory, the
+# profiler's per-op table (also by input shape), torch.compile time and peak memory.
+[ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_step "bench/gpu/unet_se50_torch_profile.py" \
+  bench-unet_se50_torch_profile.log 150 env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 \
+  PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$repo/bench/gpu/unet_se50_torch_profile.py" "$build" --fp32
+# The opt-in switches, each against the default rows of step 4: weights cast once per step (bf16), the
+# forward + backward captured as a CUDA Graph (bf16), TF32 (f32). All three run; any failure fails the step.
+bm="'$build/pneumo' bench-models --device cuda --models unet_se50 --size 1024 --batch 4 --iters 3"
+[ -x "$build/pneumo" ] && run_step "pneumo bench-models --cast-once / --cuda-graph / --tf32" \
+  bench-pneumo-bench-models-switches.log 100 bash -c \
+  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --cuda-graph || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
 
 # ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
 # own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).

@@ -10,6 +10,7 @@
 #include "kernels/check.h"
 #include "kernels/cpu/optim_kernels.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/profile.h"
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/optim_kernels.h"
 #endif
@@ -106,6 +107,8 @@ void Optimizer::step() {
     list.push_back(t);
   }
   if (list.empty()) return;
+  profile::DirectionGuard direction("opt");
+  profile::OpScope scope("optimizer_step", params_[0].second.value());
   if (device.is_cuda()) {
 #if PNEUMO_WITH_CUDA
     const size_t bytes = kernels::cuda::optimizer_workspace_bytes(list.data(), static_cast<int>(list.size()));

@@ -29,6 +29,7 @@
 #include "nn/losses.h"
 #include "nn/models/registry.h"
 #include "nn/models/weights_import.h"
+#include "nn/weight_cast.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/generator.h"
 #include "tensor/ops.h"
@@ -572,9 +573,13 @@ ag::Variable compute_loss(LossKind kind, const nn::models::NetworkOutput& out, c
 Tensor train_step(nn::models::Network& model, Optimizer& optimizer, LossKind kind, const Tensor& images,
                   const Tensor& masks, const Tensor& labels, DType compute_dtype) {
   optimizer.zero_grad();
-  nn::models::NetworkOutput out = model.run(ag::Variable(images.to(compute_dtype)));
-  ag::Variable loss = compute_loss(kind, out, masks, labels);
-  loss.backward();
+  ag::Variable loss;
+  {
+    nn::WeightCastScope cast(model, compute_dtype);  // PNEUMO_CAST_ONCE=1: bf16 weights in one launch
+    nn::models::NetworkOutput out = model.run(ag::Variable(images.to(compute_dtype)));
+    loss = compute_loss(kind, out, masks, labels);
+    loss.backward();
+  }
   optimizer.step();
   return loss.value();
 }

@@ -5,6 +5,7 @@
 // allocator (the caching allocator) on the current stream. Compiled only in CUDA builds.
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/conv_cudnn.h"
+#include "kernels/math_mode.h"
 
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -54,8 +55,8 @@ cudnnDataType_t cudnn_type(DType dt) {
 }
 
 bool math_allowed(DType dt, cudnnMathType_t m) {
-  // float32 parity with the CPU oracle: no tensor-op (TF32) kernels.
-  return dt != DType::F32 || m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH;
+  // float32 parity with the CPU oracle: no tensor-op (TF32) kernels, unless allow_tf32() (PNEUMO_TF32=1).
+  return dt != DType::F32 || m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH || allow_tf32();
 }
 
 struct Choice {
@@ -89,7 +90,8 @@ Plan& plan_for(DType dt, const ConvShape& cs, int device) {
                "conv2d (cuDNN): asymmetric padding must be applied explicitly first (t", cs.pad_top, " b", cs.pad_bottom,
                " l", cs.pad_left, " r", cs.pad_right, ")");
   const PlanKey key{device, static_cast<int64_t>(dt), cs.n, cs.h, cs.w, cs.c, cs.k, cs.r, cs.s, cs.pad_top,
-                    cs.pad_left, cs.stride_h, cs.stride_w, cs.dilation_h, cs.dilation_w, cs.groups, 0};
+                    cs.pad_left, cs.stride_h, cs.stride_w, cs.dilation_h, cs.dilation_w, cs.groups,
+                    dt == DType::F32 && allow_tf32() ? 1 : 0};
   std::lock_guard<std::mutex> lock(g_plans_mu);
   auto it = g_plans.find(key);
   if (it != g_plans.end()) return *it->second;
@@ -112,7 +114,8 @@ Plan& plan_for(DType dt, const ConvShape& cs, int device) {
                                                        i32(cs.stride_w), i32(cs.dilation_h), i32(cs.dilation_w),
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     PNEUMO_CUDNN_CHECK(cudnnSetConvolutionGroupCount(c, i32(cs.groups)));
-    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(c, dt == DType::BF16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+    PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(
+        c, dt == DType::BF16 || (dt == DType::F32 && allow_tf32()) ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   }
   int on = 0, oc = 0, oh = 0, ow = 0;
   PNEUMO_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv[0], p->x, p->w, &on, &oc, &oh, &ow));

@@ -1,5 +1,6 @@
 // Row-major GEMM on CUDA through cuBLAS (contract: kernels/cuda/tensor_kernels.h): one handle per device,
-// float32 compute without TF32 so float32 results match the CPU oracle. Host code only; compiled only in
+// float32 compute without TF32 so float32 results match the CPU oracle, unless kernels::allow_tf32()
+// (PNEUMO_TF32=1) asks for TF32 on float32 operands. Host code only; compiled only in
 // CUDA builds.
 #if PNEUMO_WITH_CUDA
 #include <cublas_v2.h>
@@ -11,6 +12,7 @@
 
 #include "kernels/cuda/cuda_util.h"
 #include "kernels/cuda/tensor_kernels.h"
+#include "kernels/math_mode.h"
 
 namespace pneumo::kernels::cuda {
 namespace {
@@ -65,11 +67,13 @@ void gemm(DType dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
   BlasHandle& h = blas_handle(stream_device(stream));
   std::lock_guard<std::mutex> lock(h.mutex);
   PNEUMO_CUBLAS_CHECK(cublasSetStream(h.handle, stream));
+  const cublasComputeType_t compute =
+      dt == DType::F32 && allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep the flags.
   PNEUMO_CUBLAS_CHECK(cublasGemmEx(h.handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                    static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha_f, B, type,
                                    static_cast<int>(ldb), A, type, static_cast<int>(lda), &beta_f, C, type,
-                                   static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                   static_cast<int>(ldc), compute, CUBLAS_GEMM_DEFAULT));
   PNEUMO_LAUNCH_CHECK("cublasGemmEx");
 }
 

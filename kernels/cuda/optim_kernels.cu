@@ -130,6 +130,32 @@ __global__ void scale_kernel(const ClipTensor* __restrict__ tensors, const Chunk
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) t.data[i] = t.data[i] * c;
 }
 
+struct CastTensor {
+  const float* src;
+  uint16_t* dst;
+  int64_t numel;
+};
+int64_t cast_numel(const CastTensor& t) { return t.numel; }
+
+// One block per 64K-element chunk; 4 floats in (16 bytes), 4 bf16 out (8 bytes) where both pointers allow.
+__global__ void multi_cast_bf16_kernel(const CastTensor* __restrict__ tensors, const Chunk* __restrict__ chunks) {
+  const Chunk ch = chunks[blockIdx.x];
+  const CastTensor t = tensors[ch.tensor];
+  const int64_t begin = static_cast<int64_t>(ch.index) * kOptimChunk, end = min(t.numel, begin + kOptimChunk);
+  int64_t scalar_begin = begin;
+  if (vec4_aligned<float>(t.src) && vec4_aligned<uint16_t>(t.dst)) {
+    const int64_t vec_end = begin + (end - begin) / 4 * 4;
+    for (int64_t i = begin + threadIdx.x * 4; i < vec_end; i += blockDim.x * 4) {
+      const float4 v = *reinterpret_cast<const float4*>(t.src + i);
+      const uint32_t lo = float_to_bf16_bits(v.x) | (static_cast<uint32_t>(float_to_bf16_bits(v.y)) << 16);
+      const uint32_t hi = float_to_bf16_bits(v.z) | (static_cast<uint32_t>(float_to_bf16_bits(v.w)) << 16);
+      *reinterpret_cast<uint2*>(t.dst + i) = make_uint2(lo, hi);
+    }
+    scalar_begin = vec_end;
+  }
+  for (int64_t i = scalar_begin + threadIdx.x; i < end; i += blockDim.x) t.dst[i] = float_to_bf16_bits(t.src[i]);
+}
+
 }  // namespace
 
 size_t optimizer_workspace_bytes(const OptimTensor* tensors, int count) {
@@ -183,6 +209,26 @@ void clip_grad_norm(float* const* tensors, const int64_t* sizes, int count, floa
   PNEUMO_LAUNCH_CHECK("clip_finish_kernel");
   scale_kernel<<<blocks, kOptimThreads, 0, stream>>>(d_tensors, d_chunks, coef);
   PNEUMO_LAUNCH_CHECK("scale_kernel");
+}
+
+size_t multi_cast_workspace_bytes(const int64_t* sizes, int count) {
+  size_t chunks = 0;
+  for (int k = 0; k < count; ++k) chunks += static_cast<size_t>((sizes[k] + kOptimChunk - 1) / kOptimChunk);
+  return align256(sizeof(CastTensor) * count) + align256(sizeof(Chunk) * chunks);
+}
+
+void multi_tensor_cast_bf16(const float* const* src, uint16_t* const* dst, const int64_t* sizes, int count,
+                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  std::vector<CastTensor> list(count);
+  for (int k = 0; k < count; ++k) list[k] = {src[k], dst[k], sizes[k]};
+  std::vector<Chunk> chunks = make_chunks(list.data(), count, cast_numel);
+  if (chunks.empty()) return;
+  CastTensor* d_tensors;
+  Chunk* d_chunks;
+  char* extra;
+  upload_tables(list.data(), count, chunks, workspace, workspace_bytes, 0, stream, &d_tensors, &d_chunks, &extra);
+  multi_cast_bf16_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks);
+  PNEUMO_LAUNCH_CHECK("multi_cast_bf16_kernel");
 }
 
 }  // namespace pneumo::kernels::cuda

@@ -26,4 +26,12 @@ size_t clip_workspace_bytes(const int64_t* sizes, int count);
 void clip_grad_norm(float* const* tensors, const int64_t* sizes, int count, float max_norm, float* total_norm,
                     void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
+// bf16 copies of float32 tensors in ONE launch (issue 12 part 2 item 5b: the weights cast once per step
+// instead of one cast launch per weight at forward): dst[k][i] = bf16(src[k][i]), round to nearest even
+// (kernels/dtype.h float_to_bf16_bits, as Tensor::to(BF16) and the CPU twin
+// kernels/cpu/multi_tensor_cast.h), so the copies are bit-identical to per-tensor casts.
+size_t multi_cast_workspace_bytes(const int64_t* sizes, int count);
+void multi_tensor_cast_bf16(const float* const* src, uint16_t* const* dst, const int64_t* sizes, int count,
+                            void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
 }  // namespace pneumo::kernels::cuda

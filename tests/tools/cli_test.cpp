@@ -373,5 +373,27 @@ TEST(CliWeights, MissingEmptyTruncatedWrongTypeAndHostileFiles) {
                      "unknown model 'nope'");
 }
 
+// ---- bench-models: detail line and the per-op profile (issue 12 part 2 item 1) -------------------------
+
+TEST(CliBenchModels, ProfilePrintsTheOpTableAgainstWallTime) {
+  test::TempDir d;
+  const Result r = pneumo("bench-models --device cpu --models tiny_unet_se --size 64 --iters 1 --profile --profile-top 8", d);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("bench-models tiny_unet_se "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bench-models-detail tiny_unet_se step_ms "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" enqueue_ms "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bench-models profile tiny_unet_se (one step, f32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("conv2d_"), std::string::npos) << "convolutions lead a CPU step:\n" << r.out;
+  EXPECT_NE(r.out.find(" bwd "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("more rows)"), std::string::npos) << "top 8 of many rows:\n" << r.out;
+  EXPECT_NE(r.out.find("gap (wall - ops)"), std::string::npos) << r.out;
+}
+
+TEST(CliBenchModels, CudaGraphNeedsCuda) {
+  test::TempDir d;
+  expect_clean_error(pneumo("bench-models --device cpu --models tiny_unet_se --cuda-graph", d), 2, "bench-models",
+                     "--cuda-graph needs --device cuda");
+}
+
 }  // namespace
 }  // namespace pneumo

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/cpu/loss_kernels.h"
+#include "kernels/cpu/multi_tensor_cast.h"
 #include "kernels/cpu/optim_kernels.h"
 #include "kernels/cpu/squeeze_excite_kernels.h"
 #include "kernels/cpu/tensor_kernels.h"
@@ -197,6 +198,14 @@ void bench_optimizer(Context& ctx) {
     list[k].bias_correction2_sqrt = 0.5f;
     grads[k] = at(g);
   }
+  // The weights' bf16 copies, one multi-tensor launch (6 bytes per parameter: read float32, write bf16).
+  Buffer bf = ctx.alloc(offset * 2);
+  std::vector<const float*> cast_src(sizes.size());
+  std::vector<uint16_t*> cast_dst(sizes.size());
+  for (size_t k = 0; k < sizes.size(); ++k) {
+    cast_src[k] = static_cast<const float*>(p.data()) + offsets[k];
+    cast_dst[k] = static_cast<uint16_t*>(bf.data()) + offsets[k];
+  }
   kernels::OptimHyper hyper;  // Adam defaults
   const std::string shape = std::to_string(sizes.size()) + " tensors, " + std::to_string(total / 1000000) + "M";
   const int count = static_cast<int>(list.size());
@@ -213,12 +222,20 @@ void bench_optimizer(Context& ctx) {
       kernels::cuda::clip_grad_norm(grads.data(), sizes.data(), count, 1e30f, static_cast<float*>(norm.data()),
                                     cws.data(), cbytes, ctx.stream);
     });
+    const size_t mbytes = kernels::cuda::multi_cast_workspace_bytes(sizes.data(), count);
+    Buffer mws = ctx.alloc(mbytes);
+    ctx.run("cast_bf16_multi_tensor", shape, DType::F32, 6.0 * total, [&] {
+      kernels::cuda::multi_tensor_cast_bf16(cast_src.data(), cast_dst.data(), sizes.data(), count, mws.data(), mbytes,
+                                            ctx.stream);
+    });
 #endif
   } else {
     ctx.run("adam_multi_tensor", shape, DType::F32, 28.0 * total,
             [&] { kernels::cpu::optimizer_step(list.data(), count, hyper); });
     ctx.run("grad_norm (no clip)", shape, DType::F32, 4.0 * total,
             [&] { kernels::cpu::multi_tensor_sum_squares(grads.data(), sizes.data(), count); });
+    ctx.run("cast_bf16_multi_tensor", shape, DType::F32, 6.0 * total,
+            [&] { kernels::cpu::multi_tensor_cast_bf16(cast_src.data(), cast_dst.data(), sizes.data(), count); });
   }
 }
 

@@ -1,6 +1,9 @@
 // `pneumo bench-models`: forward + backward time of each full network (train mode) at a given size, for the
 // CPU-vs-PyTorch comparison in bench/cpu_models_vs_torch.sh and for CUDA timings. Prints one line per model:
-// "bench-models NAME SECONDS" (median over --iters runs after one warm-up), so scripts can parse it.
+// "bench-models NAME SECONDS" (median over --iters runs after one warm-up), so scripts can parse it, then
+// "bench-models-detail NAME ..." with the host enqueue time (until backward() returns, before the device
+// sync), the peak memory of the caching allocator over the timed steps (CUDA), and with --profile the
+// per-op table of one more (profiled) step, its op sum set against that step's wall time.
 #include <omp.h>
 
 #include <algorithm>
@@ -10,8 +13,13 @@
 
 #include "autograd/functions.h"
 #include "kernels/check.h"
+#include "kernels/math_mode.h"
 #include "nn/models/registry.h"
+#include "nn/weight_cast.h"
+#include "tensor/allocator.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/cuda_runtime.h"
+#include "tensor/profile.h"
 #include "tools/pneumo/command.h"
 #include "tools/pneumo/list_option.h"
 
@@ -19,8 +27,14 @@ namespace {
 
 struct BenchModelsOptions {
   std::string models = "unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50", device, dtype = "f32";
-  int size = 256, batch = 1, iters = 2, threads = 0;
+  int size = 256, batch = 1, iters = 2, threads = 0, profile_top = 40;
+  bool profile = false, tf32 = false, cast_once = false, cuda_graph = false;
 };
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
 int run_bench_models(const BenchModelsOptions& o) {
   using namespace pneumo;
@@ -32,30 +46,97 @@ int run_bench_models(const BenchModelsOptions& o) {
   const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
   if (size % 32 != 0) cli::usage_error("--size must be a multiple of 32, got ", size);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
-  std::printf("bench-models: forward+backward, train mode, batch %lld, %lldx%lld, %s %s, %d threads\n",
+  if (o.tf32) kernels::set_allow_tf32(true);
+  const bool cast_once = o.cast_once || nn::cast_once_enabled();
+  const bool graph = o.cuda_graph || cuda::graphs_enabled();
+  if (graph && !device.is_cuda()) cli::usage_error("--cuda-graph needs --device cuda");
+  if (graph && cast_once && dtype == DType::BF16)
+    cli::usage_error("--cuda-graph with --cast-once: the multi-tensor cast uploads its table from pageable host "
+                     "memory, which cannot be captured (docs/gpu-status.md, CUDA Graph)");
+  std::printf("bench-models: forward+backward, train mode, batch %lld, %lldx%lld, %s %s, %d threads%s%s\n",
               static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(size),
-              device.str().c_str(), dtype_name.c_str(), omp_get_max_threads());
+              device.str().c_str(), dtype_name.c_str(), omp_get_max_threads(),
+              kernels::allow_tf32() && device.is_cuda() ? ", TF32 allowed for float32" : "",
+              cast_once && dtype == DType::BF16 ? ", weights cast once per step (one launch)" : "");
+  const double mib = 1.0 / (1 << 20);
   for (const auto& name : names) {
     auto m = nn::models::create_model(name);
     m->to(device);
     m->train();
     Tensor input = Tensor::normal({batch, size, size, 3}, 0, 1, 7).to(device).to(dtype);
-    std::vector<double> times;
-    for (int64_t it = 0; it <= iters; ++it) {
-      m->zero_grad();
-      if (device.is_cuda()) cuda::synchronize();
-      auto t0 = std::chrono::steady_clock::now();
+    double weight_bytes = 0;
+    for (const auto& p : m->parameters()) weight_bytes += static_cast<double>(p.value().nbytes());
+    auto step = [&]() {
+      nn::WeightCastScope scope(*m, dtype, cast_once);
       nn::models::NetworkOutput out = m->run(ag::Variable(input));
       ag::Variable loss = ag::mean(ag::cast(out.seg, DType::F32));
       if (out.cls.defined()) loss = ag::add(loss, ag::mean(ag::cast(out.cls, DType::F32)));
       loss.backward();
+    };
+    std::vector<double> times, enqueue;
+    for (int64_t it = 0; it <= iters; ++it) {
+      m->zero_grad();
+      if (device.is_cuda()) cuda::synchronize();
+      // Peak over the timed steps: weights, gradients (freed by zero_grad above: allocated anew each step,
+      // as PyTorch's zero_grad(set_to_none=True)), activations, workspaces.
+      if (it == 1 && device.is_cuda()) cuda_memory::reset_peak(device.index);
+      auto t0 = std::chrono::steady_clock::now();
+      step();
+      auto t1 = std::chrono::steady_clock::now();
       if (device.is_cuda()) cuda::synchronize();
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (it > 0) times.push_back(s);  // the first run warms caches and allocators
+      if (it > 0) {  // the first run warms caches and allocators
+        times.push_back(s);
+        enqueue.push_back(std::chrono::duration<double>(t1 - t0).count());
+      }
     }
-    std::sort(times.begin(), times.end());
-    std::printf("bench-models %s %.4f\n", name.c_str(), times[times.size() / 2]);
+    std::printf("bench-models %s %.4f\n", name.c_str(), median(times));
+    std::printf("bench-models-detail %s step_ms %.2f enqueue_ms %.2f", name.c_str(), 1e3 * median(times),
+                1e3 * median(enqueue));
+    if (device.is_cuda()) {
+      const CudaMemoryStats st = cuda_memory::stats(device.index);
+      std::printf(" peak_allocated_mib %.1f peak_reserved_mib %.1f weights_mib %.1f", st.peak_allocated_bytes * mib,
+                  st.peak_reserved_bytes * mib, weight_bytes * mib);
+    }
+    std::printf("\n");
     std::fflush(stdout);
+    if (graph) {
+      // The same step captured once (after the warm-up above) and replayed: the host enqueues one launch.
+      m->zero_grad();
+      cuda::synchronize();
+      cuda::Graph g(device.index);
+      g.capture(step);
+      std::vector<double> replay_times;
+      for (int64_t it = 0; it <= iters; ++it) {
+        cuda::synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        g.replay();
+        cuda::synchronize();
+        if (it > 0) replay_times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      const CudaMemoryStats st = cuda_memory::stats(device.index);
+      std::printf("bench-models-graph %s step_ms %.2f eager_step_ms %.2f graph_nodes %zu peak_reserved_mib %.1f\n",
+                  name.c_str(), 1e3 * median(replay_times), 1e3 * median(times), g.nodes(),
+                  st.peak_reserved_bytes * mib);
+      std::fflush(stdout);
+    }
+    if (o.profile) {
+      m->zero_grad();
+      if (device.is_cuda()) cuda::synchronize();
+      const bool was = profile::timing();
+      profile::set_timing(true);
+      profile::reset();
+      auto t0 = std::chrono::steady_clock::now();
+      step();
+      if (device.is_cuda()) cuda::synchronize();
+      const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      const std::string title = "bench-models profile " + name + " (one step, " + dtype_name + ", self time per op; " +
+                                (device.is_cuda() ? "device time from cudaEvents" : "host time") + ")";
+      std::printf("%s", profile::table(o.profile_top, wall, title).c_str());
+      profile::set_timing(was);
+      profile::reset();
+      std::fflush(stdout);
+    }
   }
   return 0;
 }
@@ -69,9 +150,19 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
   pneumo::cli::option(app, "--threads", o->threads, "OpenMP threads (0: the default)", 0, 1024);
   pneumo::cli::device_option(app, o->device);
   pneumo::cli::choice(app, "--dtype", o->dtype, "activation type", {"f32", "bf16"});
+  pneumo::cli::flag(app, "--profile", o->profile, "print the per-op table of one more step (as PNEUMO_PROFILE=1)");
+  pneumo::cli::option(app, "--profile-top", o->profile_top, "rows of the --profile table", 1, 100000);
+  pneumo::cli::flag(app, "--tf32", o->tf32, "allow TF32 for float32 convolutions and GEMMs (as PNEUMO_TF32=1)");
+  pneumo::cli::flag(app, "--cuda-graph", o->cuda_graph,
+               "also time the step captured once as a CUDA Graph and replayed (as PNEUMO_CUDA_GRAPH=1)");
+  pneumo::cli::flag(app, "--cast-once", o->cast_once,
+               "bf16: cast the weights once per step in one launch (as PNEUMO_CAST_ONCE=1)");
   pneumo::cli::footer(app,
                       "Times one training-mode forward + backward of each network (median of --iters after a "
-                      "warm-up).\nPrints 'bench-models NAME SECONDS' per network; --size must be a multiple of 32.");
+                      "warm-up).\nPrints 'bench-models NAME SECONDS' per network, then 'bench-models-detail NAME "
+                      "step_ms X enqueue_ms Y' (host time to enqueue the step) and on CUDA peak_allocated_mib, "
+                      "peak_reserved_mib (caching allocator, over the timed steps) and weights_mib; --size must be "
+                      "a multiple of 32.");
   return [o] { return run_bench_models(*o); };
 });
 

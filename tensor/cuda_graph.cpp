@@ -1,0 +1,110 @@
+#include "tensor/cuda_graph.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/check.h"
+#include "tensor/cuda_runtime.h"
+#include "tensor/profile.h"
+
+#if PNEUMO_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "kernels/cuda/cuda_util.h"
+#endif
+
+namespace pneumo::cuda {
+
+bool graphs_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("PNEUMO_CUDA_GRAPH");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+#if PNEUMO_WITH_CUDA
+
+struct Graph::Impl {
+  cudaStream_t stream = nullptr;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  size_t nodes = 0;
+};
+
+Graph::Graph(int device) : impl_(std::make_unique<Impl>()), device_(device) {
+  PNEUMO_CHECK(available(), "cuda::Graph: no CUDA device (", device_status(), ")");
+  kernels::cuda::DeviceGuard guard(device);
+  PNEUMO_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+}
+
+Graph::~Graph() {
+  // Never throws; the stream's pool blocks stay in the allocator's cache (reused by later captures).
+  if (impl_->exec) cudaGraphExecDestroy(impl_->exec);
+  if (impl_->graph) cudaGraphDestroy(impl_->graph);
+  if (impl_->stream) cudaStreamDestroy(impl_->stream);
+}
+
+bool Graph::captured() const { return impl_->exec != nullptr; }
+size_t Graph::nodes() const { return impl_->nodes; }
+
+void Graph::capture(const std::function<void()>& region) {
+  PNEUMO_CHECK(!captured(), "cuda::Graph::capture: already captured (make a new Graph to capture again)");
+  kernels::cuda::DeviceGuard guard(device_);
+  // The graph stream starts after everything already queued on the device's stream.
+  cudaStream_t main = current_stream(device_);
+  cudaEvent_t ready;
+  PNEUMO_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+  PNEUMO_CUDA_CHECK(cudaEventRecord(ready, main));
+  PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(impl_->stream, ready, 0));
+  PNEUMO_CUDA_CHECK(cudaEventDestroy(ready));
+  const bool was_timing = profile::timing();
+  profile::set_timing(false);  // cudaEventRecord in a capture becomes a graph node, untimeable per op
+  // Relaxed: the allocator may cudaMalloc a new block for the graph's pool during capture (not a stream
+  // operation, so not captured; the block simply stays the graph's). Host syncs still fail the capture.
+  PNEUMO_CUDA_CHECK(cudaStreamBeginCapture(impl_->stream, cudaStreamCaptureModeRelaxed));
+  std::string failure;
+  {
+    StreamOverride on_graph_stream(device_, impl_->stream);
+    try {
+      region();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  cudaGraph_t graph = nullptr;
+  const cudaError_t end = cudaStreamEndCapture(impl_->stream, &graph);
+  profile::set_timing(was_timing);
+  if (!failure.empty() || end != cudaSuccess) {
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    PNEUMO_FAIL("cuda::Graph::capture failed: ",
+                failure.empty() ? std::string("cudaStreamEndCapture: ") + cudaGetErrorString(end) : failure,
+                " (a host sync, a pageable host copy or a first-use setup inside the region? see tensor/cuda_graph.h)");
+  }
+  impl_->graph = graph;
+  PNEUMO_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &impl_->nodes));
+  PNEUMO_CUDA_CHECK(cudaGraphInstantiate(&impl_->exec, graph, 0));
+}
+
+void Graph::replay() {
+  PNEUMO_CHECK(captured(), "cuda::Graph::replay: nothing captured");
+  kernels::cuda::DeviceGuard guard(device_);
+  PNEUMO_CUDA_CHECK(cudaGraphLaunch(impl_->exec, current_stream(device_)));
+}
+
+#else  // ---- built without CUDA ----------------------------------------------------------------------
+
+struct Graph::Impl {};
+Graph::Graph(int device) : device_(device) {
+  PNEUMO_FAIL("cuda::Graph: pneumo was built without CUDA (configure with -DPNEUMO_CUDA=ON)");
+}
+Graph::~Graph() = default;
+bool Graph::captured() const { return false; }
+size_t Graph::nodes() const { return 0; }
+void Graph::capture(const std::function<void()>&) { PNEUMO_FAIL("cuda::Graph: built without CUDA"); }
+void Graph::replay() { PNEUMO_FAIL("cuda::Graph: built without CUDA"); }
+
+#endif
+
+}  // namespace pneumo::cuda
