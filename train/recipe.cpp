@@ -462,6 +462,31 @@ bool is_complete(const Plan& plan, const Step& step) {
   return true;
 }
 
+// Complete as above, and no dependency re-ran since: every `after` step is itself complete and its marker is
+// not newer than this step's (as make does with files). Without this, re-running a training step left the
+// evaluate step after it marked done with its old figures. Steps are in topological order.
+std::map<std::string, bool> completion(const Plan& plan) {
+  std::map<std::string, bool> done;
+  for (const Step& s : plan.steps) {
+    bool ok = is_complete(plan, s);
+    if (ok && !s.after.empty()) {
+      std::error_code ec;
+      const auto mine = fs::last_write_time(marker_path(plan, s), ec);
+      for (const std::string& d : s.after) {
+        auto it = done.find(d);
+        std::error_code ed;
+        const auto theirs = fs::last_write_time(plan.state + "/" + d + ".done", ed);
+        if (it == done.end() || !it->second || ec || ed || theirs > mine) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    done[s.id] = ok;
+  }
+  return done;
+}
+
 void write_marker(const Plan& plan, const Step& step, double seconds) {
   fs::create_directories(plan.state);
   json m = {{"id", step.id}, {"argv", step.argv}, {"outputs", step.outputs}, {"seconds", seconds},
@@ -522,12 +547,13 @@ std::string describe(const Plan& plan, const std::string& exe) {
   bool any_cost = false;
   std::map<std::string, std::string> sources;
   int level = -1;
+  const std::map<std::string, bool> completed = completion(plan);
   for (const Step& s : plan.steps) {
     if (s.level != level) {
       level = s.level;
       os << "-- level " << level << "\n";
     }
-    const bool done = is_complete(plan, s);
+    const bool done = completed.at(s.id);
     complete += done;
     const bool resume = !done && &command_for(s) != &s.argv;
     std::string src;
@@ -647,7 +673,8 @@ RunResult run_plan(const Plan& plan, const RunOptions& o) {
   RunResult r;
   fs::create_directories(plan.state);
   std::map<std::string, int> status;  // 0 waiting, 1 running, 2 complete, 3 failed, 4 blocked
-  for (const Step& s : plan.steps) status[s.id] = is_complete(plan, s) ? 2 : 0;
+  const std::map<std::string, bool> done = completion(plan);
+  for (const Step& s : plan.steps) status[s.id] = done.at(s.id) ? 2 : 0;
   std::vector<const Step*> todo;
   for (const Step& s : plan.steps) {
     if (!o.only.empty() && s.id != o.only) continue;

@@ -169,10 +169,11 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   fs::remove(dir.file("c.txt"));
   r = rc::run_plan(p, o);
   EXPECT_EQ(r.ran_ids, std::vector<std::string>{"c"});
-  // A changed command line (another --set) runs the step again.
+  // A changed command line (another --set) runs the step again, and the steps after it (their inputs
+  // changed), as make would.
   rc::Plan p2 = rc::parse_plan(shell_recipe(w, b), "shell.json", {"tag=two"});
   r = rc::run_plan(p2, o);
-  EXPECT_EQ(r.ran_ids, std::vector<std::string>{"a"});
+  EXPECT_EQ(r.ran_ids, (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(read_all(dir.file("a.txt")), "one\ntwo\n");
   // The marker records the command line and outputs.
   const std::string marker = read_all(rc::marker_path(p2, step_of(p2, "a")));
@@ -183,8 +184,12 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   test::write_text(dir.file("b.partial"), "");
   EXPECT_EQ(&rc::command_for(step_of(p2, "b")), &step_of(p2, "b").resume_argv);
   r = rc::run_plan(p2, o);
-  EXPECT_EQ(r.ran_ids, std::vector<std::string>{"b"});
-  EXPECT_EQ(read_all(dir.file("b.txt")), "b\nresumed\n");
+  EXPECT_EQ(r.ran_ids, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(read_all(dir.file("b.txt")), "b\nb\nresumed\n");
+  EXPECT_EQ(read_all(dir.file("c.txt")), "b\nb\nresumed\n");  // c saw the re-run b, not its old output
+  // Nothing changed since: nothing runs.
+  r = rc::run_plan(p2, o);
+  EXPECT_EQ(r.ran, 0);
   // A step that exits 0 without writing its declared output has failed.
   const std::string no_out = R"({"vars": {"work": ")" + w + R"("}, "steps": [
     {"id": "x", "run": ["-c", "true"], "outputs": ["${work}/never.txt"]}]})";
