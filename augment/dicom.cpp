@@ -320,8 +320,9 @@ void to_8bit(DcmItem& ds, const std::vector<int32_t>& v, DicomImage& out) {
 }  // namespace
 #endif
 
-DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string& name) {
+DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
 #if PNEUMO_DCMTK_OK
+  max_pixels = std::min(max_pixels, kDicomMaxPixels);
   init_dcmtk();
   PNEUMO_CHECK(dcmDataDict.isDictionaryLoaded(), "cannot read DICOM file '", name,
                "': DCMTK's data dictionary is not loaded (check the DCMDICTPATH environment variable)");
@@ -363,8 +364,12 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
   ds.findAndGetUint16(DCM_SamplesPerPixel, spp);
   ds.findAndGetUint16(DCM_PixelRepresentation, pixel_rep);
   ds.findAndGetUint16(DCM_PlanarConfiguration, planar);
-  Sint32 frames = 1;
-  if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).good() && frames < 1) frames = 1;
+  Sint32 frames = 1, stated = 0;  // (DCMTK zeroes `stated` when the attribute is absent)
+  if (ds.findAndGetSint32(DCM_NumberOfFrames, stated).good() && stated > 1) frames = stated;
+  // A radiograph is one frame; a multi-frame object (tomosynthesis, a cine loop) is not what the networks
+  // were trained on, so it is refused rather than silently cut to its first frame.
+  PNEUMO_CHECK(frames == 1, "DICOM file '", name, "' holds ", frames,
+               " frames (NumberOfFrames); pneumo reads single-frame images only: save the frame wanted as its own file");
   out.frames = frames;
   out.bits_allocated = bits_alloc;
   out.bits_stored = bits_stored;
@@ -376,8 +381,8 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
                "DICOM file '", name, "': inconsistent BitsStored ", bits_stored, " / HighBit ", high_bit,
                " for BitsAllocated ", bits_alloc);
   const int64_t pixels = static_cast<int64_t>(rows) * cols;
-  PNEUMO_CHECK(pixels <= kDicomMaxPixels, "DICOM file '", name, "': ", cols, "x", rows, " pixels is over the limit of ",
-               kDicomMaxPixels);
+  PNEUMO_CHECK(pixels <= max_pixels, "DICOM file '", name, "': ", cols, "x", rows, " pixels is over the limit of ",
+               max_pixels);
 
   std::vector<int32_t> values(static_cast<size_t>(pixels));
   const bool j2k = xf.isEncapsulated() && is_jpeg2000(xf.getXferID());
@@ -397,8 +402,8 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
 #endif
   } else {
     if (xf.isEncapsulated()) {
-      PNEUMO_CHECK(pixels * frames <= kDicomMaxPixels, "DICOM file '", name, "': ", frames, " frames of ", cols, "x",
-                   rows, " is over the limit of ", kDicomMaxPixels, " pixels");
+      PNEUMO_CHECK(pixels * frames <= max_pixels, "DICOM file '", name, "': ", frames, " frames of ", cols, "x",
+                   rows, " is over the limit of ", max_pixels, " pixels");
       const OFCondition dc = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (dc.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit))
         PNEUMO_FAIL("DICOM file '", name, "': cannot decompress transfer syntax ", xf.getXferID(), " (", xf.getXferName(),
@@ -468,6 +473,7 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
   }
   return out;
 #else
+  (void)data, (void)size, (void)max_pixels;
   PNEUMO_FAIL("cannot read DICOM file '", name, "': this pneumo was built without DCMTK (install libdcmtk-dev and "
               "reconfigure; `pneumo info` shows the build's DICOM support)");
 #endif
