@@ -425,6 +425,19 @@ struct Candidate {
   LoopState state;
 };
 
+// An engine error's message without its " [check failed: EXPR] (file.cpp:LINE)" tail, to wrap it in another.
+std::string reason_of(const std::exception& e) {
+  std::string m = e.what();
+  const size_t bracket = m.rfind(" [check failed: ");
+  const size_t at = bracket != std::string::npos ? bracket : m.rfind(" (");
+  if (at != std::string::npos && !m.empty() && m.back() == ')' && m.find(".cpp:", at) != std::string::npos) m.erase(at);
+  return m;
+}
+
+[[noreturn]] void cannot_resume(const std::exception& e) {
+  PNEUMO_FAIL("cannot resume: ", reason_of(e), "; move the checkpoint aside to resume from the one before it");
+}
+
 // The state of a checkpoint pair, or false when either file is missing or the two are from different writes
 // (a crash between them). A file that exists but cannot be read is corrupt (writes are atomic, so no crash
 // leaves one): that is an error naming it, never a silent step back to an older checkpoint.
@@ -435,7 +448,7 @@ bool read_candidate(const std::string& stem, Candidate& out) {
     sm = nn::read_safetensors_metadata(stem + ".state.safetensors");
     mm = nn::read_safetensors_metadata(stem + ".safetensors");
   } catch (const std::exception& e) {
-    PNEUMO_FAIL("cannot resume: ", e.what(), "; move the checkpoint aside to resume from the one before it");
+    cannot_resume(e);
   }
   try {
     if (!sm.count("trainer.tag") || !mm.count("trainer.tag") || sm.at("trainer.tag") != mm.at("trainer.tag"))
@@ -485,7 +498,7 @@ void load_checkpoint(const Candidate& c, nn::Module& model, Optimizer& opt) {
     nn::load_state(model, c.stem + ".safetensors", /*strict=*/true);
     sc = nn::load_safetensors(c.stem + ".state.safetensors");
   } catch (const std::exception& e) {
-    PNEUMO_FAIL("cannot resume: ", e.what(), "; move the checkpoint aside to resume from the one before it");
+    cannot_resume(e);
   }
   OptimizerStateDict od;
   od.tensors = std::move(sc.tensors);
