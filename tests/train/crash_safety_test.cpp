@@ -195,6 +195,7 @@ TEST_F(CrashSafety, TwentySigkillsAtRandomMomentsThenResumeGiveTheSameWeights) {
     ASSERT_LT(done, kEpochs) << "the run finished before kill " << kill;
     KillPlan plan;
     const int kind = static_cast<int>(rng() % 10);
+    if (kind < 3) fs::remove(ckpt(run, done, false));  // (a lone model file left by an earlier kill)
     std::string what;
     if (kind < 3) {  // inside the checkpoint write of the next epoch
       const std::string e = ckpt(run, done, false).substr(run.size() + 13);  // "epoch-00N.safetensors"
@@ -223,6 +224,13 @@ TEST_F(CrashSafety, TwentySigkillsAtRandomMomentsThenResumeGiveTheSameWeights) {
     const ChildRun r = run_pneumo(fresh ? train_args(data_, run) : std::vector<std::string>{"train", "--out", run, "--resume"},
                              tmp_.file("kill" + std::to_string(kill)), plan);
     ASSERT_EQ(r.status, 128 + SIGKILL) << "kill " << kill << " (" << what << ") did not land: " << r.err;
+    if (kind < 3) {  // it died where it was meant to: a half-written temporary file, or between the two files
+      const bool between = what.find("KILL_IN_SAVE") != std::string::npos;
+      const bool in_state = what.find(".state.") != std::string::npos;
+      EXPECT_EQ(temporaries(run + "/checkpoints").size(), between ? 0u : 1u) << what;
+      EXPECT_EQ(fs::exists(ckpt(run, done, false)), between || in_state) << what;
+      EXPECT_FALSE(fs::exists(ckpt(run, done, true))) << what;
+    }
   }
   const ChildRun last = run_pneumo({"train", "--out", run, "--resume"}, tmp_.file("last"));
   ASSERT_EQ(last.status, 0) << last.err;
