@@ -226,6 +226,15 @@ void decode_jpeg2000(const uint8_t* data, size_t size, int rows, int cols, std::
 }
 #endif
 
+// The PixelData element as DCMTK's pixel class. A corrupt file can give the tag another VR, and DCMTK then
+// makes it another class: casting without checking crashed (found by fuzz_dicom, 2026-12-07).
+DcmPixelData* pixel_data_of(DcmElement* e, const std::string& name) {
+  auto* p = dynamic_cast<DcmPixelData*>(e);
+  PNEUMO_CHECK(p != nullptr, "DICOM file '", name, "': the pixel data element has VR ", DcmVR(e->getVR()).getVRName(),
+               ", not OB/OW (corrupt file)");
+  return p;
+}
+
 // The encapsulated fragments of frame 1, concatenated (a frame may span several fragments).
 std::vector<uint8_t> first_frame_fragments(DcmPixelData& pixel_data, E_TransferSyntax xfer, int frames,
                                            const std::string& name) {
@@ -390,7 +399,7 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
 #if PNEUMO_OPENJPEG_OK
     PNEUMO_CHECK(spp == 1, "DICOM file '", name, "': JPEG 2000 colour images are not supported (SamplesPerPixel ", spp, ")");
     std::vector<uint8_t> stream =
-        first_frame_fragments(*static_cast<DcmPixelData*>(pixel_element), xfer, frames, name);
+        first_frame_fragments(*pixel_data_of(pixel_element, name), xfer, frames, name);
     decode_jpeg2000(stream.data(), stream.size(), rows, cols, values, name);
     // Lossy J2K may overshoot the stored range slightly; clamp to it.
     const int32_t lo = out.is_signed ? -(1 << (bits_stored - 1)) : 0;

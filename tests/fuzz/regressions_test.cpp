@@ -100,5 +100,28 @@ TEST(FuzzRegressions, DicomDeclaringAFourGibElementIsACleanError) {
   }
 }
 
+TEST(FuzzRegressions, JpegScanUsingAnUndefinedHuffmanTableIsACleanError) {
+  // fuzz_image (non-sanitized build, 2026-12-07): SEGV in stbi__jpeg_decode_block. The scan names DC table 3
+  // for its third component; the file defines DC/AC tables 0 and 1 only, and stb 2.27 decoded with the
+  // uninitialised table 3. Now refused before stb decodes.
+  const std::string b = bytes_of(kRegressions + "/image/scan-uses-undefined-huffman-table.jpg");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "scan.jpg"); },
+      {"scan.jpg", "Huffman table the file never defines"});
+}
+
+TEST(FuzzRegressions, DicomPixelDataTagOfAnotherVrIsACleanError) {
+  // fuzz_dicom (non-sanitized build, 2026-12-07): SEGV in DcmPixelData::findRepresentationEntry. A mutated
+  // JPEG 2000 file whose (7FE0,0010) element DCMTK parsed as a sequence; the reader cast it to DcmPixelData
+  // unchecked. Now the element's class is checked.
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string b = bytes_of(kRegressions + "/dicom/pixel-data-tag-parsed-as-sequence.dcm");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "px.dcm"); },
+      {"px.dcm", "pixel data element has VR SQ"});
+}
+
 }  // namespace
 }  // namespace pneumo
