@@ -389,6 +389,10 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
   PNEUMO_CHECK(bits_stored >= 1 && bits_stored <= bits_alloc && high_bit < bits_alloc && high_bit + 1 >= bits_stored,
                "DICOM file '", name, "': inconsistent BitsStored ", bits_stored, " / HighBit ", high_bit,
                " for BitsAllocated ", bits_alloc);
+  // Before any decoder runs: a compressed file claiming 65529 samples per pixel made DCMTK's decompression
+  // allocate 2 GB before the samples check below refused it (found by fuzz_dicom, 2026-12-07).
+  PNEUMO_CHECK(spp == 1 || spp == 3, "DICOM file '", name, "': SamplesPerPixel ", spp,
+               " is not supported (1 for gray, 3 for RGB)");
   const int64_t pixels = static_cast<int64_t>(rows) * cols;
   PNEUMO_CHECK(pixels <= max_pixels, "DICOM file '", name, "': ", cols, "x", rows, " pixels is over the limit of ",
                max_pixels);

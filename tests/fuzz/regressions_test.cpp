@@ -123,5 +123,17 @@ TEST(FuzzRegressions, DicomPixelDataTagOfAnotherVrIsACleanError) {
       {"px.dcm", "pixel data element has VR SQ"});
 }
 
+TEST(FuzzRegressions, DicomClaimingThousandsOfSamplesIsRefusedBeforeDecompressing) {
+  // fuzz_dicom (2026-12-07): out of memory. A 1162-byte compressed file claiming 65529 samples per pixel: DCMTK's
+  // decompression allocated 2.1 GB (pneumo dicom-to-png peaked at 2,126,868 KB) before the samples check ran.
+  // Now refused first (14 MB peak); the message is the early check's, which proves where it stopped.
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string b = bytes_of(kRegressions + "/dicom/compressed-65529-samples-per-pixel-2gb.dcm");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "spp.dcm"); },
+      {"spp.dcm", "SamplesPerPixel 65529 is not supported"});
+}
+
 }  // namespace
 }  // namespace pneumo
