@@ -235,6 +235,29 @@ DcmPixelData* pixel_data_of(DcmElement* e, const std::string& name) {
   return p;
 }
 
+// DCMTK 3.6.7's DJCodecDecoder::scanJpegDataForBitDepth never ends on a stream with a standalone marker
+// (TEM, RSTn) or a segment length under 2 before the frame header (found by fuzz_dicom, 2026-12-07: FF D8 FF 01
+// looped for ever). Real JPEG streams have neither there; walk the markers up to the SOF and refuse them.
+bool jpeg_header_walkable(const std::vector<uint8_t>& b) {
+  size_t p = 0;
+  if (b.size() < 4 || b[0] != 0xFF || b[1] != 0xD8) return true;  // left to the decoder, which fails on it
+  p = 2;
+  while (p + 4 <= b.size()) {
+    if (b[p] != 0xFF) return true;
+    const int m = b[p + 1];
+    if (m == 0xFF) {
+      ++p;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) return false;
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return true;  // SOFn
+    const size_t len = static_cast<size_t>(b[p + 2] << 8 | b[p + 3]);
+    if (len < 2) return false;
+    p += 2 + len;
+  }
+  return true;
+}
+
 // The encapsulated fragments of frame 1, concatenated (a frame may span several fragments).
 std::vector<uint8_t> first_frame_fragments(DcmPixelData& pixel_data, E_TransferSyntax xfer, int frames,
                                            const std::string& name) {
@@ -417,6 +440,11 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
     if (xf.isEncapsulated()) {
       PNEUMO_CHECK(pixels * frames <= max_pixels, "DICOM file '", name, "': ", frames, " frames of ", cols, "x",
                    rows, " is over the limit of ", max_pixels, " pixels");
+      if (std::string(xf.getXferID()).rfind("1.2.840.10008.1.2.4.", 0) == 0 && !is_jpeg2000(xf.getXferID())) {
+        const std::vector<uint8_t> jpeg = first_frame_fragments(*pixel_data_of(pixel_element, name), xfer, frames, name);
+        PNEUMO_CHECK(jpeg_header_walkable(jpeg), "DICOM file '", name,
+                     "': corrupt JPEG stream (a marker without a length before the frame header)");
+      }
       const OFCondition dc = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (dc.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit))
         PNEUMO_FAIL("DICOM file '", name, "': cannot decompress transfer syntax ", xf.getXferID(), " (", xf.getXferName(),

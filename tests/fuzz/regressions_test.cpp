@@ -135,5 +135,16 @@ TEST(FuzzRegressions, DicomClaimingThousandsOfSamplesIsRefusedBeforeDecompressin
       {"spp.dcm", "SamplesPerPixel 65529 is not supported"});
 }
 
+TEST(FuzzRegressions, DicomJpegWithATemMarkerBeforeTheFrameHeaderEnds) {
+  // fuzz_dicom (2026-12-07): timeout. A JPEG baseline fragment starting FF D8 FF 01 (TEM): DCMTK 3.6.7's
+  // DJCodecDecoder::scanJpegDataForBitDepth looped for ever. Now refused before DCMTK decodes (at once).
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string b = bytes_of(kRegressions + "/dicom/jpeg-tem-marker-endless-scan.dcm");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "tem.dcm"); },
+      {"tem.dcm", "corrupt JPEG stream"});
+}
+
 }  // namespace
 }  // namespace pneumo
