@@ -226,6 +226,38 @@ void decode_jpeg2000(const uint8_t* data, size_t size, int rows, int cols, std::
 }
 #endif
 
+// The PixelData element as DCMTK's pixel class. A corrupt file can give the tag another VR, and DCMTK then
+// makes it another class: casting without checking crashed (found by fuzz_dicom, 2026-12-07).
+DcmPixelData* pixel_data_of(DcmElement* e, const std::string& name) {
+  auto* p = dynamic_cast<DcmPixelData*>(e);
+  PNEUMO_CHECK(p != nullptr, "DICOM file '", name, "': the pixel data element has VR ", DcmVR(e->getVR()).getVRName(),
+               ", not OB/OW (corrupt file)");
+  return p;
+}
+
+// DCMTK 3.6.7's DJCodecDecoder::scanJpegDataForBitDepth never ends on a stream with a standalone marker
+// (TEM, RSTn) or a segment length under 2 before the frame header (found by fuzz_dicom, 2026-12-07: FF D8 FF 01
+// looped for ever). Real JPEG streams have neither there; walk the markers up to the SOF and refuse them.
+bool jpeg_header_walkable(const std::vector<uint8_t>& b) {
+  size_t p = 0;
+  if (b.size() < 4 || b[0] != 0xFF || b[1] != 0xD8) return true;  // left to the decoder, which fails on it
+  p = 2;
+  while (p + 4 <= b.size()) {
+    if (b[p] != 0xFF) return true;
+    const int m = b[p + 1];
+    if (m == 0xFF) {
+      ++p;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) return false;
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return true;  // SOFn
+    const size_t len = static_cast<size_t>(b[p + 2] << 8 | b[p + 3]);
+    if (len < 2) return false;
+    p += 2 + len;
+  }
+  return true;
+}
+
 // The encapsulated fragments of frame 1, concatenated (a frame may span several fragments).
 std::vector<uint8_t> first_frame_fragments(DcmPixelData& pixel_data, E_TransferSyntax xfer, int frames,
                                            const std::string& name) {
@@ -320,8 +352,9 @@ void to_8bit(DcmItem& ds, const std::vector<int32_t>& v, DicomImage& out) {
 }  // namespace
 #endif
 
-DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string& name) {
+DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
 #if PNEUMO_DCMTK_OK
+  max_pixels = std::min(max_pixels, kDicomMaxPixels);
   init_dcmtk();
   PNEUMO_CHECK(dcmDataDict.isDictionaryLoaded(), "cannot read DICOM file '", name,
                "': DCMTK's data dictionary is not loaded (check the DCMDICTPATH environment variable)");
@@ -363,8 +396,12 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
   ds.findAndGetUint16(DCM_SamplesPerPixel, spp);
   ds.findAndGetUint16(DCM_PixelRepresentation, pixel_rep);
   ds.findAndGetUint16(DCM_PlanarConfiguration, planar);
-  Sint32 frames = 1;
-  if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).good() && frames < 1) frames = 1;
+  Sint32 frames = 1, stated = 0;  // (DCMTK zeroes `stated` when the attribute is absent)
+  if (ds.findAndGetSint32(DCM_NumberOfFrames, stated).good() && stated > 1) frames = stated;
+  // A radiograph is one frame; a multi-frame object (tomosynthesis, a cine loop) is not what the networks
+  // were trained on, so it is refused rather than silently cut to its first frame.
+  PNEUMO_CHECK(frames == 1, "DICOM file '", name, "' holds ", frames,
+               " frames (NumberOfFrames); pneumo reads single-frame images only: save the frame wanted as its own file");
   out.frames = frames;
   out.bits_allocated = bits_alloc;
   out.bits_stored = bits_stored;
@@ -375,9 +412,13 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
   PNEUMO_CHECK(bits_stored >= 1 && bits_stored <= bits_alloc && high_bit < bits_alloc && high_bit + 1 >= bits_stored,
                "DICOM file '", name, "': inconsistent BitsStored ", bits_stored, " / HighBit ", high_bit,
                " for BitsAllocated ", bits_alloc);
+  // Before any decoder runs: a compressed file claiming 65529 samples per pixel made DCMTK's decompression
+  // allocate 2 GB before the samples check below refused it (found by fuzz_dicom, 2026-12-07).
+  PNEUMO_CHECK(spp == 1 || spp == 3, "DICOM file '", name, "': SamplesPerPixel ", spp,
+               " is not supported (1 for gray, 3 for RGB)");
   const int64_t pixels = static_cast<int64_t>(rows) * cols;
-  PNEUMO_CHECK(pixels <= kDicomMaxPixels, "DICOM file '", name, "': ", cols, "x", rows, " pixels is over the limit of ",
-               kDicomMaxPixels);
+  PNEUMO_CHECK(pixels <= max_pixels, "DICOM file '", name, "': ", cols, "x", rows, " pixels is over the limit of ",
+               max_pixels);
 
   std::vector<int32_t> values(static_cast<size_t>(pixels));
   const bool j2k = xf.isEncapsulated() && is_jpeg2000(xf.getXferID());
@@ -385,7 +426,7 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
 #if PNEUMO_OPENJPEG_OK
     PNEUMO_CHECK(spp == 1, "DICOM file '", name, "': JPEG 2000 colour images are not supported (SamplesPerPixel ", spp, ")");
     std::vector<uint8_t> stream =
-        first_frame_fragments(*static_cast<DcmPixelData*>(pixel_element), xfer, frames, name);
+        first_frame_fragments(*pixel_data_of(pixel_element, name), xfer, frames, name);
     decode_jpeg2000(stream.data(), stream.size(), rows, cols, values, name);
     // Lossy J2K may overshoot the stored range slightly; clamp to it.
     const int32_t lo = out.is_signed ? -(1 << (bits_stored - 1)) : 0;
@@ -397,8 +438,13 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
 #endif
   } else {
     if (xf.isEncapsulated()) {
-      PNEUMO_CHECK(pixels * frames <= kDicomMaxPixels, "DICOM file '", name, "': ", frames, " frames of ", cols, "x",
-                   rows, " is over the limit of ", kDicomMaxPixels, " pixels");
+      PNEUMO_CHECK(pixels * frames <= max_pixels, "DICOM file '", name, "': ", frames, " frames of ", cols, "x",
+                   rows, " is over the limit of ", max_pixels, " pixels");
+      if (std::string(xf.getXferID()).rfind("1.2.840.10008.1.2.4.", 0) == 0 && !is_jpeg2000(xf.getXferID())) {
+        const std::vector<uint8_t> jpeg = first_frame_fragments(*pixel_data_of(pixel_element, name), xfer, frames, name);
+        PNEUMO_CHECK(jpeg_header_walkable(jpeg), "DICOM file '", name,
+                     "': corrupt JPEG stream (a marker without a length before the frame header)");
+      }
       const OFCondition dc = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (dc.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit))
         PNEUMO_FAIL("DICOM file '", name, "': cannot decompress transfer syntax ", xf.getXferID(), " (", xf.getXferName(),
@@ -468,6 +514,7 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
   }
   return out;
 #else
+  (void)data, (void)size, (void)max_pixels;
   PNEUMO_FAIL("cannot read DICOM file '", name, "': this pneumo was built without DCMTK (install libdcmtk-dev and "
               "reconfigure; `pneumo info` shows the build's DICOM support)");
 #endif

@@ -13,6 +13,9 @@
 
 namespace pneumo::aug {
 
+// Largest image accepted (rows * columns), so a hostile header cannot ask for gigabytes.
+constexpr int64_t kDicomMaxPixels = int64_t{1} << 27;
+
 // How the stored values were mapped to 8 bits (DicomImage::conversion).
 enum class DicomConversion { Identity, Window, VoiLut, MinMax };
 const char* dicom_conversion_name(DicomConversion c);
@@ -27,7 +30,7 @@ struct DicomImage {
   std::string photometric;          // MONOCHROME1, MONOCHROME2, RGB ...
   int bits_allocated = 0, bits_stored = 0;
   bool is_signed = false;
-  int frames = 1;  // NumberOfFrames; only the first frame is read
+  int frames = 1;  // NumberOfFrames; always 1 (files of several frames are refused, docs/dicom.md)
   DicomConversion conversion = DicomConversion::Identity;
   double window_center = 0.0, window_width = 0.0;  // the values used when conversion == Window
   std::string window_function;                     // LINEAR, LINEAR_EXACT or SIGMOID when conversion == Window
@@ -50,15 +53,15 @@ bool looks_like_dicom(const uint8_t* bytes, size_t size);
 // data, unsupported photometric/bits/transfer syntax, dimensions over the limit, this build has no DCMTK).
 DicomImage read_dicom(const std::string& path);
 // The same from memory (for the fuzz harness and decode_image); `name` is used in error messages.
-DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string& name);
+// `max_pixels` (at most kDicomMaxPixels) lowers the size limit: the fuzz harness uses it so that mutants
+// claiming big images are refused instead of decoded (the big-size paths have their own tests).
+DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string& name,
+                             int64_t max_pixels = kDicomMaxPixels);
 
 // The pixel arithmetic, exposed for tests (docs/dicom.md gives the formulas, from DICOM PS3.3 C.11.2.1.2).
 // Window: LINEAR (the standard's default), LINEAR_EXACT, SIGMOID; returns 0..255 before any inversion.
 uint8_t dicom_window_to_8bit(double value, double center, double width, const std::string& function);
 // Min-max: round((value - lo) * 255 / (hi - lo)); 0 when hi == lo.
 uint8_t dicom_minmax_to_8bit(double value, double lo, double hi);
-
-// Largest image accepted (rows * columns), so a hostile header cannot ask for gigabytes.
-constexpr int64_t kDicomMaxPixels = int64_t{1} << 27;
 
 }  // namespace pneumo::aug

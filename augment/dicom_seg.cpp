@@ -7,8 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "augment/dicom.h"
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 
 #if defined(PNEUMO_HAVE_DCMTK) && PNEUMO_HAVE_DCMTK
@@ -16,6 +19,7 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcostrmb.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmfg/fgderimg.h"
 #include "dcmtk/dcmfg/fgfracon.h"
@@ -91,7 +95,8 @@ void write_dicom_seg(const std::string& source_path, const Image& mask, const st
 
   const std::string version = options.algorithm_version.empty() ? std::string(PNEUMO_VERSION) : options.algorithm_version;
   IODGeneralEquipmentModule::EquipmentInfo equipment("pneumo", "pneumo", "0", version.c_str());
-  ContentIdentificationMacro content("1", "PNEUMOTHORAX", "pneumothorax segmentation", "pneumo");
+  // The creator's name is a PN: "family^given" ("pneumo" alone is the retired ACR-NEMA form, dciodvfy warns).
+  ContentIdentificationMacro content("1", "PNEUMOTHORAX", "pneumothorax segmentation", "pneumo^");
   DcmSegmentation* raw = nullptr;
   check_ok(DcmSegmentation::createBinarySegmentation(raw, static_cast<Uint16>(mask.height),
                                                      static_cast<Uint16>(mask.width), equipment, content),
@@ -165,16 +170,34 @@ void write_dicom_seg(const std::string& source_path, const Image& mask, const st
   check_ok(seg->writeDataset(*out.getDataset()), "building the data set", out_path);
   // Without a Frame of Reference UID, DCMTK still writes the module's empty Type 2 attribute: drop it.
   if (frame_of_reference.empty()) out.getDataset()->findAndDeleteElement(DCM_PositionReferenceIndicator);
-  const std::string tmp = out_path + ".tmp";
-  const OFCondition saved = out.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
-  if (saved.bad()) {
-    std::remove(tmp.c_str());
-    PNEUMO_FAIL("DICOM SEG '", out_path, "': writing failed: ", saved.text());
+  // General Image module, Type 2C: a SEG without plane orientation (a projection X-ray's) needs Patient
+  // Orientation; the mask has the source's geometry, so the source's value (empty when it states none).
+  // dciodvfy reported its absence.
+  OFString orientation;
+  sds.findAndGetOFStringArray(DCM_PatientOrientation, orientation);
+  check_ok(out.getDataset()->putAndInsertString(DCM_PatientOrientation, orientation.c_str()), "setting PatientOrientation",
+           out_path);
+  // DcmFileFormat::saveFile's steps into memory (a buffer stream, drained whenever DCMTK fills it), then one
+  // atomic write: never a half-written SEG under the final name.
+  const E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+  check_ok(out.validateMetaInfo(xfer, EWM_createNewMeta), "building the meta header", out_path);
+  std::string encoded;
+  std::vector<char> chunk(1 << 16);
+  DcmOutputBufferStream stream(chunk.data(), chunk.size());
+  out.transferInit();
+  OFCondition written = EC_StreamNotifyClient;
+  while (written == EC_StreamNotifyClient) {
+    written = out.write(stream, xfer, EET_ExplicitLength, nullptr, EGL_recalcGL, EPD_noChange, 0, 0, 0,
+                        EWM_createNewMeta);
+    if (written == EC_Normal) stream.flush();
+    void* data = nullptr;
+    offile_off_t length = 0;
+    stream.flushBuffer(data, length);
+    encoded.append(static_cast<const char*>(data), static_cast<size_t>(length));
   }
-  if (std::rename(tmp.c_str(), out_path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    PNEUMO_FAIL("DICOM SEG '", out_path, "': cannot rename the temporary file into place");
-  }
+  out.transferEnd();
+  check_ok(written, "encoding the file", out_path);
+  write_file_atomic(out_path, encoded);
 #else
   PNEUMO_FAIL("cannot write DICOM SEG '", out_path, "': this pneumo was built without DCMTK (install libdcmtk-dev and "
               "reconfigure)");

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -89,6 +90,71 @@ bool jpeg_huffman_tables_fit(const uint8_t* bytes, size_t size) {
   return true;
 }
 
+// stb_image 2.27 decodes a scan with whatever its Huffman arrays hold when the scan names a table no DHT
+// defined: uninitialised memory, then reads and writes out of bounds (found by fuzz_image, 2026-12-07: a SEGV
+// in stbi__jpeg_decode_block). The markers are walked as stb walks them (fill bytes skipped, entropy-coded
+// data skipped to the next marker) and each scan's tables checked: baseline scans use their components' DC
+// and AC tables; progressive ones the DC table in a first DC scan, the AC table in an AC scan. Anything stb
+// itself rejects is left to stb.
+bool jpeg_scans_use_defined_tables(const uint8_t* bytes, size_t size) {
+  auto at = [&](size_t i) -> int { return i < size ? bytes[i] : 0; };
+  bool defined[2][4] = {};
+  bool progressive = false;
+  int comp_ids[4] = {-1, -1, -1, -1};
+  size_t p = 0;
+  while (p < size && bytes[p] == 0xFF) ++p;
+  if (at(p) != 0xD8) return true;
+  ++p;
+  while (p < size) {
+    if (bytes[p] != 0xFF) {
+      ++p;
+      continue;
+    }
+    while (p < size && bytes[p] == 0xFF) ++p;
+    if (p >= size) break;
+    const int m = bytes[p++];
+    if (m == 0xD9) break;                                 // EOI
+    if (m == 0x00 || (m >= 0xD0 && m <= 0xD8)) continue;  // stuffed byte, RSTn, SOI: no length
+    const size_t len = static_cast<size_t>(at(p) << 8 | at(p + 1));
+    if (len < 2) return true;  // stb fails on it
+    const size_t seg = p + 2;
+    if (m == 0xC4) {
+      for (size_t q = seg; q < p + len;) {
+        const int tc = at(q) >> 4, th = at(q) & 15;
+        if (tc > 1 || th > 3) return true;
+        int n = 0;
+        for (int k = 0; k < 16; ++k) n += at(q + 1 + static_cast<size_t>(k));
+        defined[tc][th] = true;
+        q += 17 + static_cast<size_t>(n);
+      }
+    } else if (m >= 0xC0 && m <= 0xC2) {
+      progressive = m == 0xC2;
+      const int n = at(seg + 5);
+      for (int k = 0; k < 4; ++k) comp_ids[k] = k < n ? at(seg + 6 + 3 * static_cast<size_t>(k)) : -1;
+    } else if (m == 0xDA) {
+      const int ns = at(seg);
+      const int ss = at(seg + 1 + 2 * static_cast<size_t>(ns)), ah = at(seg + 3 + 2 * static_cast<size_t>(ns)) >> 4;
+      for (int k = 0; k < ns && k < 4; ++k) {
+        const int id = at(seg + 1 + 2 * static_cast<size_t>(k)), q = at(seg + 2 + 2 * static_cast<size_t>(k));
+        const int hd = q >> 4, ha = q & 15;
+        if (hd > 3 || ha > 3 || std::find(comp_ids, comp_ids + 4, id) == comp_ids + 4) return true;
+        const bool need_dc = progressive ? ss == 0 && ah == 0 : true;
+        const bool need_ac = progressive ? ss > 0 : true;
+        if ((need_dc && !defined[0][hd]) || (need_ac && !defined[1][ha])) return false;
+      }
+      p += len;
+      // The entropy-coded data runs to the next marker (FF then neither 00 nor RSTn).
+      while (p + 1 < size && !(bytes[p] == 0xFF && bytes[p + 1] != 0x00 && !(bytes[p + 1] >= 0xD0 && bytes[p + 1] <= 0xD7)))
+        ++p;
+      continue;
+    } else if (!(m == 0xDB || m == 0xDD || (m >= 0xE0 && m <= 0xEF) || m == 0xFE)) {
+      return true;  // a marker stb does not take: it fails there
+    }
+    p += len;
+  }
+  return true;
+}
+
 // stb_image passes a null buffer to memcpy (undefined behaviour, found by fuzz_image under UBSan) for a PNG
 // IDAT chunk of length 0 seen before any image data. Such chunks carry nothing, so a copy without them is
 // the same image; walk the chunks as stb does (length, type, data, CRC) and drop each empty IDAT.
@@ -127,6 +193,8 @@ Image decode_image(const uint8_t* bytes, size_t size, const std::string& name) {
   // stb takes any run of 0xFF fill bytes before the JPEG SOI marker; a PNG starts with 0x89.
   if (bytes[0] == 0xFF && !jpeg_huffman_tables_fit(bytes, size))
     PNEUMO_FAIL("cannot decode image '", name, "': corrupt JPEG (a Huffman table declares more than 256 codes)");
+  if (bytes[0] == 0xFF && !jpeg_scans_use_defined_tables(bytes, size))
+    PNEUMO_FAIL("cannot decode image '", name, "': corrupt JPEG (a scan uses a Huffman table the file never defines)");
   std::vector<uint8_t> png_copy;
   if (drop_empty_png_idat(bytes, size, png_copy)) return decode_image(png_copy.data(), png_copy.size(), name);
   int w = 0, h = 0, comp = 0;

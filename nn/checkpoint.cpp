@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -15,6 +18,7 @@
 
 #include "kernels/atomic_file.h"
 #include "kernels/check.h"
+#include "kernels/crc32c.h"
 
 namespace pneumo::nn {
 namespace {
@@ -22,6 +26,10 @@ namespace {
 using json = nlohmann::json;
 
 constexpr uint64_t kMaxHeaderBytes = 100u * 1000u * 1000u;  // the safetensors library's own limit
+// A __metadata__ entry every file written by pneumo carries: CRC-32C (8 hex digits) of the header JSON
+// without this entry, followed by every tensor's bytes in data order. Files without it (older pneumo,
+// other tools) load unchecked.
+constexpr const char* kChecksumKey = "pneumo.crc32c";
 
 #define CKPT_FAIL(path, ...) PNEUMO_FAIL("safetensors file '", path, "': ", __VA_ARGS__)
 
@@ -48,9 +56,30 @@ struct Entry {
 
 struct Header {
   std::vector<Entry> entries;  // sorted by begin
-  Metadata metadata;
+  Metadata metadata;           // without the checksum entry
   uint64_t data_start = 0;     // file offset of the byte buffer
+  bool has_checksum = false;
+  uint32_t stored_crc = 0;
+  uint32_t header_crc = 0;     // CRC-32C of the canonical header (see kChecksumKey)
 };
+
+// The header JSON as the writer dumps it, without the checksum entry (nlohmann's objects keep keys sorted,
+// so parsing and dumping again gives the writer's bytes back).
+uint32_t canonical_header_crc(json root) {
+  auto meta = root.find("__metadata__");
+  if (meta != root.end() && meta->is_object()) {
+    meta->erase(kChecksumKey);
+    if (meta->empty()) root.erase("__metadata__");
+  }
+  const std::string text = root.dump();
+  return crc32c(text.data(), text.size());
+}
+
+std::string hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
 
 class File {
  public:
@@ -119,7 +148,18 @@ Header read_header(const std::string& path, const File& file) {
       if (!v.is_object()) CKPT_FAIL(path, "__metadata__ must be an object of strings");
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) CKPT_FAIL(path, "__metadata__ value of '", m.key(), "' is not a string");
-        h.metadata[m.key()] = m.value().get<std::string>();
+        const std::string value = m.value().get<std::string>();
+        if (m.key() == kChecksumKey) {
+          const bool hex = value.size() == 8 && std::all_of(value.begin(), value.end(), [](char c) {
+            return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+          });
+          if (!hex) CKPT_FAIL(path, "checksum '", value, "' is not 8 hex digits: the file is corrupt");
+          const unsigned long crc = std::strtoul(value.c_str(), nullptr, 16);
+          h.has_checksum = true;
+          h.stored_crc = static_cast<uint32_t>(crc);
+          continue;
+        }
+        h.metadata[m.key()] = value;
       }
       continue;
     }
@@ -164,6 +204,7 @@ Header read_header(const std::string& path, const File& file) {
   for (size_t i = 1; i < h.entries.size(); ++i)
     if (h.entries[i].begin < h.entries[i - 1].end)
       CKPT_FAIL(path, "tensors '", h.entries[i - 1].name, "' and '", h.entries[i].name, "' overlap in the data");
+  if (h.has_checksum) h.header_crc = canonical_header_crc(std::move(root));
   return h;
 }
 
@@ -197,16 +238,33 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
+  if (metadata.count(kChecksumKey)) CKPT_FAIL(path, "metadata key '", kChecksumKey, "' is reserved for the checksum");
   if (!metadata.empty()) header["__metadata__"] = metadata;
+  {
+    const std::string canonical = header.dump();
+    uint32_t crc = crc32c(canonical.data(), canonical.size());
+    for (const Tensor& t : host) crc = crc32c_extend(crc, t.raw_data(), t.nbytes());
+    header["__metadata__"][kChecksumKey] = hex32(crc);
+  }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
 
+  // Tests: PNEUMO_DEBUG_KILL_WRITING=TEXT dies (SIGKILL) half-way through writing any file whose path
+  // contains TEXT, with the first half of the tensors already in the temporary file (a crash mid-write).
+  const char* kill_env = std::getenv("PNEUMO_DEBUG_KILL_WRITING");
+  const bool kill_mid_write = kill_env && *kill_env && path.find(kill_env) != std::string::npos;
   write_file_atomic(path, [&](std::ostream& out) {
     out.write(reinterpret_cast<const char*>(len_bytes), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const Tensor& t : host) out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
+    for (size_t i = 0; i < host.size(); ++i) {
+      if (kill_mid_write && i == host.size() / 2) {
+        out.flush();
+        std::raise(SIGKILL);
+      }
+      out.write(static_cast<const char*>(host[i].raw_data()), static_cast<std::streamsize>(host[i].nbytes()));
+    }
   });
 }
 
@@ -215,11 +273,16 @@ SafetensorsContents load_safetensors(const std::string& path) {
   Header h = read_header(path, file);
   SafetensorsContents out;
   out.metadata = std::move(h.metadata);
+  uint32_t crc = h.header_crc;
   for (const Entry& e : h.entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype, Device::cpu());
     file.read_at(h.data_start + e.begin, t.raw_data(), e.end - e.begin);
+    if (h.has_checksum) crc = crc32c_extend(crc, t.raw_data(), e.end - e.begin);
     out.tensors.emplace_back(e.name, std::move(t));
   }
+  if (h.has_checksum && crc != h.stored_crc)
+    CKPT_FAIL(path, "checksum mismatch (CRC-32C ", hex32(crc), ", the file says ", hex32(h.stored_crc),
+              "): the file is corrupt");
   return out;
 }
 

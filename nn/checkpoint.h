@@ -5,6 +5,10 @@
 // checked against the file size before anything is allocated, and every error names the file.
 // Writing goes through write_file_atomic (kernels/atomic_file.h): a unique temporary file, fsync'ed, renamed
 // over <path>, folder fsync'ed: never half-written.
+// Every file written carries a checksum in its metadata ("pneumo.crc32c": CRC-32C of the header JSON without
+// that entry, then of every tensor's bytes in data order); load_safetensors verifies it and a mismatch is an
+// error naming the file ("checksum mismatch ...: the file is corrupt"). Files without one (written by older
+// pneumo or another tool) load unchecked. The entry is not part of the returned metadata.
 #pragma once
 #include <map>
 #include <string>
@@ -27,7 +31,7 @@ struct SafetensorsContents {
 // Writes F32, F64, BF16, F16, U8, I32, I64 tensors (from any device). Names must be unique and non-empty.
 void save_safetensors(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
 SafetensorsContents load_safetensors(const std::string& path);
-Metadata read_safetensors_metadata(const std::string& path);  // reads only the header
+Metadata read_safetensors_metadata(const std::string& path);  // reads only the header (data not verified)
 
 // What load_state did: names are the module's dotted names.
 struct LoadReport {

@@ -4,7 +4,8 @@
 # Usage: tools/deps.sh [--fuzz] [--optional]
 #   build and tests:  cmake ninja-build g++ libgtest-dev libstb-dev nlohmann-json3-dev libcli11-dev
 #   --fuzz            also clang-14 libclang-rt-14-dev libomp-14-dev (sanitizer and libFuzzer jobs)
-#   --optional        also libdcmtk-dev libopenjp2-7-dev (DICOM); their absence is never an error
+#   --optional        also libdcmtk-dev libopenjp2-7-dev (DICOM) and dicom3tools (dciodvfy, which a test runs
+#                     over pneumo's DICOM SEG); their absence is never an error
 # The CUDA toolkit and cuDNN are not Debian packages here: they come with the machine (the build finds them).
 set -euo pipefail
 required=(cmake ninja-build g++ libgtest-dev libstb-dev nlohmann-json3-dev libcli11-dev)
@@ -12,7 +13,7 @@ optional=()
 for arg in "$@"; do
   case "$arg" in
     --fuzz) required+=(clang-14 libclang-rt-14-dev libomp-14-dev) ;;
-    --optional) optional+=(libdcmtk-dev libopenjp2-7-dev) ;;
+    --optional) optional+=(libdcmtk-dev libopenjp2-7-dev dicom3tools) ;;
     *) echo "tools/deps.sh: unknown argument '$arg' (--fuzz, --optional)" >&2; exit 2 ;;
   esac
 done
@@ -34,7 +35,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "tools/deps.sh: missing Debian packages: ${need[*]} (as root: apt-get install ${need[*]}${want[*]:+; optional: ${want[*]}})" >&2
     exit 1
   fi
-  echo "tools/deps.sh: optional Debian packages not installed: ${want[*]} (DICOM support is left out)" >&2
+  echo "tools/deps.sh: optional Debian packages not installed: ${want[*]} (DICOM support, or the dciodvfy check, is left out)" >&2
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive

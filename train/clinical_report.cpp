@@ -1,5 +1,5 @@
-// Clinical outputs and the per-study report (clinical_report.h). Files are written atomically (a temporary
-// name, then rename) so an interrupted run never leaves half a report.
+// Clinical outputs and the per-study report (clinical_report.h). Files are written atomically
+// (write_file_atomic) so an interrupted run never leaves half a report.
 #include "train/clinical_report.h"
 
 #include <cerrno>
@@ -13,6 +13,7 @@
 
 #include "augment/dicom_seg.h"
 #include "augment/overlay.h"
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 
 namespace pneumo::train {
@@ -21,24 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) PNEUMO_FAIL("cannot create '", tmp, "': ", std::strerror(errno));
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      PNEUMO_FAIL("cannot write '", tmp, "': ", std::strerror(errno));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    PNEUMO_FAIL("cannot rename '", tmp, "' to '", path, "': ", std::strerror(err));
-  }
-}
+void write_text_atomic(const std::string& path, const std::string& text) { write_file_atomic(path, text); }
 
 std::string fmt(const char* f, double v) {
   char buf[64];

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "augment/image.h"
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 #include "train/dataset.h"
 #include "train/rle.h"
@@ -97,20 +98,7 @@ std::map<std::string, double> read_probability_csv(const std::string& path) {
 void write_text_atomic(const std::string& path, const std::string& text) {
   const fs::path p(path);
   if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    PNEUMO_CHECK(f.good(), "cannot write '", tmp, "'");
-    f << text;
-    f.flush();
-    PNEUMO_CHECK(f.good(), "writing '", tmp, "' failed (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp);
-    PNEUMO_CHECK(false, "cannot rename '", tmp, "' to '", path, "': ", ec.message());
-  }
+  write_file_atomic(path, text);
 }
 
 void write_probability_csv(const std::string& path, const std::vector<std::pair<std::string, double>>& rows) {

@@ -23,6 +23,7 @@
 #include "augment/pipeline.h"
 #include "augment/pipeline_cuda.h"
 #include "autograd/functions.h"
+#include "kernels/atomic_file.h"
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
 #include "nn/layers.h"
@@ -224,7 +225,10 @@ FoldData build_fold_data(const TrainConfig& c, bool resume) {
   const std::string folds_dir = c.folds.empty() ? c.out + "/folds" : c.folds;
   FoldData fd;
   std::vector<std::string> bad;  // ids found unreadable
-  if (c.folds.empty() && (!resume || !fs::exists(folds_dir + "/fold0"))) {
+  // The folds are written fold by fold, train.txt then val.txt: a run killed while writing them has no last
+  // val.txt, and they are made again (the same: they depend only on the data and the seed).
+  const std::string last_fold_file = folds_dir + "/fold" + std::to_string(c.num_folds - 1) + "/val.txt";
+  if (c.folds.empty() && (!resume || !fs::exists(last_fold_file))) {
     // Positive flags (mask folders read every mask), then stratified folds saved into the run folder.
     std::vector<char> pos(all->size(), 0);
     std::vector<std::string> errors = parallel_try(all->size(), [&](size_t i) { pos[i] = all->positive(i); });
@@ -323,19 +327,15 @@ std::vector<MetricsRow> read_metrics(const std::string& path) {
   return rows;
 }
 
-// Rewritten whole each epoch (small): temp file + rename, so a crash never leaves half a row.
+// Rewritten whole each epoch (small), atomically, so a crash never leaves half a row.
 void write_metrics(const std::string& path, const std::vector<MetricsRow>& rows) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
+  write_file_atomic(path, [&](std::ostream& out) {
     out << kMetricsHeader << "\n";
     for (const MetricsRow& r : rows)
       out << r.epoch << "," << fmt(r.lr) << "," << fmt(r.train_loss) << "," << fmt(r.val_loss) << ","
           << fmt(r.val_dice) << "," << fmt(r.val_dice_pos) << "," << fmt(r.val_auc) << "," << fmt(r.seconds) << ","
           << fmt(r.images_per_s) << "\n";
-    PNEUMO_CHECK(out.good(), path, ": cannot write");
-  }
-  fs::rename(tmp, path);
+  });
 }
 
 void draw_curves(const std::string& path, const std::vector<MetricsRow>& rows) {
@@ -426,12 +426,32 @@ struct Candidate {
   LoopState state;
 };
 
-// The state of a checkpoint pair, or false when either file is missing, unreadable or from another write.
+// An engine error's message without its " [check failed: EXPR] (file.cpp:LINE)" tail, to wrap it in another.
+std::string reason_of(const std::exception& e) {
+  std::string m = e.what();
+  const size_t bracket = m.rfind(" [check failed: ");
+  const size_t at = bracket != std::string::npos ? bracket : m.rfind(" (");
+  if (at != std::string::npos && !m.empty() && m.back() == ')' && m.find(".cpp:", at) != std::string::npos) m.erase(at);
+  return m;
+}
+
+[[noreturn]] void cannot_resume(const std::exception& e) {
+  PNEUMO_FAIL("cannot resume: ", reason_of(e), "; move the checkpoint aside to resume from the one before it");
+}
+
+// The state of a checkpoint pair, or false when either file is missing or the two are from different writes
+// (a crash between them). A file that exists but cannot be read is corrupt (writes are atomic, so no crash
+// leaves one): that is an error naming it, never a silent step back to an older checkpoint.
 bool read_candidate(const std::string& stem, Candidate& out) {
+  if (!fs::exists(stem + ".safetensors") || !fs::exists(stem + ".state.safetensors")) return false;
+  nn::Metadata sm, mm;
   try {
-    if (!fs::exists(stem + ".safetensors") || !fs::exists(stem + ".state.safetensors")) return false;
-    const nn::Metadata sm = nn::read_safetensors_metadata(stem + ".state.safetensors");
-    const nn::Metadata mm = nn::read_safetensors_metadata(stem + ".safetensors");
+    sm = nn::read_safetensors_metadata(stem + ".state.safetensors");
+    mm = nn::read_safetensors_metadata(stem + ".safetensors");
+  } catch (const std::exception& e) {
+    cannot_resume(e);
+  }
+  try {
     if (!sm.count("trainer.tag") || !mm.count("trainer.tag") || sm.at("trainer.tag") != mm.at("trainer.tag"))
       return false;
     out.stem = stem;
@@ -472,14 +492,37 @@ bool find_resume_point(const std::string& dir, Candidate& best) {
   return found;
 }
 
+// Both files are verified (checksums) before anything is used; a corrupt one stops the resume, named.
 void load_checkpoint(const Candidate& c, nn::Module& model, Optimizer& opt) {
-  nn::load_state(model, c.stem + ".safetensors", /*strict=*/true);
-  nn::SafetensorsContents sc = nn::load_safetensors(c.stem + ".state.safetensors");
+  nn::SafetensorsContents sc;
+  try {
+    nn::load_state(model, c.stem + ".safetensors", /*strict=*/true);
+    sc = nn::load_safetensors(c.stem + ".state.safetensors");
+  } catch (const std::exception& e) {
+    cannot_resume(e);
+  }
   OptimizerStateDict od;
   od.tensors = std::move(sc.tensors);
   for (const auto& [k, v] : sc.metadata)
     if (k.rfind("optim.", 0) == 0) od.metadata[k.substr(6)] = v;
   opt.load_state_dict(od);
+}
+
+// Temporary files ("<name>.tmp.<pid>.<n>", kernels/atomic_file.h) left by a killed run: one run writes a
+// run folder at a time, so none of them can belong to a live writer.
+bool is_atomic_temporary(const std::string& name) {
+  const size_t at = name.rfind(".tmp.");
+  if (at == std::string::npos || at == 0) return false;
+  const std::string rest = name.substr(at + 5);  // "<pid>.<n>"
+  const size_t dot = rest.find('.');
+  auto digits = [](const std::string& t) { return !t.empty() && t.find_first_not_of("0123456789") == std::string::npos; };
+  return dot != std::string::npos && digits(rest.substr(0, dot)) && digits(rest.substr(dot + 1));
+}
+
+void remove_stale_temporaries(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file(ec) && is_atomic_temporary(e.path().filename().string())) fs::remove(e.path(), ec);
 }
 
 // ------------------------------------------------------------------------------------------ signals
@@ -631,6 +674,8 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   PNEUMO_CHECK(compute_dtype == DType::F32 || device.is_cuda(), "--dtype bf16 needs --device cuda");
   const LossKind loss_kind = parse_loss_kind(cfg.loss);
   fs::create_directories(ckpt_dir);
+  remove_stale_temporaries(ckpt_dir);
+  remove_stale_temporaries(run);
 
   // Data.
   FoldData data = build_fold_data(cfg, resume);
@@ -640,11 +685,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
            {"engine", {{"version", PNEUMO_VERSION}, {"git_commit", git_commit()}, {"build_type", PNEUMO_BUILD_TYPE},
                        {"cuda", cuda::compiled_with_cuda()}}},
            {"device", device_description(device)}};
-    std::ofstream out(run + "/config.json.tmp", std::ios::trunc);
-    out << j.dump(2) << "\n";
-    out.close();
-    PNEUMO_CHECK(out.good(), run, "/config.json: cannot write");
-    fs::rename(run + "/config.json.tmp", run + "/config.json");
+    write_file_atomic(run + "/config.json", j.dump(2) + "\n");
   }
 
   const aug::Pipeline train_pipe =

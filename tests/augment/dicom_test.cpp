@@ -382,3 +382,26 @@ TEST(DicomHostile, RandomByteFlipsNeverCrash) {
 
 }  // namespace
 }  // namespace pneumo::aug
+
+// The committed fuzz seeds (tests/fuzz/seeds/dicom, made by tests/fuzz/make_dicom_seeds*.cpp): each one decodes,
+// and the lower pixel limit the fuzz harness passes (read_dicom_memory's max_pixels) refuses them by size.
+namespace pneumo::aug {
+
+TEST(DicomHostile, FuzzSeedsDecodeAndALowerPixelLimitRefusesThem) {
+  if (!dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string dir = std::string(PNEUMO_TEST_FIXTURES) + "/../fuzz/seeds/dicom";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::vector<uint8_t> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string name = e.path().filename().string();
+    if (name.find("jpeg2000") != std::string::npos && !dicom_jpeg2000_available()) continue;
+    const DicomImage d = read_dicom_memory(b.data(), b.size(), name);
+    EXPECT_GT(d.image.height * d.image.width, 0) << name;
+    ++n;
+    test::expect_error_mentions([&] { read_dicom_memory(b.data(), b.size(), name, 32); }, {name, "over the limit of 32"});
+  }
+  EXPECT_GE(n, 9);
+}
+
+}  // namespace pneumo::aug

@@ -100,5 +100,51 @@ TEST(FuzzRegressions, DicomDeclaringAFourGibElementIsACleanError) {
   }
 }
 
+TEST(FuzzRegressions, JpegScanUsingAnUndefinedHuffmanTableIsACleanError) {
+  // fuzz_image (non-sanitized build, 2026-12-07): SEGV in stbi__jpeg_decode_block. The scan names DC table 3
+  // for its third component; the file defines DC/AC tables 0 and 1 only, and stb 2.27 decoded with the
+  // uninitialised table 3. Now refused before stb decodes.
+  const std::string b = bytes_of(kRegressions + "/image/scan-uses-undefined-huffman-table.jpg");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "scan.jpg"); },
+      {"scan.jpg", "Huffman table the file never defines"});
+}
+
+TEST(FuzzRegressions, DicomPixelDataTagOfAnotherVrIsACleanError) {
+  // fuzz_dicom (non-sanitized build, 2026-12-07): SEGV in DcmPixelData::findRepresentationEntry. A mutated
+  // JPEG 2000 file whose (7FE0,0010) element DCMTK parsed as a sequence; the reader cast it to DcmPixelData
+  // unchecked. Now the element's class is checked.
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string b = bytes_of(kRegressions + "/dicom/pixel-data-tag-parsed-as-sequence.dcm");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "px.dcm"); },
+      {"px.dcm", "pixel data element has VR SQ"});
+}
+
+TEST(FuzzRegressions, DicomClaimingThousandsOfSamplesIsRefusedBeforeDecompressing) {
+  // fuzz_dicom (2026-12-07): out of memory. A 1162-byte compressed file claiming 65529 samples per pixel: DCMTK's
+  // decompression allocated 2.1 GB (pneumo dicom-to-png peaked at 2,126,868 KB) before the samples check ran.
+  // Now refused first (14 MB peak); the message is the early check's, which proves where it stopped.
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string b = bytes_of(kRegressions + "/dicom/compressed-65529-samples-per-pixel-2gb.dcm");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "spp.dcm"); },
+      {"spp.dcm", "SamplesPerPixel 65529 is not supported"});
+}
+
+TEST(FuzzRegressions, DicomJpegWithATemMarkerBeforeTheFrameHeaderEnds) {
+  // fuzz_dicom (2026-12-07): timeout. A JPEG baseline fragment starting FF D8 FF 01 (TEM): DCMTK 3.6.7's
+  // DJCodecDecoder::scanJpegDataForBitDepth looped for ever. Now refused before DCMTK decodes (at once).
+  if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
+  const std::string b = bytes_of(kRegressions + "/dicom/jpeg-tem-marker-endless-scan.dcm");
+  ASSERT_FALSE(b.empty());
+  test::expect_error_mentions(
+      [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "tem.dcm"); },
+      {"tem.dcm", "corrupt JPEG stream"});
+}
+
 }  // namespace
 }  // namespace pneumo

@@ -199,3 +199,123 @@ TEST(Checkpoint, LoadStateReportsMissingUnexpectedAndMisShaped) {
   std::remove(good.c_str());
   std::remove(bad.c_str());
 }
+
+// ------------------------------------------------------------------------------------------ checksums
+
+namespace {
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void write_all(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+uint64_t header_length(const std::string& bytes) {
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(i)]);
+  return n;
+}
+
+}  // namespace
+
+TEST(CheckpointChecksum, EveryFileCarriesOneAndItIsNotPartOfTheMetadata) {
+  TwoLayer m(3, 4);
+  const std::string path = temp_path("crc_meta.safetensors");
+  nn::save_state(m, path, {{"note", "x"}});
+  const std::string bytes = read_all(path);
+  EXPECT_NE(bytes.find("\"pneumo.crc32c\":\""), std::string::npos) << "no checksum in the header";
+  const nn::Metadata meta = nn::read_safetensors_metadata(path);
+  EXPECT_EQ(meta.count("pneumo.crc32c"), 0u);
+  EXPECT_EQ(meta.at("note"), "x");
+  EXPECT_EQ(nn::load_safetensors(path).metadata, meta);
+  // The name is reserved.
+  EXPECT_THROW(nn::save_safetensors(temp_path("crc_reserved.safetensors"), {{"a", Tensor::zeros({2})}},
+                                    {{"pneumo.crc32c", "00000000"}}),
+               Error);
+}
+
+TEST(CheckpointChecksum, AFlippedByteInATensorIsACorruptFileNamed) {
+  TwoLayer m(8, 16);
+  const std::string path = temp_path("crc_flip.safetensors");
+  nn::save_state(m, path);
+  ASSERT_NO_THROW(nn::load_safetensors(path));
+  const std::string good = read_all(path);
+  const size_t data_start = 8 + header_length(good);
+  // A byte in the first tensor, one in the last, and the very last byte of the file.
+  for (size_t at : {data_start + 5, good.size() - 40, good.size() - 1}) {
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x01);
+    write_all(path, bad);
+    expect_error_naming(path, "checksum mismatch");
+    TwoLayer into(8, 16);
+    EXPECT_THROW(nn::load_state(into, path), Error);
+  }
+  // The message is one line.
+  try {
+    nn::load_safetensors(path);
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the file is corrupt"), std::string::npos) << e.what();
+  }
+}
+
+TEST(CheckpointChecksum, AChangedMetadataValueOrShapeInTheHeaderIsCaught) {
+  TwoLayer m(8, 16);
+  const std::string path = temp_path("crc_header.safetensors");
+  nn::save_state(m, path, {{"trainer.step", "12"}});
+  const std::string good = read_all(path);
+  // Same length, so the file stays well formed: only the checksum can tell.
+  std::string bad = good;
+  const size_t at = bad.find("\"12\"");
+  ASSERT_NE(at, std::string::npos);
+  bad[at + 2] = '3';
+  write_all(path, bad);
+  expect_error_naming(path, "checksum mismatch");
+  // A corrupt checksum value itself.
+  bad = good;
+  const size_t c = bad.find("\"pneumo.crc32c\":\"") + 17;
+  bad[c] = 'z';
+  write_all(path, bad);
+  expect_error_naming(path, "not 8 hex digits");
+}
+
+TEST(CheckpointChecksum, ATruncatedFileIsNamed) {
+  TwoLayer m(8, 16);
+  const std::string path = temp_path("crc_cut.safetensors");
+  nn::save_state(m, path);
+  const std::string good = read_all(path);
+  for (size_t keep : {good.size() - 1, good.size() / 2, size_t{12}, size_t{3}}) {
+    write_all(path, good.substr(0, keep));
+    EXPECT_THROW(nn::load_safetensors(path), Error) << "kept " << keep;
+    try {
+      nn::load_safetensors(path);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(CheckpointChecksum, OldFilesWithoutAChecksumStillLoad) {
+  // As written before checksums existed (and by other tools): no "pneumo.crc32c" entry.
+  const std::string header =
+      R"({"__metadata__":{"pneumo_version":"0.0.9"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
+  const std::string path = temp_path("crc_old.safetensors");
+  {
+    std::ofstream f(path, std::ios::binary);
+    const uint64_t len = padded.size();
+    for (int i = 0; i < 8; ++i) f.put(static_cast<char>((len >> (8 * i)) & 0xff));
+    f << padded;
+    const float v[2] = {1.5f, -2.0f};
+    f.write(reinterpret_cast<const char*>(v), sizeof v);
+  }
+  nn::SafetensorsContents c = nn::load_safetensors(path);
+  ASSERT_EQ(c.tensors.size(), 1u);
+  EXPECT_EQ(c.tensors[0].second.data<float>()[0], 1.5f);
+  EXPECT_EQ(c.tensors[0].second.data<float>()[1], -2.0f);
+  EXPECT_EQ(c.metadata.at("pneumo_version"), "0.0.9");
+}

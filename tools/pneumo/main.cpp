@@ -3,6 +3,7 @@
 // "pneumo <command>: <message>", and an exit code: 2 for usage errors, 1 for everything else.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -203,6 +204,9 @@ std::string one_line(const std::string& m) {
 
 int main(int argc, char** argv) {
   using namespace pneumo::cli;
+  // A file-size limit (ulimit -f) reached mid-write must be an error naming the file (EFBIG, reported by
+  // write_file_atomic, the previous file kept), not death by SIGXFSZ.
+  std::signal(SIGXFSZ, SIG_IGN);
   auto& commands = registry();
   std::sort(commands.begin(), commands.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
 

@@ -1,13 +1,17 @@
 // `pneumo predict`: probability PNGs (and classification probabilities, and optional masks) of a set of images
-// from one network's fold models.
+// from one network's fold models; with --clinical DIR also what a radiologist's tools open (mask PNG, overlay
+// PNG, DICOM SEG for DICOM inputs, report.csv/json: train/clinical_report.h).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
+#include "augment/dicom.h"
 #include "augment/image.h"
 #include "nn/models/registry.h"
 #include "tools/pneumo/command.h"
 #include "tools/pneumo/list_option.h"
+#include "train/clinical_report.h"
 #include "train/ensemble.h"
 #include "train/inference.h"
 #include "train/submission.h"
@@ -18,6 +22,8 @@ using namespace pneumo;
 
 struct PredictCmd {
   std::string model, weights, images, out, tta = "none", cls = "auto", masks, rule = "0.4", dtype = "bf16", device;
+  std::string clinical;
+  bool no_seg = false;
   int size = -1, batch = 4;
   bool quiet = false;
 };
@@ -47,6 +53,11 @@ int run_predict(const PredictCmd& c) {
   train::Predictor predictor(c.model, weights, opt);
   std::filesystem::create_directories(c.out);
   if (!c.masks.empty()) std::filesystem::create_directories(c.masks);
+  if (!c.clinical.empty()) std::filesystem::create_directories(c.clinical);
+  train::ClinicalOutputOptions clinical;
+  clinical.out_dir = c.clinical;
+  clinical.dicom_seg = !c.no_seg && aug::dicom_available();
+  std::vector<train::ClinicalResult> clinical_rows;
   const std::string input = opt.size ? std::to_string(opt.size) + "x" + std::to_string(opt.size) : "own size";
   std::printf("%s x %zu fold model%s, %zu images, input %s, batch %d, %s%s%s\n", c.model.c_str(),
               weights.size(), weights.size() == 1 ? "" : "s", inputs.size(), input.c_str(), opt.batch,
@@ -71,14 +82,38 @@ int run_predict(const PredictCmd& c) {
           aug::write_png(c.masks + "/" + p.input.id + ".png", m);
         }
         if (opt.classify) cls_rows.emplace_back(p.input.id, p.cls);
+        if (!c.clinical.empty()) {
+          // The mask by --mask-rule; the probability is the classifier's when there is one, else the map's peak.
+          const aug::Image m = train::apply_mask_rule(p.probability.data(), p.height, p.width, rule);
+          double peak = 0;
+          for (float v : p.probability) peak = std::max<double>(peak, v);
+          const double probability = opt.classify ? p.cls : peak;
+          const double pr = std::clamp(probability, 0.0, 1.0);
+          if (aug::has_dicom_extension(p.input.path)) {  // read once: pixels, spacing and UIDs
+            const aug::DicomImage d = aug::read_dicom(p.input.path);
+            clinical_rows.push_back(train::write_clinical_outputs(p.input.path, d.image, m, pr, clinical, &d));
+          } else {
+            clinical_rows.push_back(
+                train::write_clinical_outputs(p.input.path, aug::read_image(p.input.path), m, pr, clinical));
+          }
+        }
       },
       !c.quiet);
   if (opt.classify) train::write_probability_csv(c.out + "/cls.csv", cls_rows);
+  if (!c.clinical.empty()) {
+    train::write_report_csv(c.clinical + "/report.csv", clinical_rows);
+    train::write_report_json(c.clinical + "/report.json", clinical_rows);
+  }
   std::printf("wrote %zu probability PNGs%s to %s", inputs.size(), opt.classify ? " and cls.csv" : "",
               c.out.c_str());
   if (!c.masks.empty())
     std::printf("; masks (%s) to %s, %lld non-empty", rule.str().c_str(), c.masks.c_str(),
                 static_cast<long long>(positive_masks));
+  if (!c.clinical.empty()) {
+    size_t segs = 0;
+    for (const train::ClinicalResult& r : clinical_rows) segs += !r.dicom_seg.empty();
+    std::printf("; masks, overlays%s and report.csv/json to %s", segs ? " and DICOM SEGs" : "", c.clinical.c_str());
+  }
   std::printf("\n");
   return 0;
 }
@@ -97,11 +132,16 @@ PNEUMO_COMMAND("predict", "probability maps (and classifier probabilities) of im
   cli::choice(app, "--cls", o->cls, "write cls.csv (auto: networks whose name has 'cls')", {"auto", "on", "off"});
   cli::option(app, "--masks", o->masks, "also write 0/255 masks into this folder");
   cli::option(app, "--mask-rule", o->rule, "mask rule: a threshold (0.4) or a triplet top,min_area,bottom (0.75,2000,0.3)");
+  cli::option(app, "--clinical", o->clinical,
+              "also write <stem>.mask.png, <stem>.overlay.png, <stem>.seg.dcm (DICOM inputs) and report.csv/json here");
+  cli::flag(app, "--no-seg", o->no_seg, "with --clinical: no DICOM SEG for DICOM inputs");
   cli::flag(app, "--quiet", o->quiet, "no progress output");
   cli::footer(app,
               "Writes OUT/<stem>.png per image: round(p * 255) of the mean sigmoid of the fold models, at the image's\n"
               "own size (the image is resized to S x S with cv2-style INTER_LINEAR, the probabilities resized back\n"
-              "bilinearly; sides must be multiples of 32). Decoding and resizing run on a prefetch thread.");
+              "bilinearly; sides must be multiples of 32). Decoding and resizing run on a prefetch thread.\n"
+              "--clinical DIR: the mask follows --mask-rule; the reported probability is the classifier's (--cls)\n"
+              "or else the map's peak; area in mm2 when the DICOM states a pixel spacing (docs/dicom.md).");
   return [o] { return run_predict(*o); };
 });
 
