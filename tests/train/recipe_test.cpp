@@ -419,13 +419,18 @@ TEST(RecipeTiny, LesionsEndToEndToAVerifiedSubmissionThenNothingReruns) {
   EXPECT_EQ(second.find("[run"), std::string::npos) << second;
   EXPECT_EQ(fs::last_write_time(dir.file("submission.csv")), stamp);
 
-  // A training step without its marker (as after a crash) continues its run folder with --resume; the rest
-  // stays complete.
+  // A training step without its marker (as after a crash) continues its run folder with --resume; the steps
+  // that use its output run again after it (make's rule), the independent ones stay complete.
   fs::remove(rc::marker_path(plan, step_of(plan, "train-seg_unet_se-f0")));
   const std::string third = run_command(cmd, &rc);
   ASSERT_EQ(rc, 0) << third;
-  EXPECT_NE(third.find("1 steps ran"), std::string::npos) << third;
   EXPECT_NE(third.find("train-seg_unet_se-f0 (resuming): pneumo train --out"), std::string::npos) << third;
+  EXPECT_NE(third.find("[run] eval-1"), std::string::npos) << third;  // scores fold 0's model again
+  for (const char* independent : {"[run] split", "[run] train-seg_unet_se-f1", "[run] train-seg_unet_ef-f0"})
+    EXPECT_EQ(third.find(independent), std::string::npos) << independent << "\n" << third;
+  const std::string fourth = run_command(cmd, &rc);
+  ASSERT_EQ(rc, 0) << fourth;
+  EXPECT_NE(fourth.find("0 steps ran"), std::string::npos) << fourth;
 }
 
 }  // namespace
