@@ -154,7 +154,8 @@ TEST(Profile, ScopeEndsOnAnException) {
   Tensor a = Tensor::full({3}, 1.0), b = Tensor::full({4}, 1.0);
   EXPECT_THROW(ops::add(a, b), Error);
   ops::add(a, a);  // the failed op's scope closed: this one is a root again and is folded in
-  const Row* add = find_row(profile::rows(), "add", "[3] float32", "fwd");
+  const std::vector<Row> rows = profile::rows();  // rows() returns a copy: keep it alive for the pointer
+  const Row* add = find_row(rows, "add", "[3] float32", "fwd");
   ASSERT_NE(add, nullptr) << profile::table(20);
   EXPECT_EQ(add->calls, 2);
 }
