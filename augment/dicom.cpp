@@ -235,27 +235,52 @@ DcmPixelData* pixel_data_of(DcmElement* e, const std::string& name) {
   return p;
 }
 
-// DCMTK 3.6.7's DJCodecDecoder::scanJpegDataForBitDepth never ends on a stream with a standalone marker
-// (TEM, RSTn) or a segment length under 2 before the frame header (found by fuzz_dicom, 2026-12-07: FF D8 FF 01
-// looped for ever). Real JPEG streams have neither there; walk the markers up to the SOF and refuse them.
-bool jpeg_header_walkable(const std::vector<uint8_t>& b) {
-  size_t p = 0;
-  if (b.size() < 4 || b[0] != 0xFF || b[1] != 0xD8) return true;  // left to the decoder, which fails on it
-  p = 2;
-  while (p + 4 <= b.size()) {
-    if (b[p] != 0xFF) return true;
-    const int m = b[p + 1];
-    if (m == 0xFF) {
-      ++p;
-      continue;
+// DCMTK 3.6.7's DJCodecDecoder::scanJpegDataForBitDepth (dcmjpeg, run on the frame's first fragment before
+// any JPEG decoder) steps from marker to marker until a frame header; on a TEM marker (FF 01) it does not move
+// on, and loops for ever (found twice by fuzz_dicom, 2026-12-07: FF D8 FF 01, and a fragment starting FF 01).
+// This walks the fragment exactly as that loop does and says whether it ends; every other marker moves it
+// forward (2 bytes, 1 for a fill byte, or 2 + the segment length) or stops it (a frame header, an error).
+bool dcmtk_bit_depth_scan_ends(const uint8_t* d, size_t n) {
+  if (d == nullptr) return true;
+  size_t off = 0;
+  while (off + 4 < n) {
+    const int m = d[off + 1];
+    if (d[off] != 0xFF) return true;  // "invalid marker": the scan fails, DCMTK reports an error
+    if (m == 0x01) return false;      // TEM: the scan never moves past it
+    const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof) return true;
+    if (m >= 0xD0 && m <= 0xD9) {
+      off += 2;  // RSTn, SOI, EOI
+    } else if (m == 0xFF) {
+      off += 1;  // fill byte
+    } else if (m == 0xC4 || m == 0xC8 || m == 0xCC || m >= 0xDA) {
+      off += static_cast<size_t>(d[off + 2] << 8 | d[off + 3]) + 2;  // a segment with a length
+    } else if (m > 0x02 && m <= 0xBF) {
+      off += 2;  // reserved markers
+    } else {
+      return true;  // FF 00, FF 02: an error
     }
-    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) return false;
-    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return true;  // SOFn
-    const size_t len = static_cast<size_t>(b[p + 2] << 8 | b[p + 3]);
-    if (len < 2) return false;
-    p += 2 + len;
   }
   return true;
+}
+
+// The transfer syntaxes DCMTK decodes with dcmjpeg (DJDecoderRegistration): JPEG baseline, extended,
+// spectral selection, progressive, lossless and lossless SV1. JPEG-LS and JPEG 2000 take other decoders.
+bool uses_dcmjpeg(const std::string& uid) {
+  for (const char* s : {"50", "51", "53", "55", "57", "70"})
+    if (uid == std::string("1.2.840.10008.1.2.4.") + s) return true;
+  return false;
+}
+
+// The bytes DCMTK's JPEG decoder scans first: item 1 of the pixel sequence (item 0 is the offset table).
+bool first_fragment_scan_ends(DcmPixelData& pixel_data, E_TransferSyntax xfer) {
+  DcmPixelSequence* seq = nullptr;
+  if (!pixel_data.getEncapsulatedRepresentation(xfer, nullptr, seq).good() || !seq || seq->card() < 2) return true;
+  DcmPixelItem* item = nullptr;
+  Uint8* bytes = nullptr;
+  if (!seq->getItem(item, 1).good() || !item || item->getLength() == 0) return true;
+  if (!item->getUint8Array(bytes).good() || !bytes) return true;  // DCMTK fails on these itself
+  return dcmtk_bit_depth_scan_ends(bytes, item->getLength());
 }
 
 // The encapsulated fragments of frame 1, concatenated (a frame may span several fragments).
@@ -440,10 +465,9 @@ DicomImage read_dicom_memory(const uint8_t* data, size_t size, const std::string
     if (xf.isEncapsulated()) {
       PNEUMO_CHECK(pixels * frames <= max_pixels, "DICOM file '", name, "': ", frames, " frames of ", cols, "x",
                    rows, " is over the limit of ", max_pixels, " pixels");
-      if (std::string(xf.getXferID()).rfind("1.2.840.10008.1.2.4.", 0) == 0 && !is_jpeg2000(xf.getXferID())) {
-        const std::vector<uint8_t> jpeg = first_frame_fragments(*pixel_data_of(pixel_element, name), xfer, frames, name);
-        PNEUMO_CHECK(jpeg_header_walkable(jpeg), "DICOM file '", name,
-                     "': corrupt JPEG stream (a marker without a length before the frame header)");
+      if (uses_dcmjpeg(xf.getXferID())) {
+        PNEUMO_CHECK(first_fragment_scan_ends(*pixel_data_of(pixel_element, name), xfer), "DICOM file '", name,
+                     "': corrupt JPEG stream (a TEM marker, FF 01, before the frame header)");
       }
       const OFCondition dc = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (dc.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit))

@@ -18,12 +18,8 @@
 #include "kernels/check.h"
 
 #if defined(PNEUMO_HAVE_STB) && PNEUMO_HAVE_STB
+// Declarations only: stb's implementation is compiled alone in augment/stb_impl.cpp (see there why).
 // Included by their system path when possible so the library's -Wall -Wextra do not apply to stb itself.
-#define STB_IMAGE_IMPLEMENTATION
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBI_FAILURE_USERMSG
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #if __has_include(<stb/stb_image.h>)
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
@@ -166,14 +162,17 @@ bool drop_empty_png_idat(const uint8_t* bytes, size_t size, std::vector<uint8_t>
     bool dropped = false;
     size_t p = 8;
     if (copy) out.assign(bytes, bytes + 8);
-    while (p + 12 <= size) {
+    // A chunk is counted from its 8-byte head: stb reads an IDAT's data before its CRC, so an empty IDAT whose
+    // CRC the file cuts off hits the same null memcpy (found by the CI fuzz smoke run, 2026-12-07).
+    while (p + 8 <= size) {
       const uint64_t len =
           uint64_t{bytes[p]} << 24 | uint64_t{bytes[p + 1]} << 16 | uint64_t{bytes[p + 2]} << 8 | bytes[p + 3];
-      if (len > size - p - 12) break;  // runs past the end: left to stb, which fails on it
+      if (len > size - p - 8) break;  // its data runs past the end: left to stb, which fails on it
       const bool empty_idat = len == 0 && std::memcmp(bytes + p + 4, "IDAT", 4) == 0;
-      if (copy && !empty_idat) out.insert(out.end(), bytes + p, bytes + p + 12 + len);
+      const size_t chunk = static_cast<size_t>(std::min<uint64_t>(12 + len, size - p));  // the CRC may be cut off
+      if (copy && !empty_idat) out.insert(out.end(), bytes + p, bytes + p + chunk);
       dropped = dropped || empty_idat;
-      p += 12 + len;
+      p += chunk;
     }
     if (!dropped) return false;
     if (copy) out.insert(out.end(), bytes + p, bytes + size);

@@ -14,10 +14,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 
 #include "augment/pipeline.h"
@@ -129,9 +131,41 @@ json config_json(const TrainConfig& c) {
               {"debug_nan_step", c.debug_nan_step}, {"debug_stop_step", c.debug_stop_step}};
 }
 
-TrainConfig config_from_json(const json& j) {
+// Every key of config_json, read back with its type checked; errors name the file and the key.
+TrainConfig config_from_json(const json& j, const std::string& file) {
+  PNEUMO_CHECK(j.is_object(), file, ": \"settings\" must be an object of the run's settings");
   TrainConfig c;
-#define GET(field) c.field = j.at(#field).get<decltype(c.field)>()
+  auto get = [&](const char* key, auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    const auto it = j.find(key);
+    PNEUMO_CHECK(it != j.end(), file, ": settings.", key, " is missing (the file is damaged or from another version)");
+    bool ok = false;
+    if constexpr (std::is_same_v<T, std::string>) {
+      ok = it->is_string();
+    } else if constexpr (std::is_same_v<T, bool>) {
+      ok = it->is_boolean();
+    } else if constexpr (std::is_floating_point_v<T>) {
+      ok = it->is_number();
+    } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+      ok = it->is_array() && std::all_of(it->begin(), it->end(), [](const json& v) { return v.is_number(); });
+    } else {
+      static_assert(std::is_integral_v<T>, "a setting of another type");
+      ok = it->is_number_integer();
+      // Integers that do not fit the field (a 64-bit value for an int) are damage, not a setting.
+      if (ok && it->is_number_unsigned()) {
+        ok = it->template get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+      } else if (ok) {
+        const int64_t v = it->template get<int64_t>();
+        ok = std::is_signed_v<T> ? v >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                       v <= static_cast<int64_t>(std::numeric_limits<T>::max())
+                                 : v >= 0 && static_cast<uint64_t>(v) <= static_cast<uint64_t>(std::numeric_limits<T>::max());
+      }
+    }
+    PNEUMO_CHECK(ok, file, ": settings.", key, " has the wrong type or is out of range (", it->type_name(), " ",
+                 it->dump().substr(0, 40), ")");
+    field = it->template get<T>();
+  };
+#define GET(f) get(#f, c.f)
   GET(model); GET(data); GET(out); GET(images_subdir); GET(masks_subdir); GET(rle_csv); GET(folds); GET(fold);
   GET(num_folds); GET(task); GET(extra_data); GET(init); GET(size); GET(batch); GET(val_batch); GET(epochs);
   GET(optimizer); GET(lr); GET(beta1); GET(beta2); GET(eps); GET(weight_decay); GET(eta_min); GET(period);
@@ -141,6 +175,21 @@ TrainConfig config_from_json(const json& j) {
 #undef GET
   return c;
 }
+
+}  // namespace
+
+TrainConfig parse_run_config(const std::string& json_text, const std::string& file) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const std::exception& e) {
+    PNEUMO_FAIL(file, ": not valid JSON (", e.what(), ")");
+  }
+  PNEUMO_CHECK(j.is_object() && j.contains("settings"), file, ": no \"settings\" object (not a pneumo run's config.json)");
+  return config_from_json(j["settings"], file);
+}
+
+namespace {
 
 std::string device_description(const Device& device) {
   if (device.is_cuda()) {
@@ -647,15 +696,14 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   bool have_start = false;
   if (resume) {
     PNEUMO_CHECK(fs::exists(run + "/config.json"), "--resume: ", run, "/config.json not found (nothing to resume)");
-    std::ifstream in(run + "/config.json");
-    json j;
-    try {
-      in >> j;
-    } catch (const std::exception& e) {
-      PNEUMO_FAIL(run, "/config.json: ", e.what());
-    }
+    const std::string config_path = run + "/config.json";
+    std::ifstream in(config_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    PNEUMO_CHECK(in.good() || in.eof(), "--resume: cannot read ", config_path);
+    const TrainConfig saved = parse_run_config(text.str(), config_path);
     const int more_epochs = cfg.epochs;
-    cfg = config_from_json(j.at("settings"));
+    cfg = saved;
     cfg.out = run;
     if (more_epochs > 0) cfg.epochs = more_epochs;
     have_start = find_resume_point(ckpt_dir, start);

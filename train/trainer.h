@@ -96,6 +96,10 @@ struct TrainResult {
   std::string message;          // the reason when exit_code != 0
 };
 
+// The settings of RUN/config.json (its "settings" object), as --resume reads them. Errors (pneumo::Error) name
+// `file` and the key: not JSON, a missing key, a value of the wrong type or out of range.
+TrainConfig parse_run_config(const std::string& json_text, const std::string& file);
+
 // Runs (or with resume, continues) the training described by cfg. With resume, the settings come from
 // RUN/config.json (cfg.epochs, when set, may extend the run). Errors in the data or settings throw
 // pneumo::Error naming the file or setting; NaN/Inf and interruption are reported in the result.

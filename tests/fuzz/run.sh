@@ -7,7 +7,9 @@
 # Usage: tests/fuzz/run.sh BUILD SECONDS [NAME ...]    (NAME: rle_string rle_csv folds safetensors ...)
 # Environment: PNEUMO_FUZZ_CORPUS=DIR keeps the corpora in DIR/<name> instead (a long campaign's, outside the
 # repository); PNEUMO_FUZZ_RUNS=N stops a target after N executions (SECONDS still caps it);
-# PNEUMO_FUZZ_NICE (default 10) is the niceness.
+# PNEUMO_FUZZ_NICE (default 10) is the niceness; PNEUMO_FUZZ_SEED (default 1) is libFuzzer's random seed: a
+# fixed seed makes a run repeat the same mutations on the same corpus, so CI's smoke run gives the same answer
+# for the same tree (a slower machine runs a prefix of the same sequence); long campaigns pass other seeds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build="$1"
@@ -64,7 +66,7 @@ for name in "${names[@]}"; do
   case "$name" in dicom | image) malloc_limit=4200 ;; esac
   # Inputs up to 64 KiB: the harnesses refuse images over 2^18 pixels anyway, and longer inputs only slow
   # each execution (the real-file seeds are larger: libFuzzer reads their first 64 KiB).
-  extra=(-max_len=65536)
+  extra=(-max_len=65536 -seed="${PNEUMO_FUZZ_SEED:-1}")
   [ -n "${PNEUMO_FUZZ_RUNS:-}" ] && extra+=(-runs="$PNEUMO_FUZZ_RUNS")
   if nice -n "${PNEUMO_FUZZ_NICE:-10}" "$exe" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 \
        -malloc_limit_mb="$malloc_limit" -timeout=30 "${extra[@]}" \
