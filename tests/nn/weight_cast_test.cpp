@@ -45,8 +45,12 @@ TEST(MultiTensorCast, BitIdenticalToPerTensorCastOnTheCpu) {
     EXPECT_EQ(out[k].dtype(), DType::BF16);
     EXPECT_EQ(out[k].shape(), src[k].shape());
     EXPECT_EQ(test::bf16_bits(out[k]), test::bf16_bits(src[k].to(DType::BF16)));
-    if (k > 0) EXPECT_TRUE(out[k].shares_storage(out[0])) << "one buffer for all copies";
-    if (out[k].numel() > 0) EXPECT_EQ(reinterpret_cast<uintptr_t>(out[k].raw_data()) % 16, 0u);
+    if (k > 0) {
+      EXPECT_TRUE(out[k].shares_storage(out[0])) << "one buffer for all copies";
+    }
+    if (out[k].numel() > 0) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(out[k].raw_data()) % 16, 0u);
+    }
   }
   const std::vector<uint16_t> sp = test::bf16_bits(out.back());
   EXPECT_EQ(sp[0], 0x3f80) << "1 + 2^-8 is a tie and rounds to even";
