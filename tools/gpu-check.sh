@@ -5,6 +5,7 @@
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
 #      skipping, and a run in which no GPU test passed is a failed step;
 #  1b. the network GPU tests again with the fused paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1);
+#  1c. compute-sanitizer --tool memcheck over the op-level GPU tests (90 s cap);
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and
 #      enqueue time, peak memory, the per-op profile of one step);
@@ -293,6 +294,17 @@ fi
 if [ -x "$build/tests/tests_gpu" ]; then
   run_step "tests_gpu ModelsGpu with PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1" tests_gpu_fused.log 100 env \
     PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*:CpuBf16Gpu.*'
+fi
+
+# 1c. compute-sanitizer memcheck over the op-level GPU tests (issue 13): out-of-bounds and misaligned device
+# accesses, and CUDA API errors. The network tests are left out: under memcheck each runs minutes.
+sanitizer="$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")"
+if [ -x "$build/tests/tests_gpu" ] && [ -x "$sanitizer" ]; then
+  run_step "compute-sanitizer memcheck: tests_gpu without the network tests" tests_gpu_memcheck.log 90 \
+    env PNEUMO_REQUIRE_GPU=1 "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check no \
+    "$build/tests/tests_gpu" --gtest_filter='-ModelsGpu.*:CpuBf16Gpu.*:*Network*:*Unet*:*Deeplab*'
+elif [ -x "$build/tests/tests_gpu" ]; then
+  record_step "compute-sanitizer memcheck" "FAILED (compute-sanitizer not found)" build.log
 fi
 
 # ---- 2-5. the bf16 diagnosis, kernel bench, bench-models, PyTorch's step --------------------------
