@@ -99,7 +99,9 @@ aug::Image plot_panels(const std::vector<PlotPanel>& panels, int panel_width, in
     if (panel.y_from_zero) ymin = std::min(0.0, ymin);
     if (xmax - xmin < 1e-12) xmax = xmin + 1;
     if (ymax - ymin < 1e-12) ymax = ymin + 1;
-    ymax += (ymax - ymin) * 0.05;
+    const double span = ymax - ymin;
+    ymax += span * 0.05;
+    if (!panel.y_from_zero) ymin -= span * 0.05;
     auto px = [&](double x) { return left + (x - xmin) / (xmax - xmin) * (right - left); };
     auto py = [&](double y) { return bottom - (y - ymin) / (ymax - ymin) * (bottom - top); };
     for (int k = 1; k < 4; ++k) draw_line(img, left, top + (bottom - top) * k / 4.0, right, top + (bottom - top) * k / 4.0, grid);
@@ -111,7 +113,26 @@ aug::Image plot_panels(const std::vector<PlotPanel>& panels, int panel_width, in
     const std::string xm = tick(xmax);
     draw_text(img, right - static_cast<int>(xm.size()) * 8, bottom + 8, xm, axis);
     draw_text(img, left, 6, panel.title, axis);
-    int legend_y = top + 6;
+    // The legend goes top right unless the curves run through that corner (a Dice near its maximum did):
+    // then bottom right, or whichever corner fewer curve points fall in.
+    size_t name_len = 0;
+    for (const Series& s : panel.series) name_len = std::max(name_len, s.name.size());
+    const int legend_w = 8 * static_cast<int>(name_len) + 26, legend_h = 14 * static_cast<int>(panel.series.size()) + 4;
+    auto points_under = [&](int y0) {
+      int hits = 0;
+      for (const Series& s : panel.series)
+        for (size_t i = 0; i + 1 < s.x.size() && i + 1 < s.y.size(); ++i) {
+          if (!std::isfinite(s.y[i]) || !std::isfinite(s.y[i + 1])) continue;
+          for (int t = 0; t <= 32; ++t) {  // samples along the segment
+            const double cx = px(s.x[i] + (s.x[i + 1] - s.x[i]) * t / 32.0);
+            const double cy = py(s.y[i] + (s.y[i + 1] - s.y[i]) * t / 32.0);
+            hits += cx >= right - legend_w - 4 && cx <= right + 4 && cy >= y0 - 4 && cy <= y0 + legend_h + 4;
+          }
+        }
+      return hits;
+    };
+    const int top_y = top + 6, bottom_y = bottom - legend_h - 4;
+    int legend_y = points_under(top_y) <= points_under(bottom_y) ? top_y : bottom_y;
     for (const Series& s : panel.series) {
       bool have_prev = false;
       double lx = 0, ly = 0;

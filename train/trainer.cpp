@@ -400,7 +400,8 @@ void draw_curves(const std::string& path, const std::vector<MetricsRow>& rows) {
     lr.x.push_back(r.epoch), lr.y.push_back(r.lr);
     any_pos = any_pos || (std::isfinite(r.val_dice_pos) && std::fabs(r.val_dice_pos - r.val_dice) > 1e-12);
   }
-  PlotPanel loss{"loss by epoch", {tl, vl}, true}, dice{"validation dice by epoch", {vd}, true};
+  // Dice from its own minimum: late epochs move it by hundredths, invisible on a 0-1 axis.
+  PlotPanel loss{"loss by epoch", {tl, vl}, true}, dice{"validation dice by epoch", {vd}, false};
   if (any_pos) dice.series.push_back(vp);
   PlotPanel rate{"learning rate", {lr}, true};
   aug::write_png(path, plot_panels({loss, dice, rate}, 420, 300));
