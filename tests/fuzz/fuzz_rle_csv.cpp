@@ -9,9 +9,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   pneumo::fuzz::expect_clean([&] {
     const RleCsv csv = parse_rle_csv(text, "fuzz.csv");
+    // Masks of the first 16 images only: painting is fuzz_rle_string's target, and a mask per row (each
+    // mutant's runs mostly overflow 16x16, an exception each) held this target to ~1 k executions per second.
+    size_t n = 0;
     for (const std::string& id : csv.ids()) {
       (void)csv.positive(id);
-      pneumo::fuzz::expect_clean([&] { (void)csv.mask(id, 16, 16); });
+      if (n++ < 16) pneumo::fuzz::expect_clean([&] { (void)csv.mask(id, 16, 16); });
     }
   });
   return 0;
