@@ -20,14 +20,9 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kRegressions = PNEUMO_TEST_FIXTURES "/../fuzz/regressions";
 
-std::string bytes_of(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
 TEST(FuzzRegressions, StbJpegHuffmanTableOverflowIsACleanError) {
   // A DHT segment whose counts add up to more than 256: stb 2.27 wrote past stbi__huffman::size[257].
-  const std::string b = bytes_of(kRegressions + "/image/stb-dht-overflow.jpg");
+  const std::string b = test::read_bytes(kRegressions + "/image/stb-dht-overflow.jpg");
   ASSERT_FALSE(b.empty());
   test::expect_error_mentions(
       [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "dht.jpg"); },
@@ -36,7 +31,7 @@ TEST(FuzzRegressions, StbJpegHuffmanTableOverflowIsACleanError) {
 
 TEST(FuzzRegressions, StbJpegHuffmanTableOverflowAfterFillBytesIsACleanError) {
   // The same overflow behind 26 0xFF fill bytes, which stb skips before the SOI marker.
-  const std::string b = bytes_of(kRegressions + "/image/stb-dht-overflow-after-fill-bytes.jpg");
+  const std::string b = test::read_bytes(kRegressions + "/image/stb-dht-overflow-after-fill-bytes.jpg");
   ASSERT_FALSE(b.empty());
   test::expect_error_mentions(
       [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "fill.jpg"); },
@@ -45,7 +40,7 @@ TEST(FuzzRegressions, StbJpegHuffmanTableOverflowAfterFillBytesIsACleanError) {
 
 TEST(FuzzRegressions, JpegClaiming59139RowsIsRefusedBeforeDecoding) {
   // SOF says 59139 x 1024 with 35 KB of data: stb decoded 60 M pixels of zeros (a 35 s timeout under ASan).
-  const std::string b = bytes_of(kRegressions + "/image/tall-jpeg-decode-timeout.jpg");
+  const std::string b = test::read_bytes(kRegressions + "/image/tall-jpeg-decode-timeout.jpg");
   ASSERT_FALSE(b.empty());
   test::expect_error_mentions(
       [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "tall.jpg"); },
@@ -57,7 +52,7 @@ TEST(FuzzRegressions, PngWithAnEmptyIdatChunkDecodesAsWithoutIt) {
   // The fuzzer's input must give a clean answer, and an empty IDAT inserted into a real PNG changes nothing.
   // The second file (CI's fuzz smoke run): the empty IDAT is the last chunk, its CRC cut off.
   for (const std::string f : {"png-empty-idat-null-memcpy.png", "png-empty-idat-without-crc-null-memcpy.png"}) {
-    const std::string b = bytes_of(kRegressions + "/image/" + f);
+    const std::string b = test::read_bytes(kRegressions + "/image/" + f);
     ASSERT_FALSE(b.empty()) << f;
     try {
       aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), f);
@@ -68,7 +63,7 @@ TEST(FuzzRegressions, PngWithAnEmptyIdatChunkDecodesAsWithoutIt) {
   aug::Image img(5, 7, 1);
   for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = static_cast<uint8_t>(i * 37);
   aug::write_png(d.file("a.png"), img);
-  std::string png = bytes_of(d.file("a.png"));
+  std::string png = test::read_bytes(d.file("a.png"));
   const size_t idat = png.find("IDAT");
   ASSERT_NE(idat, std::string::npos);
   // length 0, "IDAT", CRC-32 of "IDAT" (stb does not check it, but the chunk is then well-formed).
@@ -83,7 +78,7 @@ TEST(FuzzRegressions, StbJpegScanCutShortByAMarkerEndsCleanly) {
   // for stb's own file (augment/stb_impl.cpp); this input must still end cleanly under ASan and every other
   // check: an image as large as its header says, or an error naming the file.
   const std::string f = "jpeg-scan-cut-short-by-a-marker-shift-33.jpg";
-  const std::string b = bytes_of(kRegressions + "/image/" + f);
+  const std::string b = test::read_bytes(kRegressions + "/image/" + f);
   ASSERT_FALSE(b.empty());
   try {
     const aug::Image img = aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), f);
@@ -98,7 +93,7 @@ TEST(FuzzRegressions, StbJpegScanCutShortByAMarkerEndsCleanly) {
 TEST(FuzzRegressions, FoldEntryThatNamesNoImageIsAnError) {
   // fuzz_folds splits its input at the first NUL into train.txt and val.txt; an entry like "kp./" reduces
   // to an empty image id, which read_fold promised never to return.
-  const std::string b = bytes_of(kRegressions + "/folds/entry-names-no-image");
+  const std::string b = test::read_bytes(kRegressions + "/folds/entry-names-no-image");
   ASSERT_FALSE(b.empty());
   const size_t nul = b.find('\0');
   test::TempDir d;
@@ -114,7 +109,7 @@ TEST(FuzzRegressions, DicomDeclaringAFourGibElementIsACleanError) {
   // the stream too short. The reservation is never touched; the read must end in an error naming the file.
   if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
   for (const char* f : {"declared-length-4gib-12-bytes.dcm"}) {
-    const std::string b = bytes_of(kRegressions + "/dicom/" + f);
+    const std::string b = test::read_bytes(kRegressions + "/dicom/" + f);
     ASSERT_FALSE(b.empty()) << f;
     test::expect_error_mentions(
         [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), f); }, {f});
@@ -125,7 +120,7 @@ TEST(FuzzRegressions, JpegScanUsingAnUndefinedHuffmanTableIsACleanError) {
   // fuzz_image (non-sanitized build, 2026-12-07): SEGV in stbi__jpeg_decode_block. The scan names DC table 3
   // for its third component; the file defines DC/AC tables 0 and 1 only, and stb 2.27 decoded with the
   // uninitialised table 3. Now refused before stb decodes.
-  const std::string b = bytes_of(kRegressions + "/image/scan-uses-undefined-huffman-table.jpg");
+  const std::string b = test::read_bytes(kRegressions + "/image/scan-uses-undefined-huffman-table.jpg");
   ASSERT_FALSE(b.empty());
   test::expect_error_mentions(
       [&] { aug::decode_image(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "scan.jpg"); },
@@ -137,7 +132,7 @@ TEST(FuzzRegressions, DicomPixelDataTagOfAnotherVrIsACleanError) {
   // JPEG 2000 file whose (7FE0,0010) element DCMTK parsed as a sequence; the reader cast it to DcmPixelData
   // unchecked. Now the element's class is checked.
   if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
-  const std::string b = bytes_of(kRegressions + "/dicom/pixel-data-tag-parsed-as-sequence.dcm");
+  const std::string b = test::read_bytes(kRegressions + "/dicom/pixel-data-tag-parsed-as-sequence.dcm");
   ASSERT_FALSE(b.empty());
   test::expect_error_mentions(
       [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "px.dcm"); },
@@ -149,7 +144,7 @@ TEST(FuzzRegressions, DicomClaimingThousandsOfSamplesIsRefusedBeforeDecompressin
   // decompression allocated 2.1 GB (pneumo dicom-to-png peaked at 2,126,868 KB) before the samples check ran.
   // Now refused first (14 MB peak); the message is the early check's, which proves where it stopped.
   if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
-  const std::string b = bytes_of(kRegressions + "/dicom/compressed-65529-samples-per-pixel-2gb.dcm");
+  const std::string b = test::read_bytes(kRegressions + "/dicom/compressed-65529-samples-per-pixel-2gb.dcm");
   ASSERT_FALSE(b.empty());
   test::expect_error_mentions(
       [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), "spp.dcm"); },
@@ -163,7 +158,7 @@ TEST(FuzzRegressions, DicomJpegWithATemMarkerBeforeTheFrameHeaderEnds) {
   // decodes, by a walk that steps as DCMTK's scan does.
   if (!aug::dicom_available()) GTEST_SKIP() << "built without DCMTK";
   for (const std::string f : {"jpeg-tem-marker-endless-scan.dcm", "jpeg-fragment-starting-with-tem-endless-scan.dcm"}) {
-    const std::string b = bytes_of(kRegressions + "/dicom/" + f);
+    const std::string b = test::read_bytes(kRegressions + "/dicom/" + f);
     ASSERT_FALSE(b.empty()) << f;
     test::expect_error_mentions(
         [&] { aug::read_dicom_memory(reinterpret_cast<const uint8_t*>(b.data()), b.size(), f); },

@@ -11,6 +11,7 @@
 
 #include "kernels/check.h"
 #include "nn/checkpoint.h"
+#include "train/data_test_util.h"
 
 using namespace pneumo;
 
@@ -204,11 +205,6 @@ TEST(Checkpoint, LoadStateReportsMissingUnexpectedAndMisShaped) {
 
 namespace {
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 void write_all(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << bytes;
@@ -226,7 +222,7 @@ TEST(CheckpointChecksum, EveryFileCarriesOneAndItIsNotPartOfTheMetadata) {
   TwoLayer m(3, 4);
   const std::string path = temp_path("crc_meta.safetensors");
   nn::save_state(m, path, {{"note", "x"}});
-  const std::string bytes = read_all(path);
+  const std::string bytes = test::read_bytes(path);
   EXPECT_NE(bytes.find("\"pneumo.crc32c\":\""), std::string::npos) << "no checksum in the header";
   const nn::Metadata meta = nn::read_safetensors_metadata(path);
   EXPECT_EQ(meta.count("pneumo.crc32c"), 0u);
@@ -243,7 +239,7 @@ TEST(CheckpointChecksum, AFlippedByteInATensorIsACorruptFileNamed) {
   const std::string path = temp_path("crc_flip.safetensors");
   nn::save_state(m, path);
   ASSERT_NO_THROW(nn::load_safetensors(path));
-  const std::string good = read_all(path);
+  const std::string good = test::read_bytes(path);
   const size_t data_start = 8 + header_length(good);
   // A byte in the first tensor, one in the last, and the very last byte of the file.
   for (size_t at : {data_start + 5, good.size() - 40, good.size() - 1}) {
@@ -267,7 +263,7 @@ TEST(CheckpointChecksum, AChangedMetadataValueOrShapeInTheHeaderIsCaught) {
   TwoLayer m(8, 16);
   const std::string path = temp_path("crc_header.safetensors");
   nn::save_state(m, path, {{"trainer.step", "12"}});
-  const std::string good = read_all(path);
+  const std::string good = test::read_bytes(path);
   // Same length, so the file stays well formed: only the checksum can tell.
   std::string bad = good;
   const size_t at = bad.find("\"12\"");
@@ -287,7 +283,7 @@ TEST(CheckpointChecksum, ATruncatedFileIsNamed) {
   TwoLayer m(8, 16);
   const std::string path = temp_path("crc_cut.safetensors");
   nn::save_state(m, path);
-  const std::string good = read_all(path);
+  const std::string good = test::read_bytes(path);
   for (size_t keep : {good.size() - 1, good.size() / 2, size_t{12}, size_t{3}}) {
     write_all(path, good.substr(0, keep));
     EXPECT_THROW(nn::load_safetensors(path), Error) << "kept " << keep;

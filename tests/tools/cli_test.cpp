@@ -25,13 +25,6 @@ struct Result {
   std::string out, err;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // Runs `pneumo ARGS` (a shell fragment) inside `dir`, with `env` ("NAME=value ...") in its environment.
 Result pneumo(const std::string& args, const test::TempDir& dir, const std::string& env = "") {
   const std::string out = dir.file(".stdout"), err = dir.file(".stderr");
@@ -40,8 +33,8 @@ Result pneumo(const std::string& args, const test::TempDir& dir, const std::stri
   const int status = std::system(cmd.c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = test::read_bytes(out);
+  r.err = test::read_bytes(err);
   fs::remove(out);
   fs::remove(err);
   return r;
@@ -246,7 +239,7 @@ TEST(CliImage, EmptyFile) {
 TEST(CliImage, TruncatedPng) {
   test::TempDir d;
   write_mask(d.file("full.png"), 64, 64, 100);
-  const std::string png = slurp(d.file("full.png"));
+  const std::string png = test::read_bytes(d.file("full.png"));
   test::write_text(d.file("cut.png"), png.substr(0, png.size() / 2));
   expect_clean_error(pneumo("rle encode cut.png", d), 1, "rle encode", "cannot decode image 'cut.png'");
 }

@@ -38,20 +38,13 @@ struct Result {
   std::string out, err;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 Result sh(const std::string& cmd, const test::TempDir& dir) {
   const std::string out = dir.file(".stdout"), err = dir.file(".stderr");
   const int status = std::system(("cd '" + dir.path() + "' && " + cmd + " >'" + out + "' 2>'" + err + "'").c_str());
   Result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
+  r.out = test::read_bytes(out);
+  r.err = test::read_bytes(err);
   return r;
 }
 
@@ -133,13 +126,13 @@ TEST(CliClinical, PredictWritesMaskOverlaySegAndTheReport) {
     EXPECT_TRUE(fs::exists(dir.file(f))) << f;
   EXPECT_FALSE(fs::exists(dir.file("clinical/plain.seg.dcm")));  // no SEG for a PNG input
 
-  const nlohmann::json j = nlohmann::json::parse(slurp(dir.file("clinical/report.json")));
+  const nlohmann::json j = nlohmann::json::parse(test::read_bytes(dir.file("clinical/report.json")));
   ASSERT_EQ(j["images"].size(), 2u);
   for (const auto& row : j["images"]) {
     const aug::Image mask = aug::read_image(row["mask_png"].get<std::string>().insert(0, dir.path() + "/"));
     const std::string overlay_path = dir.path() + "/" + row["overlay_png"].get<std::string>();
     const aug::Image overlay = aug::read_image(overlay_path);  // (read as gray)
-    EXPECT_EQ(slurp(overlay_path).at(25), 2) << "the overlay PNG is not RGB (IHDR colour type)";
+    EXPECT_EQ(test::read_bytes(overlay_path).at(25), 2) << "the overlay PNG is not RGB (IHDR colour type)";
     EXPECT_EQ(overlay.height, mask.height);
     EXPECT_EQ(overlay.width, mask.width);
     EXPECT_EQ(row["area_px"].get<int64_t>(), count_on(mask));
@@ -167,7 +160,7 @@ TEST(CliClinical, PredictWritesMaskOverlaySegAndTheReport) {
       EXPECT_TRUE(row["area_mm2"].is_null());  // a PNG states no spacing
     }
   }
-  const std::string csv = slurp(dir.file("clinical/report.csv"));
+  const std::string csv = test::read_bytes(dir.file("clinical/report.csv"));
   EXPECT_NE(csv.find(",6144,307.2"), std::string::npos) << csv;  // chest: 64 x 96 px, x 0.2 x 0.25 mm
 
   // With the default rule the report still agrees with the mask it wrote.
@@ -175,7 +168,7 @@ TEST(CliClinical, PredictWritesMaskOverlaySegAndTheReport) {
                           "--clinical c2 --batch 1 --device cpu --quiet",
                           dir);
   ASSERT_EQ(d.code, 0) << d.err;
-  const nlohmann::json j2 = nlohmann::json::parse(slurp(dir.file("c2/report.json")));
+  const nlohmann::json j2 = nlohmann::json::parse(test::read_bytes(dir.file("c2/report.json")));
   for (const auto& row : j2["images"])
     EXPECT_EQ(row["area_px"].get<int64_t>(), count_on(aug::read_image(dir.path() + "/" + row["mask_png"].get<std::string>())));
 #endif

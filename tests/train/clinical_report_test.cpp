@@ -19,13 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 aug::Image block_mask(int h, int w, int y0, int y1, int x0, int x1) {
   aug::Image m(h, w, 1, 0);
   for (int y = y0; y < y1; ++y)
@@ -52,14 +45,14 @@ TEST(ClinicalReport, PngInputWritesMaskAndOverlayButNoSeg) {
   EXPECT_TRUE(fs::exists(r.overlay_png));
 
   write_report_csv(dir.file("report.csv"), {r});
-  const std::string csv = slurp(dir.file("report.csv"));
+  const std::string csv = test::read_bytes(dir.file("report.csv"));
   const std::string expected_row = "\"" + in + "\",\"case,7\",,,0.250000,200,,,,,\"" + r.mask_png + "\",\"" +
                                    r.overlay_png + "\",\n";
   EXPECT_EQ(csv,
             "image,id,study_instance_uid,sop_instance_uid,probability,area_px,area_mm2,row_spacing_mm,"
             "column_spacing_mm,spacing_source,mask_png,overlay_png,dicom_seg\n" + expected_row);
   write_report_json(dir.file("report.json"), {r});
-  const nlohmann::json j = nlohmann::json::parse(slurp(dir.file("report.json")));
+  const nlohmann::json j = nlohmann::json::parse(test::read_bytes(dir.file("report.json")));
   ASSERT_EQ(j["images"].size(), 1u);
   EXPECT_EQ(j["images"][0]["id"], "case,7");
   EXPECT_EQ(j["images"][0]["area_px"], 200);
@@ -84,14 +77,14 @@ TEST(ClinicalReport, DicomInputGivesAreaInSquareMillimetresAndASeg) {
   EXPECT_EQ(overlay_lines(r)[0], "PNEUMOTHORAX P=0.90");
 
   write_report_csv(dir.file("r.csv"), {r});
-  const std::string csv = slurp(dir.file("r.csv"));
+  const std::string csv = test::read_bytes(dir.file("r.csv"));
   EXPECT_NE(csv.find(path + ",siim-stage1-test-jpeg-baseline,1.2.276.0.7230010.3.1.2.8323329.6904.1517875201.850818,"
                      "1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819,0.900000,5000,141.120,0.168,0.168,"
                      "PixelSpacing,"),
             std::string::npos)
       << csv;
   write_report_json(dir.file("r.json"), {r});
-  const nlohmann::json j = nlohmann::json::parse(slurp(dir.file("r.json")))["images"][0];
+  const nlohmann::json j = nlohmann::json::parse(test::read_bytes(dir.file("r.json")))["images"][0];
   EXPECT_NEAR(j["area_mm2"].get<double>(), 141.12, 1e-9);
   EXPECT_DOUBLE_EQ(j["pixel_spacing_mm"][0].get<double>(), 0.168);
   EXPECT_EQ(j["dicom_seg"], r.dicom_seg);

@@ -31,19 +31,6 @@ namespace {
 constexpr int kEpochs = 3;
 constexpr int kSteps = 7;  // 40 images, 4 folds: 30 training images in batches of 4
 
-std::string pneumo_binary() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  const fs::path p = self.parent_path().parent_path() / "pneumo";
-  return fs::exists(p) ? p.string() : "";
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // How a child run ends: killed on purpose, or its exit status; its stdout and stderr.
 struct ChildRun {
   int status = -1;  // exit code, or 128 + signal
@@ -59,7 +46,7 @@ struct KillPlan {
 };
 
 ChildRun run_pneumo(const std::vector<std::string>& args, const std::string& logs, const KillPlan& plan = {}) {
-  const std::string bin = pneumo_binary();
+  const std::string bin = test::pneumo_binary();
   const std::string out_log = logs + ".out", err_log = logs + ".err";
   const pid_t pid = fork();
   if (pid == 0) {
@@ -85,7 +72,7 @@ ChildRun run_pneumo(const std::vector<std::string>& args, const std::string& log
         exited = true;
         break;
       }
-      if (read_all(out_log).find(plan.when_log_shows) != std::string::npos) break;
+      if (test::read_bytes(out_log).find(plan.when_log_shows) != std::string::npos) break;
       usleep(1000);
     }
     if (!exited) {
@@ -99,8 +86,8 @@ ChildRun run_pneumo(const std::vector<std::string>& args, const std::string& log
   }
   if (!exited) waitpid(pid, &status, 0);
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_all(out_log);
-  r.err = read_all(err_log);
+  r.out = test::read_bytes(out_log);
+  r.err = test::read_bytes(err_log);
   return r;
 }
 
@@ -155,7 +142,7 @@ void expect_same_state_tensors(const std::string& a, const std::string& b) {
 class CrashSafety : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (pneumo_binary().empty()) GTEST_SKIP() << "the pneumo executable is not beside the tests (build it)";
+    if (test::pneumo_binary().empty()) GTEST_SKIP() << "the pneumo executable is not beside the tests (build it)";
     data_ = tmp_.file("data");
     train::write_synthetic_folder(data_, 40, 64, 7);
   }
@@ -170,7 +157,7 @@ class CrashSafety : public ::testing::Test {
     const std::string last_model = ckpt(ref, kEpochs - 1, false);
     ASSERT_TRUE(fs::exists(ckpt(run, kEpochs - 1, false)));
     // The model file, metadata and checksum included: byte for byte.
-    EXPECT_TRUE(read_all(last_model) == read_all(ckpt(run, kEpochs - 1, false))) << "final weights differ";
+    EXPECT_TRUE(test::read_bytes(last_model) == test::read_bytes(ckpt(run, kEpochs - 1, false))) << "final weights differ";
     expect_same_state_tensors(ckpt(ref, kEpochs - 1, true), ckpt(run, kEpochs - 1, true));
     EXPECT_TRUE(temporaries(run).empty()) << temporaries(run).front();
   }
@@ -254,7 +241,7 @@ TEST_F(CrashSafety, DiskFullDuringACheckpointWriteKeepsThePreviousOneAndTheRunRe
   after_epoch0.delay_ms = 0;
   ASSERT_EQ(run_pneumo(train_args(data_, run), tmp_.file("a"), after_epoch0).status, 128 + SIGKILL);
   ASSERT_EQ(completed_epochs(run), 1);
-  const std::string model0 = read_all(ckpt(run, 0, false)), state0 = read_all(ckpt(run, 0, true));
+  const std::string model0 = test::read_bytes(ckpt(run, 0, false)), state0 = test::read_bytes(ckpt(run, 0, true));
   ASSERT_LT(model0.size(), state0.size());  // the state holds two Adam moments per parameter
 
   // Room for neither file, then room for the model file only.
@@ -268,8 +255,8 @@ TEST_F(CrashSafety, DiskFullDuringACheckpointWriteKeepsThePreviousOneAndTheRunRe
     EXPECT_NE(r.err.find("File too large"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
     EXPECT_EQ(r.err.find(".cpp:"), std::string::npos) << "engine location in: " << r.err;
-    EXPECT_TRUE(read_all(ckpt(run, 0, false)) == model0) << "the previous checkpoint changed";
-    EXPECT_TRUE(read_all(ckpt(run, 0, true)) == state0) << "the previous state changed";
+    EXPECT_TRUE(test::read_bytes(ckpt(run, 0, false)) == model0) << "the previous checkpoint changed";
+    EXPECT_TRUE(test::read_bytes(ckpt(run, 0, true)) == state0) << "the previous state changed";
     EXPECT_FALSE(fs::exists(ckpt(run, 1, true)));
     EXPECT_TRUE(temporaries(run + "/checkpoints").empty()) << temporaries(run + "/checkpoints").front();
     EXPECT_EQ(completed_epochs(run), 1);
@@ -291,7 +278,7 @@ TEST_F(CrashSafety, CorruptCheckpointStopsResumeNamingTheFileAndTheOneBeforeStil
   ASSERT_EQ(completed_epochs(run), 2);
 
   const std::string model1 = ckpt(run, 1, false), state1 = ckpt(run, 1, true);
-  const std::string good_model = read_all(model1), good_state = read_all(state1);
+  const std::string good_model = test::read_bytes(model1), good_state = test::read_bytes(state1);
   struct Damage {
     std::string file, bytes, expect;
   };

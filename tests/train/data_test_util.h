@@ -1,10 +1,13 @@
-// Small helpers shared by the data-pipeline tests: a private temporary folder per test, and file writing.
+// Small helpers shared by the tests: a private temporary folder per test, file reading and writing, and the
+// pneumo executable the CLI tests run.
 #pragma once
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace pneumo::test {
@@ -30,6 +33,23 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// A whole file's bytes ("" when it cannot be read).
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The pneumo executable: $PNEUMO_BIN, else beside the test binary's folder (build/tests/tests_cpu ->
+// build/pneumo); "" when there is none.
+inline std::string pneumo_binary() {
+  if (const char* e = std::getenv("PNEUMO_BIN")) return e;
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  const std::filesystem::path p = self.parent_path().parent_path() / "pneumo";
+  return std::filesystem::exists(p) ? p.string() : "";
+}
 
 inline void write_text(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());

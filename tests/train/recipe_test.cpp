@@ -29,13 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace rc = train::recipe;
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 size_t index_of(const rc::Plan& p, const std::string& id) {
   for (size_t i = 0; i < p.steps.size(); ++i)
     if (p.steps[i].id == id) return i;
@@ -160,7 +153,7 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   EXPECT_EQ(r.ran, 2);
   EXPECT_EQ(r.skipped, 1);
   EXPECT_EQ(r.ran_ids, (std::vector<std::string>{"b", "c"}));
-  EXPECT_EQ(read_all(dir.file("a.txt")), "one\n");
+  EXPECT_EQ(test::read_bytes(dir.file("a.txt")), "one\n");
   // Everything complete: nothing runs.
   r = rc::run_plan(p, o);
   EXPECT_EQ(r.ran, 0);
@@ -174,9 +167,9 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   rc::Plan p2 = rc::parse_plan(shell_recipe(w, b), "shell.json", {"tag=two"});
   r = rc::run_plan(p2, o);
   EXPECT_EQ(r.ran_ids, (std::vector<std::string>{"a", "b", "c"}));
-  EXPECT_EQ(read_all(dir.file("a.txt")), "one\ntwo\n");
+  EXPECT_EQ(test::read_bytes(dir.file("a.txt")), "one\ntwo\n");
   // The marker records the command line and outputs.
-  const std::string marker = read_all(rc::marker_path(p2, step_of(p2, "a")));
+  const std::string marker = test::read_bytes(rc::marker_path(p2, step_of(p2, "a")));
   EXPECT_NE(marker.find("echo two >>"), std::string::npos) << marker;
   EXPECT_NE(marker.find("a.txt"), std::string::npos);
   // An interrupted step (its resume condition holds) runs its resume command instead.
@@ -185,8 +178,8 @@ TEST(Recipe, CompleteStepsAreSkippedFailuresStopAndTheSameCommandContinues) {
   EXPECT_EQ(&rc::command_for(step_of(p2, "b")), &step_of(p2, "b").resume_argv);
   r = rc::run_plan(p2, o);
   EXPECT_EQ(r.ran_ids, (std::vector<std::string>{"b", "c"}));
-  EXPECT_EQ(read_all(dir.file("b.txt")), "b\nb\nresumed\n");
-  EXPECT_EQ(read_all(dir.file("c.txt")), "b\nb\nresumed\n");  // c saw the re-run b, not its old output
+  EXPECT_EQ(test::read_bytes(dir.file("b.txt")), "b\nb\nresumed\n");
+  EXPECT_EQ(test::read_bytes(dir.file("c.txt")), "b\nb\nresumed\n");  // c saw the re-run b, not its old output
   // Nothing changed since: nothing runs.
   r = rc::run_plan(p2, o);
   EXPECT_EQ(r.ran, 0);
@@ -227,7 +220,7 @@ TEST(Recipe, ASignalIsPassedOnToTheRunningStepAndNothingNewStarts) {
   const rc::RunResult r = rc::run_plan(p, o);
   killer.join();
   EXPECT_EQ(r.interrupted, SIGTERM);
-  EXPECT_EQ(read_all(dir.file("term")), "got\n");
+  EXPECT_EQ(test::read_bytes(dir.file("term")), "got\n");
   EXPECT_FALSE(fs::exists(dir.file("next")));
   EXPECT_FALSE(fs::exists(rc::marker_path(p, step_of(p, "long"))));
   EXPECT_EQ(r.not_run, 1);
@@ -250,10 +243,10 @@ TEST(Recipe, GpusRunIndependentStepsAtOnceEachWithItsDevice) {
   const rc::RunResult r = rc::run_plan(p, o);
   EXPECT_EQ(r.ran, 3) << r.first_failure;
   EXPECT_EQ(r.failed, 0);
-  std::set<std::string> devs = {read_all(dir.file("dev-x")), read_all(dir.file("dev-y"))};
+  std::set<std::string> devs = {test::read_bytes(dir.file("dev-x")), test::read_bytes(dir.file("dev-y"))};
   EXPECT_EQ(devs, (std::set<std::string>{"3\n", "5\n"}));
   // A later step gets a free GPU, and every step the recipe's env.
-  const std::string after = read_all(dir.file("dev-after"));
+  const std::string after = test::read_bytes(dir.file("dev-after"));
   EXPECT_TRUE(after == "3 " + w + "\n" || after == "5 " + w + "\n") << after;
 }
 
@@ -263,7 +256,7 @@ TEST(Recipe, SlurmGetsOneArrayPerLevelChainedByAfterok) {
   rc::emit_slurm(p, dir.file("slurm"), "/opt/pneumo", "configs/x.json", {"data=/d"}, "--partition=gpu");
   for (int level = 0; level < 4; ++level) ASSERT_TRUE(fs::exists(dir.file("slurm/stage-" + std::to_string(level) + ".sbatch")));
   EXPECT_FALSE(fs::exists(dir.file("slurm/stage-4.sbatch")));
-  const std::string s0 = read_all(dir.file("slurm/stage-0.sbatch"));
+  const std::string s0 = test::read_bytes(dir.file("slurm/stage-0.sbatch"));
   EXPECT_NE(s0.find("#SBATCH --array=0-3\n"), std::string::npos) << s0;
   EXPECT_NE(s0.find("#SBATCH --gres=gpu:1"), std::string::npos);
   EXPECT_TRUE(fs::is_directory(dir.file("w/.recipe")));  // the --output folder exists before the jobs start
@@ -271,10 +264,10 @@ TEST(Recipe, SlurmGetsOneArrayPerLevelChainedByAfterok) {
   EXPECT_NE(s0.find("#SBATCH --chdir=" + fs::current_path().string() + "\n"), std::string::npos) << s0;
   EXPECT_NE(s0.find("--set data=/d --only train-a-f0"), std::string::npos) << s0;
   EXPECT_NE(s0.find("# pneumo train --model unet_se50 --data /d --fold 0"), std::string::npos) << s0;
-  const std::string s3 = read_all(dir.file("slurm/stage-3.sbatch"));
+  const std::string s3 = test::read_bytes(dir.file("slurm/stage-3.sbatch"));
   EXPECT_NE(s3.find("--array=0-0"), std::string::npos);
   EXPECT_EQ(s3.find("--gres"), std::string::npos);  // no GPU step at that level
-  const std::string submit = read_all(dir.file("slurm/submit.sh"));
+  const std::string submit = test::read_bytes(dir.file("slurm/submit.sh"));
   EXPECT_NE(submit.find("j0=$(sbatch --parsable stage-0.sbatch)"), std::string::npos) << submit;
   EXPECT_NE(submit.find("j1=$(sbatch --parsable --dependency=afterok:$j0 stage-1.sbatch)"), std::string::npos);
   EXPECT_NE(submit.find("j3=$(sbatch --parsable --dependency=afterok:$j2 stage-3.sbatch)"), std::string::npos);
@@ -329,15 +322,6 @@ TEST(Recipe, TheShippedConfigsPlan) {
 }
 
 // The pneumo binary beside this test binary's folder (build/tests/tests_cpu -> build/pneumo).
-std::string pneumo_binary() {
-  if (const char* e = std::getenv("PNEUMO_BIN")) return e;
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  const fs::path p = self.parent_path().parent_path() / "pneumo";
-  return fs::exists(p) ? p.string() : "";
-}
-
 std::string run_command(const std::string& cmd, int* rc) {
   std::string out;
   FILE* f = ::popen((cmd + " 2>&1").c_str(), "r");
@@ -352,7 +336,7 @@ std::string run_command(const std::string& cmd, int* rc) {
 TEST(RecipeTiny, LesionsEndToEndToAVerifiedSubmissionThenNothingReruns) {
   const std::string data = std::string(PNEUMO_SHARED_DATA) + "/lesions-covid-qu-ex";
   if (!fs::is_directory(data)) GTEST_SKIP() << "shared data absent: " << data;
-  const std::string exe = pneumo_binary();
+  const std::string exe = test::pneumo_binary();
   if (exe.empty()) GTEST_SKIP() << "the pneumo binary was not found beside the tests (set PNEUMO_BIN)";
   test::TempDir dir;
   const std::string config = std::string(PNEUMO_TEST_FIXTURES) + "/../../configs/tiny-lesions.json";

@@ -2,9 +2,7 @@
 // is a pneumo::Error naming the file and the key, never a JSON library exception (fuzz_config runs the same).
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "kernels/check.h"
 #include "train/data_test_util.h"
@@ -15,12 +13,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string seed_text() {
-  std::ifstream in(PNEUMO_TEST_FIXTURES "/../fuzz/seeds/config/run-config.json", std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string seed_text() { return test::read_bytes(PNEUMO_TEST_FIXTURES "/../fuzz/seeds/config/run-config.json"); }
 
 // The error must be the engine's (so the CLI prints it as one line) and mention every needle.
 void expect_config_error(const std::string& text, std::initializer_list<std::string> needles) {

@@ -91,20 +91,11 @@ void expect_same_tensors(const std::string& a, const std::string& b) {
   }
 }
 
-// The pneumo executable beside the test binary's folder (build/tests/tests_cpu -> build/pneumo).
-std::string pneumo_binary() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  const fs::path p = self.parent_path().parent_path() / "pneumo";
-  return fs::exists(p) ? p.string() : "";
-}
-
 // Runs pneumo with args (env additions "K=V"), stdout to `log`. With `signal_on`, sends `sig` as soon as the
 // log shows that text. Returns the exit status, or 128 + signal.
 int run_pneumo(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
                const std::string& log = "/dev/null", const std::string& signal_on = "", int sig = SIGKILL) {
-  const std::string bin = pneumo_binary();
+  const std::string bin = test::pneumo_binary();
   pid_t pid = fork();
   if (pid == 0) {
     for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
@@ -226,7 +217,7 @@ TEST(Train, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
 }
 
 TEST(Train, SigkillDuringAnEpochAndDuringACheckpointWriteLeaveResumableRuns) {
-  if (pneumo_binary().empty()) GTEST_SKIP() << "the pneumo executable is not beside the tests (build it)";
+  if (test::pneumo_binary().empty()) GTEST_SKIP() << "the pneumo executable is not beside the tests (build it)";
   TempDir tmp;
   const std::string data = make_data(tmp);
   train::TrainConfig ref = tiny_config(data, tmp.file("ref"));
