@@ -173,49 +173,55 @@ Variable conv2d(const Variable& x, const Variable& w, const layer_ops::Conv2dGeo
   return record1(n, {x, w}, y);
 }
 
-Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
-                    const Tensor& var, double eps, bool training) {
-  const Tensor& xv = x.value();
-  const Tensor wv = weight.defined() ? weight.value() : Tensor();
-  const Tensor bv = bias.defined() ? bias.value() : Tensor();
-  Tensor y = layer_ops::batch_norm_apply(xv, mean, var, eps, wv, bv);
+namespace {
+
+// x, then weight and bias when defined: the input order of both BatchNorm nodes' backward.
+std::vector<Variable> bn_inputs(const Variable& x, const Variable& weight, const Variable& bias) {
   std::vector<Variable> inputs{x};
   if (weight.defined()) inputs.push_back(weight);
   if (bias.defined()) inputs.push_back(bias);
+  return inputs;
+}
+
+// What both BatchNorm nodes save (BatchNormNode, BatchNormReluNode).
+template <typename BnNode>
+void save_bn(BnNode& n, const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& weight, double eps,
+             bool training, bool has_weight, bool has_bias) {
+  n.x = x;
+  // The running buffers change in place on later training steps; the backward must see today's values.
+  n.mean = training ? mean : mean.clone();
+  n.var = training ? var : var.clone();
+  n.weight = weight;
+  n.eps = eps;
+  n.training = training;
+  n.has_weight = has_weight;
+  n.has_bias = has_bias;
+}
+
+}  // namespace
+
+Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                    const Tensor& var, double eps, bool training) {
+  const Tensor wv = weight.defined() ? weight.value() : Tensor();
+  const Tensor bv = bias.defined() ? bias.value() : Tensor();
+  Tensor y = layer_ops::batch_norm_apply(x.value(), mean, var, eps, wv, bv);
+  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
   if (!any_requires_grad(inputs)) return Variable(y);
   auto n = std::make_shared<BatchNormNode>();
-  n->x = xv;
-  // The running buffers change in place on later training steps; the backward must see today's values.
-  n->mean = training ? mean : mean.clone();
-  n->var = training ? var : var.clone();
-  n->weight = wv;
-  n->eps = eps;
-  n->training = training;
-  n->has_weight = weight.defined();
-  n->has_bias = bias.defined();
+  save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
   return record1(n, inputs, y);
 }
 
 Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
                          const Tensor& var, double eps, bool training) {
-  const Tensor& xv = x.value();
   const Tensor wv = weight.defined() ? weight.value() : Tensor();
   const Tensor bv = bias.defined() ? bias.value() : Tensor();
-  Tensor y = layer_ops::fused_bn_apply(xv, mean, var, eps, wv, bv, Tensor(), Tensor(), true);
-  std::vector<Variable> inputs{x};
-  if (weight.defined()) inputs.push_back(weight);
-  if (bias.defined()) inputs.push_back(bias);
+  Tensor y = layer_ops::fused_bn_apply(x.value(), mean, var, eps, wv, bv, Tensor(), Tensor(), true);
+  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
   if (!any_requires_grad(inputs)) return Variable(y);
   auto n = std::make_shared<BatchNormReluNode>();
-  n->x = xv;
+  save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
   n->y = y;
-  n->mean = training ? mean : mean.clone();
-  n->var = training ? var : var.clone();
-  n->weight = wv;
-  n->eps = eps;
-  n->training = training;
-  n->has_weight = weight.defined();
-  n->has_bias = bias.defined();
   return record1(n, inputs, y);
 }
 
