@@ -2,7 +2,8 @@
 // im2col into [OH*OW, R*S*Cg] then the blocked GEMM (kernels::cpu::gemm); ungrouped convs take the columns
 // in L2-sized chunks of positions; 1x1 stride-1 unpadded ungrouped convs are one GEMM over the whole batch;
 // depthwise-style convs (one input channel per group) use direct loops; F32 grouped convs with k == c use
-// the direct AVX-512 kernels of conv_grouped.h where the CPU has AVX-512 (all three passes). Backward
+// the direct AVX-512 kernels of conv_grouped.h where the CPU has AVX-512 (all three passes), and F32
+// stride-1 ungrouped k x k convs the implicit GEMMs of conv_implicit.h (no columns at all). Backward
 // data is a GEMM into the column buffer followed by a GATHER col2im (each input element sums its own contributions in a fixed
 // order, so results do not depend on the thread count).
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/conv_grouped.h"
+#include "kernels/cpu/conv_implicit.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/float_dispatch.h"
@@ -291,10 +293,38 @@ void gemm_backward_data(DType dt, const ConvShape& cs, const T* dy, const T* w, 
                   [&](int64_t ng, T* col) { one(ng / cs.groups, ng % cs.groups, col); });
 }
 
+// dw = dy^T x of an ungrouped 1x1 conv with very few outputs (the segmentation head, 16 -> 1). As a GEMM it
+// is one mostly-empty register tile per K block, K = all N*H*W positions: 57 ms for 262144 positions
+// (0.1 GFLOP/s, measured). Here fixed chunks of positions make partial sums in double, added in chunk order,
+// so the result does not depend on the thread count.
+template <typename T>
+void narrow_pointwise_weight(const ConvShape& cs, const T* dy, const T* x, T* dw) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t positions = cs.n * cs.h * cs.w, chunks = (positions + kChunk - 1) / kChunk, kc = cs.k * cs.c;
+  std::vector<double> part(chunks * kc, 0.0);
+#pragma omp parallel for schedule(static) if (worth_parallel(positions * kc))
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    double* acc = part.data() + ch * kc;
+    for (int64_t p = ch * kChunk; p < std::min(positions, (ch + 1) * kChunk); ++p)
+      for (int64_t k = 0; k < cs.k; ++k) {
+        const double d = static_cast<double>(dy[p * cs.k + k]);
+        const T* xp = x + p * cs.c;
+        double* a = acc + k * cs.c;
+        for (int64_t c = 0; c < cs.c; ++c) a[c] += d * static_cast<double>(xp[c]);
+      }
+  }
+  for (int64_t i = 0; i < kc; ++i) {
+    double sum = 0.0;
+    for (int64_t ch = 0; ch < chunks; ++ch) sum += part[ch * kc + i];
+    dw[i] = static_cast<T>(sum);
+  }
+}
+
 template <typename T>
 void gemm_backward_weight(DType dt, const ConvShape& cs, const T* dy, const T* x, T* dw) {
   const int64_t cg = cs.c_per_group(), kg = cs.k_per_group(), row = cs.r * cs.s * cg, positions = cs.oh * cs.ow;
   const bool pointwise = is_pointwise(cs);
+  if (cs.groups == 1 && pointwise && cs.k <= 2) return narrow_pointwise_weight(cs, dy, x, dw);
   if (cs.groups == 1 && pointwise) {  // dw = dy^T x over all N*H*W positions at once
     gemm(dt, true, false, cs.k, cs.c, cs.n * positions, 1.0, dy, cs.k, x, cs.c, 0.0, dw, cs.c);
     return;
@@ -352,6 +382,10 @@ void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w,
       if (grouped_direct_applies(cs))
         return grouped_direct_forward(cs, static_cast<const float*>(x), static_cast<const float*>(w),
                                       static_cast<float*>(y));
+    if constexpr (std::is_same_v<T, float>)
+      if (implicit_conv_applies(cs))
+        return implicit_conv_forward(cs, static_cast<const float*>(x), static_cast<const float*>(w),
+                                     static_cast<float*>(y));
     if (cs.c_per_group() == 1)
       depthwise_forward(cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
     else
@@ -368,6 +402,10 @@ void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const v
       if (grouped_direct_applies(cs))
         return grouped_direct_backward_data(cs, static_cast<const float*>(dy), static_cast<const float*>(w),
                                             static_cast<float*>(dx));
+    if constexpr (std::is_same_v<T, float>)
+      if (implicit_conv_applies(cs))
+        return implicit_conv_backward_data(cs, static_cast<const float*>(dy), static_cast<const float*>(w),
+                                           static_cast<float*>(dx));
     if (cs.c_per_group() == 1)
       depthwise_backward_data(cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
     else
@@ -384,6 +422,10 @@ void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const
       if (grouped_direct_applies(cs))
         return grouped_direct_backward_weight(cs, static_cast<const float*>(dy), static_cast<const float*>(x),
                                               static_cast<float*>(dw));
+    if constexpr (std::is_same_v<T, float>)
+      if (implicit_conv_applies(cs))
+        return implicit_conv_backward_weight(cs, static_cast<const float*>(dy), static_cast<const float*>(x),
+                                             static_cast<float*>(dw));
     if (cs.c_per_group() == 1)
       depthwise_backward_weight(cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
     else
