@@ -28,7 +28,7 @@ constexpr int kMaxMR = 14, kMaxNR = 32;
 typedef float v8f __attribute__((vector_size(32)));
 
 // Per-thread packing buffer `which` (0: B, 1: A) of at least n floats, 64-byte aligned, grown on demand and
-// kept for the thread's life (at most 2 MiB + 112 KiB per thread).
+// kept for the thread's life (at most 32 MiB for B on the calling thread, 112 KiB for A per thread).
 float* pack_buffer(int which, size_t n) {
   struct Buf {
     float* p = nullptr;
@@ -222,64 +222,75 @@ void gemm_f32(const Kernel& kern, bool ta, bool tb, int64_t M, int64_t N, int64_
   const int mr = kern.mr, nr = kern.nr;
   const int64_t kMC = kern.mc;
   View av{A, lda, ta}, bv{B, ldb, tb};
-  // Packing buffers sized to this problem and reused per thread, uninitialised (pack_* write what is read):
-  // a fresh zeroed 2 MiB per call dominated the small per-group GEMMs of grouped convolutions.
-  float* bpack = pack_buffer(0, static_cast<size_t>(std::min(kKC, K) * ((std::min(kNC, N) + nr - 1) / nr) * nr));
+  // B is packed for a whole run of K blocks at once (up to 8 Mi floats), so the threads meet at two
+  // barriers per run instead of two per K block: with OMP_WAIT_POLICY=passive a barrier is a futex
+  // sleep and wake, and a 1x1 conv's weight gradient (K = every pixel of the batch) has 64..1024 K blocks.
+  // Packing buffers are reused per thread, uninitialised (pack_* write what is read): a fresh zeroed
+  // buffer per call dominated the small per-group GEMMs of grouped convolutions.
+  const int64_t ncp = (std::min(kNC, N) + nr - 1) / nr * nr;
+  const int64_t ksb = std::min((K + kKC - 1) / kKC * kKC, std::max(kKC, (int64_t{8} << 20) / ncp / kKC * kKC));
+  float* bpack = pack_buffer(0, static_cast<size_t>(ksb * ncp));
   const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  // One parallel region for the whole product (not one per K block): threads pack B together, then share
-  // the (M block, run of N strips) work items. Short-M problems (the weight gradient of a conv with few
-  // output channels: one M block) split N as well so every thread has work. Every C tile is computed the
-  // same way whatever the split: results do not depend on the thread count.
+  // Work items are (M block, run of N strips). M blocks are balanced (M = 128 is two blocks of 70 rows,
+  // not 112 + 16), and short-M problems split N as well so every thread has work. Every C tile is computed
+  // the same way whatever the split: results do not depend on the thread count.
+  const int64_t mblocks = (M + kMC - 1) / kMC, mc_bal = ((M + mblocks - 1) / mblocks + mr - 1) / mr * mr;
 #pragma omp parallel if (threads > 1 && M * N * K >= (int64_t{1} << 15))
   {
     float* apack = pack_buffer(1, static_cast<size_t>(kMC * kKC));
     alignas(64) float tile[kMaxMR * kMaxNR];
     for (int64_t j0 = 0; j0 < N; j0 += kNC) {
-      const int64_t nc = std::min(kNC, N - j0);
-      const int64_t mblocks = (M + kMC - 1) / kMC, nstrips = (nc + nr - 1) / nr;
-      const int64_t chunks = mblocks >= threads ? 1 : std::min(nstrips, (2 * threads + mblocks - 1) / mblocks);
+      const int64_t nc = std::min(kNC, N - j0), nstrips = (nc + nr - 1) / nr;
+      const int64_t chunks = std::min(nstrips, std::max<int64_t>(1, (2 * threads + mblocks - 1) / mblocks));
       const int64_t per_chunk = (nstrips + chunks - 1) / chunks;
-      for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-        const int64_t kc = std::min(kKC, K - k0);
-        const float beta_k = k0 == 0 ? beta : 1.f;  // later K blocks accumulate
+      for (int64_t ks0 = 0; ks0 < K; ks0 += ksb) {
+        const int64_t kend = std::min(K, ks0 + ksb), nkb = (kend - ks0 + kKC - 1) / kKC;
 #pragma omp for schedule(static)
-        for (int64_t st = 0; st < nstrips; ++st) pack_b(bv, nr, k0, kc, j0, nc, st, st + 1, bpack);
+        for (int64_t q = 0; q < nkb * nstrips; ++q) {
+          const int64_t kb = q / nstrips, st = q % nstrips, k0 = ks0 + kb * kKC;
+          pack_b(bv, nr, k0, std::min(kKC, kend - k0), j0, nc, st, st + 1, bpack + kb * kKC * ncp);
+        }
 #pragma omp for schedule(dynamic, 1)
         for (int64_t item = 0; item < mblocks * chunks; ++item) {
           const int64_t mb = item / chunks, chunk = item % chunks;
-          int64_t i0 = mb * kMC, mc = std::min(kMC, M - i0);
+          const int64_t i0 = mb * mc_bal, mc = std::min(mc_bal, M - i0);
+          if (mc <= 0) continue;
           // In-place A: only a last partial strip is packed (zero-padded rows).
           const bool direct = kern.micro_direct != nullptr && !ta;
           const int64_t packed_from = direct ? mc / mr * mr : 0;
-          if (packed_from < mc) pack_a(av, mr, i0 + packed_from, mc - packed_from, k0, kc, apack);
           const int64_t js_end = std::min(nc, (chunk + 1) * per_chunk * nr);
-          for (int64_t js = chunk * per_chunk * nr; js < js_end; js += nr) {
-            const int64_t w = std::min<int64_t>(nr, nc - js);
-            const float* bp = bpack + (js / nr) * kc * nr;
-            for (int64_t is = 0; is < mc; is += mr) {
-              const int64_t h = std::min<int64_t>(mr, mc - is);
-              float* c0 = C + (i0 + is) * ldc + j0 + js;
-              if (is < packed_from) {
-                const float* ad = A + (i0 + is) * lda + k0;
-                if (w == nr)
-                  kern.micro_direct(kc, ad, lda, bp, c0, ldc, alpha, beta_k);
-                else
-                  kern.micro_direct(kc, ad, lda, bp, tile, nr, 1.f, 0.f);
-              } else {
-                const float* ap = apack + ((is - packed_from) / mr) * kc * mr;
-                if (h == mr && w == nr)
-                  kern.micro(kc, ap, bp, c0, ldc, alpha, beta_k);
-                else
-                  kern.micro(kc, ap, bp, tile, nr, 1.f, 0.f);
-              }
-              if (h == mr && w == nr) continue;
-              for (int64_t i = 0; i < h; ++i) {
-                float* crow = c0 + i * ldc;
-                const float* trow = tile + i * nr;
-                if (beta_k == 0.f)
-                  for (int64_t j = 0; j < w; ++j) crow[j] = alpha * trow[j];
-                else
-                  for (int64_t j = 0; j < w; ++j) crow[j] = alpha * trow[j] + beta_k * crow[j];
+          for (int64_t kb = 0; kb < nkb; ++kb) {
+            const int64_t k0 = ks0 + kb * kKC, kc = std::min(kKC, kend - k0);
+            const float beta_k = k0 == 0 ? beta : 1.f;  // later K blocks accumulate
+            if (packed_from < mc) pack_a(av, mr, i0 + packed_from, mc - packed_from, k0, kc, apack);
+            for (int64_t js = chunk * per_chunk * nr; js < js_end; js += nr) {
+              const int64_t w = std::min<int64_t>(nr, nc - js);
+              const float* bp = bpack + kb * kKC * ncp + (js / nr) * kc * nr;
+              for (int64_t is = 0; is < mc; is += mr) {
+                const int64_t h = std::min<int64_t>(mr, mc - is);
+                float* c0 = C + (i0 + is) * ldc + j0 + js;
+                if (is < packed_from) {
+                  const float* ad = A + (i0 + is) * lda + k0;
+                  if (w == nr)
+                    kern.micro_direct(kc, ad, lda, bp, c0, ldc, alpha, beta_k);
+                  else
+                    kern.micro_direct(kc, ad, lda, bp, tile, nr, 1.f, 0.f);
+                } else {
+                  const float* ap = apack + ((is - packed_from) / mr) * kc * mr;
+                  if (h == mr && w == nr)
+                    kern.micro(kc, ap, bp, c0, ldc, alpha, beta_k);
+                  else
+                    kern.micro(kc, ap, bp, tile, nr, 1.f, 0.f);
+                }
+                if (h == mr && w == nr) continue;
+                for (int64_t i = 0; i < h; ++i) {
+                  float* crow = c0 + i * ldc;
+                  const float* trow = tile + i * nr;
+                  if (beta_k == 0.f)
+                    for (int64_t j = 0; j < w; ++j) crow[j] = alpha * trow[j];
+                  else
+                    for (int64_t j = 0; j < w; ++j) crow[j] = alpha * trow[j] + beta_k * crow[j];
+                }
               }
             }
           }
