@@ -17,6 +17,9 @@ namespace pneumo::kernels::cpu {
 namespace {
 
 constexpr int64_t kKBlock = 256;  // GEMM depth per block: a packed B panel (256 x 32 floats) fits L1
+// Positions per block of the weight gradient: its B panel (128 x 32 floats) and the A columns a register
+// tile reads (128 rows of dy, a cache line each) fit L1 together; 256 spilled it (5-10 % slower, measured).
+constexpr int64_t kWBlock = 128;
 
 inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -25,10 +28,14 @@ inline int threads_here() { return omp_in_parallel() ? 1 : omp_get_max_threads()
 // One register tile: acc[i][.] = sum over taps t and k < kc of a_t(i, k) * b(k, .), with
 // a_t(i, k) = a[aoff[t] + i * ras + k * kas] and row k of b at b + k * ldb (taps continue along b).
 // Then rows i with crow[i] != nullptr get crow[i][j0 + j] (+)= acc[i][j] for j < cols.
-template <int MR, int NV>
+// kRas != 0: ras is that compile-time constant, so the MR rows are constant offsets from one pointer. With a
+// run-time ras, GCC keeps a pointer per row and spills 28 of them: a reload per FMA made the 28x16 tile
+// load-bound (80 vs 120+ GFLOP/s per core, measured).
+template <int MR, int NV, int kRas = 0>
 __attribute__((target("avx512f"))) void micro(int nt, const int64_t* aoff, int64_t kc, const float* a, int64_t ras,
                                                int64_t kas, const float* b, int64_t ldb, float* const* crow,
                                                int64_t j0, int64_t cols, bool accumulate) {
+  if (kRas != 0) ras = kRas;
   __m512 acc[MR][NV];
 #pragma GCC unroll 28
   for (int i = 0; i < MR; ++i)
@@ -141,6 +148,7 @@ void shifted_forward(const Geom& g, const float* x, const float* b, bool b_trans
       }
   }
 
+  auto tile = c == 16 ? micro<MR, NV, 16> : c == 32 ? micro<MR, NV, 32> : micro<MR, NV>;
   const int64_t pixels = g.sample_pixels(MR), wide = g.wide(), wp = g.wp();
   HostBuffer<float> xp(g.n * pixels * c);
   pad_input(g, x, pixels, xp.data());
@@ -171,8 +179,8 @@ void shifted_forward(const Geom& g, const float* x, const float* b, bool b_trans
         for (int64_t st = 0; st < nstrips; ++st) {
           const float* panel = bp.data() + block_at[bi] + st * kb.nt * kb.cc * NR;
           for (int64_t i = i0; i < i1; i += MR)
-            micro<MR, NV>(static_cast<int>(kb.nt), offs[bi].data(), kb.cc, xs + i * c + kb.c0, c, 1, panel, NR,
-                          crow.data() + (i - i0), st * NR, std::min(NR, N - st * NR), bi > 0);
+            tile(static_cast<int>(kb.nt), offs[bi].data(), kb.cc, xs + i * c + kb.c0, c, 1, panel, NR,
+                 crow.data() + (i - i0), st * NR, std::min(NR, N - st * NR), bi > 0);
         }
       }
     }
@@ -205,20 +213,27 @@ void shifted_weight(const Geom& g, const float* dy, const float* x, float* dw) {
 #pragma omp parallel if (threads > 1 && worth_parallel(g.n * wide * K * taps * c))
   {
     std::vector<float*> crow(mtiles * MR);
+    std::vector<float> panel(kWBlock * NR);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t s0 = item * nstrips / items, s1 = (item + 1) * nstrips / items;
       for (int64_t nn = 0; nn < g.n; ++nn)
-        for (int64_t k0 = 0; k0 < wide; k0 += kKBlock) {
-          const int64_t kc = std::min(kKBlock, wide - k0);
+        for (int64_t k0 = 0; k0 < wide; k0 += kWBlock) {
+          const int64_t kc = std::min(kWBlock, wide - k0);
           const float* a = dyw.data() + (nn * wide + k0) * K;
           for (int64_t st = s0; st < s1; ++st) {
             const int64_t t = st / per_tap, c0 = (st % per_tap) * NR;
             const float* b = xp.data() + (nn * pixels + k0 + g.tap_pixels(t)) * c + c0;
+            int64_t ldb = c;
+            if (c >= 1024) {  // rows 4 KiB or more apart: a page each; a contiguous copy spares the TLB
+              for (int64_t k = 0; k < kc; ++k) std::memcpy(panel.data() + k * NR, b + k * c, sizeof(float) * NR);
+              b = panel.data();
+              ldb = NR;
+            }
             for (int64_t m = 0; m < mtiles * MR; ++m) crow[m] = m < K ? dw + m * ldw + t * c + c0 : nullptr;
             for (int64_t m0 = 0; m0 < K; m0 += MR)
-              micro<MR, NV>(1, &zero, kc, a + m0, 1, K, b, c, crow.data() + m0, 0, std::min(NR, c - c0),
-                            nn > 0 || k0 > 0);
+              micro<MR, NV, 1>(1, &zero, kc, a + m0, 1, K, b, ldb, crow.data() + m0, 0, std::min(NR, c - c0),
+                               nn > 0 || k0 > 0);
           }
         }
     }
