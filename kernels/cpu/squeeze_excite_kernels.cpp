@@ -24,23 +24,13 @@ struct SeState {
   std::vector<double> pooled, z1, h, gate;  // [N*C], [N*rd], [N*rd], [N*C]
 };
 
+// The block's small MLP on pooled values already in s.pooled.
 template <typename T>
-SeState compute_gate(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, int64_t N, int64_t HW,
-                     int64_t C, int64_t R, int act) {
-  SeState s;
-  s.pooled.assign(N * C, 0.0);
+void gate_from_pooled(SeState& s, const T* w1, const T* b1, const T* w2, const T* b2, int64_t N, int64_t C, int64_t R,
+                      int act) {
   s.z1.assign(N * R, 0.0);
   s.h.assign(N * R, 0.0);
   s.gate.assign(N * C, 0.0);
-#pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < N; ++n) {
-    double* p = &s.pooled[n * C];
-    for (int64_t i = 0; i < HW; ++i) {
-      const T* row = x + (n * HW + i) * C;
-      for (int64_t c = 0; c < C; ++c) p[c] += static_cast<double>(row[c]);
-    }
-    for (int64_t c = 0; c < C; ++c) p[c] /= static_cast<double>(HW);
-  }
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t r = 0; r < R; ++r) {
       double z = static_cast<double>(b1[r]);
@@ -54,6 +44,23 @@ SeState compute_gate(const T* x, const T* w1, const T* b1, const T* w2, const T*
       s.gate[n * C + c] = sigmoid(z);
     }
   }
+}
+
+template <typename T>
+SeState compute_gate(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, int64_t N, int64_t HW,
+                     int64_t C, int64_t R, int act) {
+  SeState s;
+  s.pooled.assign(N * C, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    double* p = &s.pooled[n * C];
+    for (int64_t i = 0; i < HW; ++i) {
+      const T* row = x + (n * HW + i) * C;
+      for (int64_t c = 0; c < C; ++c) p[c] += static_cast<double>(row[c]);
+    }
+    for (int64_t c = 0; c < C; ++c) p[c] /= static_cast<double>(HW);
+  }
+  gate_from_pooled(s, w1, b1, w2, b2, N, C, R, act);
   return s;
 }
 
@@ -71,17 +78,24 @@ void forward_impl(const T* x, const T* w1, const T* b1, const T* w2, const T* b2
 template <typename T>
 void backward_impl(const T* x, const T* dy, const T* w1, const T* b1, const T* w2, const T* b2, int64_t N, int64_t HW,
                    int64_t C, int64_t R, int act, T* dx, T* dw1, T* db1, T* dw2, T* db2) {
-  SeState s = compute_gate(x, w1, b1, w2, b2, N, HW, C, R, act);
-  // d gate[n,c] = sum_hw dy * x
+  // One pass over x and dy: the pooled input (as compute_gate sums it) and d gate[n,c] = sum_hw dy * x.
+  SeState s;
+  s.pooled.assign(N * C, 0.0);
   std::vector<double> dgate(N * C, 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
+    double* p = &s.pooled[n * C];
     double* d = &dgate[n * C];
     for (int64_t i = 0; i < HW; ++i) {
       const int64_t base = (n * HW + i) * C;
-      for (int64_t c = 0; c < C; ++c) d[c] += static_cast<double>(dy[base + c]) * static_cast<double>(x[base + c]);
+      for (int64_t c = 0; c < C; ++c) {
+        p[c] += static_cast<double>(x[base + c]);
+        d[c] += static_cast<double>(dy[base + c]) * static_cast<double>(x[base + c]);
+      }
     }
+    for (int64_t c = 0; c < C; ++c) p[c] /= static_cast<double>(HW);
   }
+  gate_from_pooled(s, w1, b1, w2, b2, N, C, R, act);
   std::vector<double> dz2(N * C), dz1(N * R), dpooled(N * C);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
