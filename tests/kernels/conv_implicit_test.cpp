@@ -1,7 +1,8 @@
 // The implicit-GEMM convolution (kernels/cpu/conv_implicit.h) against the float64 generic path (im2col +
-// GEMM, which F64 always takes): 3x3 "same" convs at the decoder's channel counts (16-wide and 32-wide
-// register tiles, partial strips and tiles), dilation, unpadded and one-sided padding, 5x3 kernels, odd
-// sizes; forward, backward data and weight; thread-count independence. Skips without AVX-512.
+// GEMM, which F64 always takes): 3x3 "same" convs at the decoder's channel counts (every register tile
+// shape, partial strips and tiles, the 16-channel blocked and the plain padded layouts), dilation, unpadded
+// and one-sided padding, 5x3 kernels, odd sizes; forward, backward data and weight; thread-count
+// independence. Skips without AVX-512.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -60,6 +61,8 @@ TEST(ConvImplicit, MatchesFloat64GenericPath) {
       {1, 10, 9, 64, 32, 3, 3, 2, 2, 2, 2, 2},    // dilation 2 (DeepLab's ASPP)
       {1, 7, 8, 16, 64, 5, 3, 2, 1, 0, 2, 1},     // 5x3 taps, uneven padding
       {1, 4, 4, 300, 24, 3, 3, 1, 1, 1, 1, 1},    // channels split into two GEMM depth blocks
+      {1, 3, 5, 400, 24, 3, 3, 1, 1, 1, 1, 1},    // 16-channel blocked layout split 208 + 192
+      {2, 5, 6, 128, 70, 3, 3, 1, 1, 1, 1, 1},    // 6x64 weight-gradient tiles, partial last tile and strip
       {2, 17, 3, 8, 8, 3, 3, 1, 1, 1, 1, 1},      // narrow image: tiles straddle many rows
   };
   std::mt19937 rng(11);
