@@ -2,7 +2,6 @@
 #include "kernels/cpu/conv_implicit.h"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/host_memory.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/profile.h"
 
 namespace pneumo::kernels::cpu {
@@ -21,9 +21,7 @@ constexpr int64_t kKBlock = 256;  // GEMM depth per block: a packed B panel (256
 // tile reads (128 rows of dy, a cache line each) fit L1 together; 256 spilled it (5-10 % slower, measured).
 constexpr int64_t kWBlock = 128;
 
-inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int threads_here() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 // One register tile: acc[i][.] = sum over taps t and k < kc of a_t(i, k) * b(k, .), with
 // a_t(i, k) = a[aoff[t] + i * ras + k * kas] and row k of b at b + k * ldb (taps continue along b).
@@ -165,10 +163,12 @@ void shifted_forward(const Geom& g, const float* x, const float* b, bool b_trans
       }
   }
 
-  auto tile = c % 16 == 0 ? micro<MR, NV, 16> : micro<MR, NV>;
+  // Blocked: A's pixels are 16 floats apart (a compile-time stride) and its segments 16 channels deep.
+  const bool blocked = c % 16 == 0;
+  const auto tile = blocked ? micro<MR, NV, 16> : micro<MR, NV>;
+  const int64_t pitch = blocked ? 16 : c;
   const int64_t pixels = g.sample_pixels(MR), wide = g.wide(), wp = g.wp();
   HostBuffer<float> xp(g.n * pixels * c);
-  const bool blocked = c % 16 == 0;
   pad_input(g, x, pixels, xp.data(), blocked);
 
   // Work items: (sample, run of tiles). Runs keep the A rows they read (tile rows plus the taps' reach,
@@ -201,8 +201,7 @@ void shifted_forward(const Geom& g, const float* x, const float* b, bool b_trans
         const int64_t row = i / wp, col = i % wp;
         crow[i - i0] = i < wide && col < g.ow ? y + ((nn * g.oh + row) * g.ow + col) * N : nullptr;
       }
-      const float* xs = xp.data() + nn * pixels * (blocked ? 16 : c);
-      const int64_t pitch = blocked ? 16 : c;
+      const float* xs = xp.data() + nn * pixels * pitch;
       for (size_t bi = 0; bi < blocks.size(); ++bi) {
         const KBlock& kb = blocks[bi];
         for (int64_t st = 0; st < nstrips; ++st) {

@@ -17,13 +17,11 @@
 #include "kernels/cpu/host_memory.h"
 #include "kernels/cpu/float_dispatch.h"
 #include "kernels/cpu/layer_kernels.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/tensor_kernels.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
-
-// Threads only for work that amortises starting them (tiny tensors in gradient checks stay serial).
-inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
 
 bool is_pointwise(const ConvShape& cs) {
   return cs.r == 1 && cs.s == 1 && cs.stride_h == 1 && cs.stride_w == 1 && cs.pad_top == 0 && cs.pad_left == 0 &&
@@ -378,14 +376,12 @@ void conv2d_forward(DType dt, const ConvShape& cs, const void* x, const void* w,
   PNEUMO_CPU_SCOPE(conv_label(cs, 0));
   dispatch_float(dt, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
-    if constexpr (std::is_same_v<T, float>)
-      if (grouped_direct_applies(cs))
-        return grouped_direct_forward(cs, static_cast<const float*>(x), static_cast<const float*>(w),
-                                      static_cast<float*>(y));
-    if constexpr (std::is_same_v<T, float>)
-      if (implicit_conv_applies(cs))
-        return implicit_conv_forward(cs, static_cast<const float*>(x), static_cast<const float*>(w),
-                                     static_cast<float*>(y));
+    if constexpr (std::is_same_v<T, float>) {  // the AVX-512 paths, where they apply
+      const float *xf = static_cast<const float*>(x), *wf = static_cast<const float*>(w);
+      float* yf = static_cast<float*>(y);
+      if (grouped_direct_applies(cs)) return grouped_direct_forward(cs, xf, wf, yf);
+      if (implicit_conv_applies(cs)) return implicit_conv_forward(cs, xf, wf, yf);
+    }
     if (cs.c_per_group() == 1)
       depthwise_forward(cs, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
     else
@@ -398,14 +394,12 @@ void conv2d_backward_data(DType dt, const ConvShape& cs, const void* dy, const v
   PNEUMO_CPU_SCOPE(conv_label(cs, 1));
   dispatch_float(dt, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
-    if constexpr (std::is_same_v<T, float>)
-      if (grouped_direct_applies(cs))
-        return grouped_direct_backward_data(cs, static_cast<const float*>(dy), static_cast<const float*>(w),
-                                            static_cast<float*>(dx));
-    if constexpr (std::is_same_v<T, float>)
-      if (implicit_conv_applies(cs))
-        return implicit_conv_backward_data(cs, static_cast<const float*>(dy), static_cast<const float*>(w),
-                                           static_cast<float*>(dx));
+    if constexpr (std::is_same_v<T, float>) {  // the AVX-512 paths, where they apply
+      const float *dyf = static_cast<const float*>(dy), *wf = static_cast<const float*>(w);
+      float* dxf = static_cast<float*>(dx);
+      if (grouped_direct_applies(cs)) return grouped_direct_backward_data(cs, dyf, wf, dxf);
+      if (implicit_conv_applies(cs)) return implicit_conv_backward_data(cs, dyf, wf, dxf);
+    }
     if (cs.c_per_group() == 1)
       depthwise_backward_data(cs, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
     else
@@ -418,14 +412,12 @@ void conv2d_backward_weight(DType dt, const ConvShape& cs, const void* dy, const
   PNEUMO_CPU_SCOPE(conv_label(cs, 2));
   dispatch_float(dt, "conv2d_backward_weight", [&](auto zero) {
     using T = decltype(zero);
-    if constexpr (std::is_same_v<T, float>)
-      if (grouped_direct_applies(cs))
-        return grouped_direct_backward_weight(cs, static_cast<const float*>(dy), static_cast<const float*>(x),
-                                              static_cast<float*>(dw));
-    if constexpr (std::is_same_v<T, float>)
-      if (implicit_conv_applies(cs))
-        return implicit_conv_backward_weight(cs, static_cast<const float*>(dy), static_cast<const float*>(x),
-                                             static_cast<float*>(dw));
+    if constexpr (std::is_same_v<T, float>) {  // the AVX-512 paths, where they apply
+      const float *dyf = static_cast<const float*>(dy), *xf = static_cast<const float*>(x);
+      float* dwf = static_cast<float*>(dw);
+      if (grouped_direct_applies(cs)) return grouped_direct_backward_weight(cs, dyf, xf, dwf);
+      if (implicit_conv_applies(cs)) return implicit_conv_backward_weight(cs, dyf, xf, dwf);
+    }
     if (cs.c_per_group() == 1)
       depthwise_backward_weight(cs, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
     else

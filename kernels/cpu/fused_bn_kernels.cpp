@@ -6,11 +6,10 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/parallel.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
-
-inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
 
 // Storage element <-> double; BF16 is held as its 16-bit pattern and rounded to nearest even on store.
 struct Bf16Bits {

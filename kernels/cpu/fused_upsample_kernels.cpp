@@ -2,11 +2,10 @@
 #include "kernels/cpu/fused_upsample_kernels.h"
 
 #include "kernels/check.h"
+#include "kernels/cpu/parallel.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
-
-inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
 
 template <typename Fn>
 void dispatch(DType dt, const char* what, Fn&& fn) {

@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include "kernels/check.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/tensor_kernels.h"
 
@@ -230,7 +231,7 @@ void gemm_f32(const Kernel& kern, bool ta, bool tb, int64_t M, int64_t N, int64_
   const int64_t ncp = (std::min(kNC, N) + nr - 1) / nr * nr;
   const int64_t ksb = std::min((K + kKC - 1) / kKC * kKC, std::max(kKC, (int64_t{8} << 20) / ncp / kKC * kKC));
   float* bpack = pack_buffer(0, static_cast<size_t>(ksb * ncp));
-  const int64_t threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int64_t threads = threads_here();
   // Work items are (M block, run of N strips). M blocks are balanced (M = 128 is two blocks of 70 rows,
   // not 112 + 16), and short-M problems split N as well so every thread has work. Every C tile is computed
   // the same way whatever the split: results do not depend on the thread count.

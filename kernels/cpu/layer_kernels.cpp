@@ -13,15 +13,13 @@
 #include "kernels/check.h"
 #include "kernels/cpu/profile.h"
 #include "kernels/cpu/float_dispatch.h"
+#include "kernels/cpu/parallel.h"
 #include "kernels/philox.h"
 
 namespace pneumo::kernels::cpu {
 namespace {
 
 constexpr int64_t kBlockRows = 256;
-
-// Threads only for work that amortises starting them (tiny tensors in gradient checks stay serial).
-inline bool worth_parallel(int64_t work) { return work >= (int64_t{1} << 15); }
 
 // out[c] = sum over rows of term(row, c), in double, deterministic.
 template <typename Term>
