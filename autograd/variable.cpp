@@ -73,13 +73,15 @@ void Variable::backward(bool retain_graph) const {
 
 namespace {
 
-void accumulate_leaf(VariableImpl& leaf, const Tensor& g) {
+void accumulate_leaf(VariableImpl& leaf, Tensor g) {
   if (!leaf.requires_grad) return;
   PNEUMO_CHECK(g.numel() == leaf.value.numel(), "gradient of shape ", shape_str(g.shape()), " for a leaf of shape ",
                shape_str(leaf.value.shape()));
-  Tensor gg = g.dtype() == leaf.value.dtype() ? g : g.to(leaf.value.dtype());
+  Tensor gg = g.dtype() == leaf.value.dtype() ? std::move(g) : g.to(leaf.value.dtype());
   if (!leaf.grad.defined()) {
-    leaf.grad = gg.clone().reshape(leaf.value.shape());  // own copy: backward outputs may alias each other
+    // Kept as is when nothing else holds its memory (a fresh backward output, a cast's result): no copy
+    // pass per parameter. Otherwise an own copy: backward outputs may alias each other or saved tensors.
+    leaf.grad = gg.sole_owner() ? gg.reshape(leaf.value.shape()) : gg.clone().reshape(leaf.value.shape());
   } else {
     ops::add_(leaf.grad, gg);
   }
@@ -93,7 +95,7 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
                shape_str(value().shape()));
   if (!impl_->grad_fn) {
     PNEUMO_CHECK(impl_->requires_grad, "backward on a Variable that does not require gradients");
-    accumulate_leaf(*impl_, seed);
+    accumulate_leaf(*impl_, seed);  // (the caller still holds seed: copied)
     return;
   }
   NoGradGuard no_grad;  // backward formulas are not recorded
@@ -144,7 +146,7 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
       const Edge& e = n->next[i];
       const Tensor& g = input_grads[i];
       if (e.leaf) {
-        if (g.defined()) accumulate_leaf(*e.leaf, g);
+        if (g.defined()) accumulate_leaf(*e.leaf, std::move(input_grads[i]));  // (the leaf may keep it)
       } else if (e.node) {
         auto& buf = buffers[e.node.get()];
         buf.resize(static_cast<size_t>(e.node->num_outputs));

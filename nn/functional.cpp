@@ -9,6 +9,7 @@
 #include "autograd/layer_functions.h"
 #include "kernels/check.h"
 #include "nn/weight_cast.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/layer_ops.h"
 #include "tensor/ops.h"
 
@@ -181,6 +182,9 @@ Variable random_mask(const Variable& x, double p, bool training, Generator& gene
   check_var(op, "input", x);
   PNEUMO_CHECK(p >= 0 && p < 1, op, ": probability ", p, " outside [0, 1)");
   if (!training || p == 0) return x;
+  // The mask's Philox offset is a host value: a CUDA Graph would bake it in and reuse one mask per replay.
+  PNEUMO_CHECK(cuda::capturing_graph() == nullptr, op, " inside a CUDA Graph capture: its random mask comes from ",
+               "a host-side offset, so every replay would reuse one mask; run this model without --cuda-graph");
   const uint64_t seed = generator.seed(), offset = generator.next_offset();
   return ag::dropout(x, p, seed, offset, per_sample);
 }

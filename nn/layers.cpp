@@ -4,6 +4,7 @@
 
 #include "kernels/check.h"
 #include "nn/init.h"
+#include "tensor/cuda_graph.h"
 #include "nn/squeeze_excite.h"
 #include "tensor/fused_bn_ops.h"
 
@@ -83,21 +84,16 @@ void BatchNorm2d::reset_running_stats() {
   running_mean().zero_();
   running_var().fill_(1.0);
   num_batches_tracked().zero_();
-  batches_tracked_ = 0;
-  batches_tracked_storage_ = num_batches_tracked().raw_data();
   cumulative_samples_ = 0;
 }
 
 void BatchNorm2d::track_batch() {
   if (training_) {
-    // num_batches_tracked += 1 without a device->host read per step: a host mirror, re-read only when the
-    // buffer was replaced (checkpoint load, move to another device).
-    Tensor& nbt = num_batches_tracked();
-    if (nbt.raw_data() != batches_tracked_storage_) {
-      batches_tracked_ = static_cast<int64_t>(nbt.item());
-      batches_tracked_storage_ = nbt.raw_data();
-    }
-    nbt.fill_(static_cast<double>(++batches_tracked_));
+    // On the device, without a read back: a CUDA Graph replay advances it too.
+    num_batches_tracked().increment_();
+    // The cumulative momentum b / (n + b) is computed from a host count: a replay would repeat it.
+    PNEUMO_CHECK(!cumulative_ || cuda::capturing_graph() == nullptr,
+                 "BatchNorm2d: cumulative averaging (SWA recalibration) inside a CUDA Graph capture");
   }
 }
 

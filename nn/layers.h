@@ -85,8 +85,6 @@ class BatchNorm2d : public Module {
   void track_batch();  // num_batches_tracked += 1 in training mode
 
   int64_t cumulative_samples_ = 0;
-  int64_t batches_tracked_ = 0;                   // host mirror of num_batches_tracked
-  const void* batches_tracked_storage_ = nullptr;  // the buffer the mirror belongs to
 };
 
 class ReLU : public Module {

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "kernels/check.h"
 #include "tensor/cuda_runtime.h"
@@ -23,6 +24,12 @@ bool graphs_enabled() {
   return on;
 }
 
+namespace {
+thread_local Graph* t_capturing = nullptr;
+}  // namespace
+
+Graph* capturing_graph() { return t_capturing; }
+
 #if PNEUMO_WITH_CUDA
 
 struct Graph::Impl {
@@ -30,6 +37,7 @@ struct Graph::Impl {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   size_t nodes = 0;
+  std::vector<std::shared_ptr<void>> kept;  // released after the exec and graph (destructor order below)
 };
 
 Graph::Graph(int device) : impl_(std::make_unique<Impl>()), device_(device) {
@@ -39,7 +47,17 @@ Graph::Graph(int device) : impl_(std::make_unique<Impl>()), device_(device) {
 }
 
 Graph::~Graph() {
-  // Never throws; the stream's pool blocks stay in the allocator's cache (reused by later captures).
+  // Never throws; the stream's pool blocks stay in the allocator's cache (reused by later captures). A
+  // replay may still run: wait for it before the buffers it reads (kept, pool blocks) can be handed out.
+  if (impl_->exec) {
+    int previous = 0;
+    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_) == cudaSuccess) {
+      cudaDeviceSynchronize();
+      cudaSetDevice(previous);
+    }
+    cudaGetLastError();
+  }
+  impl_->kept.clear();
   if (impl_->exec) cudaGraphExecDestroy(impl_->exec);
   if (impl_->graph) cudaGraphDestroy(impl_->graph);
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
@@ -47,6 +65,13 @@ Graph::~Graph() {
 
 bool Graph::captured() const { return impl_->exec != nullptr; }
 size_t Graph::nodes() const { return impl_->nodes; }
+void Graph::keep_alive(std::shared_ptr<void> resource) { impl_->kept.push_back(std::move(resource)); }
+void* Graph::pinned_buffer(size_t bytes) {
+  // Relaxed capture mode (capture() below) admits cudaMallocHost inside the region.
+  std::shared_ptr<void> p(pinned_alloc(bytes), pinned_free);
+  keep_alive(p);
+  return p.get();
+}
 
 void Graph::capture(const std::function<void()>& region) {
   PNEUMO_CHECK(!captured(), "cuda::Graph::capture: already captured (make a new Graph to capture again)");
@@ -66,11 +91,14 @@ void Graph::capture(const std::function<void()>& region) {
   std::string failure;
   {
     StreamOverride on_graph_stream(device_, impl_->stream);
+    Graph* const outer = t_capturing;
+    t_capturing = this;
     try {
       region();
     } catch (const std::exception& e) {
       failure = e.what();
     }
+    t_capturing = outer;
   }
   cudaGraph_t graph = nullptr;
   const cudaError_t end = cudaStreamEndCapture(impl_->stream, &graph);
@@ -102,6 +130,8 @@ Graph::Graph(int device) : device_(device) {
 Graph::~Graph() = default;
 bool Graph::captured() const { return false; }
 size_t Graph::nodes() const { return 0; }
+void Graph::keep_alive(std::shared_ptr<void>) {}
+void* Graph::pinned_buffer(size_t) { return nullptr; }
 void Graph::capture(const std::function<void()>&) { PNEUMO_FAIL("cuda::Graph: built without CUDA"); }
 void Graph::replay() { PNEUMO_FAIL("cuda::Graph: built without CUDA"); }
 

@@ -14,8 +14,11 @@
 //     with the CUDA error and capture() throws naming the region;
 //   - tensors the region reads that were made before it (inputs, parameters) must stay alive, at the same
 //     address, for the graph's life: refill inputs with copy_from(), never rebind them;
-//   - host-side scalars are baked in at capture: dropout/drop-connect seeds, optimiser step sizes, host
-//     counters (BatchNorm num_batches_tracked) do not advance on replay;
+//   - host-side scalars are baked in at capture. What is handled: the optimiser in capturable mode
+//     (train/optim.h set_capturable: learning rate and step counts live on the device), BatchNorm's
+//     num_batches_tracked (incremented on the device), multi-tensor tables (uploaded from pinned buffers the
+//     graph keeps). What is refused: a random draw (dropout, drop-connect) inside the region throws
+//     (Generator::next_offset), since every replay would reuse its mask;
 //   - PNEUMO_PROFILE timing is suspended inside capture (events cannot be timed per replay).
 #pragma once
 #include <functional>
@@ -38,12 +41,21 @@ class Graph {
   bool captured() const;
   int device() const { return device_; }
   size_t nodes() const;  // kernel/memcpy/memset nodes in the captured graph
+  // Keeps `resource` alive as long as the graph: a buffer a captured node reads or writes (a pinned table
+  // a memcpy node copies from, a device table allocated inside the capture).
+  void keep_alive(std::shared_ptr<void> resource);
+  // A page-locked host buffer of `bytes` owned by the graph (the source of a captured table upload).
+  void* pinned_buffer(size_t bytes);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int device_;
 };
+
+// The Graph this thread is capturing into, or nullptr (always nullptr without CUDA or outside capture()).
+// Code that would bake a host value into the graph checks it.
+Graph* capturing_graph();
 
 // PNEUMO_CUDA_GRAPH=1 (read once): callers that offer graph capture use it by default.
 bool graphs_enabled();

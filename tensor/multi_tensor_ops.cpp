@@ -2,6 +2,7 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/multi_tensor_cast.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/dispatch.h"
 
 #if PNEUMO_WITH_CUDA
@@ -44,8 +45,11 @@ std::vector<Tensor> cast_bf16_multi(const std::vector<Tensor>& src) {
 #if PNEUMO_WITH_CUDA
     const size_t bytes = kernels::cuda::multi_cast_workspace_bytes(sizes.data(), count);
     Tensor ws = dispatch::scratch(bytes, first.device());
+    // Inside a CUDA Graph capture the table is copied from a pinned buffer the graph keeps (a pageable copy
+    // cannot be captured). `ws` may be freed: later users of its block come after the copy in stream order.
+    cuda::Graph* graph = cuda::capturing_graph();
     kernels::cuda::multi_tensor_cast_bf16(s.data(), d.data(), sizes.data(), count, ws.raw_data(), bytes,
-                                          dispatch::stream_of(first));
+                                          dispatch::stream_of(first), graph ? graph->pinned_buffer(bytes) : nullptr);
 #else
     dispatch::no_cuda("cast_bf16_multi");
 #endif

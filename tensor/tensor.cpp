@@ -244,6 +244,19 @@ Tensor& Tensor::fill_(double value) {
   return *this;
 }
 
+Tensor& Tensor::increment_() {
+  check_defined("increment_", *this);
+  PNEUMO_OP_SCOPE("increment", *this);
+  if (device().is_cpu()) {
+    kernels::cpu::increment(dtype_, raw_data(), numel_);
+  } else {
+#if PNEUMO_WITH_CUDA
+    kernels::cuda::increment(dtype_, raw_data(), numel_, cuda::current_stream(device().index));
+#endif
+  }
+  return *this;
+}
+
 std::vector<double> Tensor::to_vector_f64() const {
   Tensor h = cpu().to(DType::F64);
   const double* p = h.data<double>();

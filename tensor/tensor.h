@@ -85,6 +85,10 @@ class Tensor {
   size_t element_size() const { return dtype_size(dtype_); }
   // Shares storage with `other` (views, reshapes).
   bool shares_storage(const Tensor& other) const { return storage_ && storage_ == other.storage_; }
+  // This is the only Tensor holding its storage, and spans all of it: it may be kept without a copy.
+  bool sole_owner() const {
+    return storage_ && storage_.use_count() == 1 && offset_ == 0 && nbytes() == storage_->bytes();
+  }
 
   void* raw_data() const;
   template <typename T>
@@ -106,6 +110,9 @@ class Tensor {
   // ---- in place ----
   Tensor& fill_(double value);
   Tensor& zero_() { return fill_(0.0); }
+  // += 1 on every element of an I32/I64 tensor, on its device: a counter (BatchNorm's
+  // num_batches_tracked) that advances on every replay of a CUDA Graph, where fill_(host value) would not.
+  Tensor& increment_();
 
   // ---- host access (copies to CPU as needed) ----
   std::vector<float> to_vector() const;  // values as float

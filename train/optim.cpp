@@ -9,6 +9,7 @@
 
 #include "kernels/check.h"
 #include "kernels/cpu/optim_kernels.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/profile.h"
 #if PNEUMO_WITH_CUDA
@@ -66,11 +67,75 @@ void Optimizer::zero_grad() {
   for (auto& [name, p] : params_) p.zero_grad();
 }
 
+void Optimizer::set_lr(double lr) {
+  if (capturable_ && cap_lr_.defined() && lr != cap_lr_value_) {
+    PNEUMO_CHECK(cuda::capturing_graph() == nullptr, type_name(), ": set_lr(", lr, ") inside a CUDA Graph capture ",
+                 "would not reach the replays; set the learning rate between them");
+    cap_lr_.fill_(lr);
+    cap_lr_value_ = lr;
+  }
+  lr_ = lr;
+}
+
+void Optimizer::set_capturable(bool on) {
+  if (on == capturable_) return;
+  PNEUMO_CHECK(cuda::capturing_graph() == nullptr, type_name(), ": set_capturable inside a CUDA Graph capture");
+  if (!on) {
+    download_steps();
+    cap_lr_ = Tensor();
+    cap_steps_ = Tensor();
+    cap_lr_value_ = -1.0;
+  }
+  capturable_ = on;
+}
+
+void Optimizer::upload_capturable_state() {
+  PNEUMO_CHECK(cuda::capturing_graph() == nullptr, type_name(), ": the capturable state (learning rate, step counts) ",
+               "is created or reloaded by an eager step; take one step before capturing");
+  const Device device = params_.empty() ? Device::cpu() : params_[0].second.value().device();
+  std::vector<double> steps(slots_.size());
+  for (size_t i = 0; i < slots_.size(); ++i) steps[i] = static_cast<double>(slots_[i].step);
+  const Tensor host = Tensor::from_vector_f64(steps, {static_cast<int64_t>(steps.size())}, DType::I64);
+  // Refill in place where possible: a captured graph holds these addresses.
+  if (cap_steps_.defined() && cap_steps_.device() == device && cap_steps_.numel() == host.numel())
+    cap_steps_.copy_from(host);
+  else
+    cap_steps_ = host.to(device);
+  if (cap_lr_.defined() && cap_lr_.device() == device)
+    cap_lr_.fill_(lr_);
+  else
+    cap_lr_ = Tensor::scalar(lr_, DType::F64, device);
+  cap_lr_value_ = lr_;
+}
+
+void Optimizer::download_steps() {
+  if (!cap_steps_.defined()) return;
+  const std::vector<double> steps = cap_steps_.to_vector_f64();
+  for (size_t i = 0; i < slots_.size() && i < steps.size(); ++i) slots_[i].step = static_cast<int64_t>(steps[i]);
+}
+
+int64_t Optimizer::step_count(size_t index) const {
+  PNEUMO_CHECK(index < slots_.size(), "optimizer: no parameter ", index, " (", slots_.size(), " parameters)");
+  if (capturable_ && cap_steps_.defined()) return static_cast<int64_t>(cap_steps_.to_vector_f64()[index]);
+  return slots_[index].step;
+}
+
 void Optimizer::step() {
   std::vector<kernels::OptimTensor> list;
   kernels::OptimHyper hyper;
   Device device;
   bool first = true;
+  cuda::Graph* const graph = cuda::capturing_graph();
+  PNEUMO_CHECK(capturable_ || graph == nullptr, type_name(), ": a step inside a CUDA Graph capture needs ",
+               "set_capturable(true); otherwise its step sizes would be baked into every replay");
+  if (capturable_ && !params_.empty()) {
+    const Device at = params_[0].second.value().device();
+    if (!cap_steps_.defined() || cap_steps_.device() != at) {
+      download_steps();  // (parameters moved: the counts so far, replays included, follow them)
+      upload_capturable_state();
+    }
+    if (lr_ != cap_lr_value_) set_lr(lr_);  // (refused inside a capture)
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     ag::Variable& p = params_[i].second;
     if (!p.grad().defined()) continue;
@@ -90,6 +155,9 @@ void Optimizer::step() {
 
     Slot& slot = slots_[i];
     bool created = false;
+    if ((needs_state1() && !slot.state1.defined()) || (needs_state2() && !slot.state2.defined()))
+      PNEUMO_CHECK(graph == nullptr, type_name(), ": parameter '", name, "' has no optimiser state yet; inside a ",
+                   "CUDA Graph capture every replay would zero it again: take one eager step before capturing");
     if (needs_state1() && !slot.state1.defined()) {
       slot.state1 = Tensor::zeros(value.shape(), DType::F32, device);
       created = true;
@@ -103,23 +171,41 @@ void Optimizer::step() {
     t.state2 = slot.state2.defined() ? slot.state2.data<float>() : nullptr;
     t.numel = value.numel();
     t.first_step = created ? 1 : 0;
+    t.slot = static_cast<int32_t>(i);
     describe(i, hyper, t);
     list.push_back(t);
   }
   if (list.empty()) return;
   profile::DirectionGuard direction("opt");
   profile::OpScope scope("optimizer_step", params_[0].second.value());
+  kernels::OptimCapturable cap;
+  if (capturable_) {
+    cap = capturable_hyper();
+    cap.lr = cap_lr_.data<double>();
+    cap.steps = cap_steps_.data<int64_t>();
+  }
   if (device.is_cuda()) {
 #if PNEUMO_WITH_CUDA
     const size_t bytes = kernels::cuda::optimizer_workspace_bytes(list.data(), static_cast<int>(list.size()));
-    ensure_workspace(workspace_, bytes, device);
-    kernels::cuda::optimizer_step(list.data(), static_cast<int>(list.size()), hyper, workspace_.raw_data(),
-                                  workspace_.nbytes(), cuda::current_stream(device.index));
+    Tensor* ws = &workspace_;
+    Tensor captured;
+    void* staging = nullptr;
+    if (graph) {  // the table's device copy and its pinned source belong to the graph (a later eager step
+                  // may reallocate workspace_)
+      captured = Tensor::empty({static_cast<int64_t>(bytes)}, DType::U8, device);
+      graph->keep_alive(std::make_shared<Tensor>(captured));
+      staging = graph->pinned_buffer(bytes);
+      ws = &captured;
+    } else {
+      ensure_workspace(workspace_, bytes, device);
+    }
+    kernels::cuda::optimizer_step(list.data(), static_cast<int>(list.size()), hyper, ws->raw_data(), ws->nbytes(),
+                                  cuda::current_stream(device.index), capturable_ ? &cap : nullptr, staging);
 #else
     PNEUMO_FAIL(type_name(), ": CUDA parameters in a build without CUDA");
 #endif
   } else {
-    kernels::cpu::optimizer_step(list.data(), static_cast<int>(list.size()), hyper);
+    kernels::cpu::optimizer_step(list.data(), static_cast<int>(list.size()), hyper, capturable_ ? &cap : nullptr);
   }
 }
 
@@ -129,11 +215,16 @@ OptimizerStateDict Optimizer::state_dict() const {
   out.metadata["optimizer"] = type_name();
   out.metadata["lr"] = number_text(lr_);
   const auto names = state_names();
+  std::vector<double> steps(slots_.size());
+  if (capturable_ && cap_steps_.defined())
+    steps = cap_steps_.to_vector_f64();  // the device's counts are the current ones
+  else
+    for (size_t i = 0; i < slots_.size(); ++i) steps[i] = static_cast<double>(slots_[i].step);
   for (size_t i = 0; i < params_.size(); ++i) {
     const Slot& s = slots_[i];
-    if (s.step == 0) continue;
+    if (steps[i] == 0) continue;
     const std::string& p = params_[i].first;
-    out.tensors.emplace_back(p + ".step", Tensor::full({}, static_cast<double>(s.step), DType::I64));
+    out.tensors.emplace_back(p + ".step", Tensor::full({}, steps[i], DType::I64));
     if (s.state1.defined()) out.tensors.emplace_back(p + "." + names.first, s.state1.clone());
     if (s.state2.defined()) out.tensors.emplace_back(p + "." + names.second, s.state2.clone());
   }
@@ -174,6 +265,7 @@ void Optimizer::load_state_dict(const OptimizerStateDict& state) {
   load_hyper_metadata(state.metadata);
   lr_ = metadata_number(state.metadata, "lr");
   slots_ = std::move(fresh);
+  if (capturable_ && cap_steps_.defined()) upload_capturable_state();
 }
 
 void Optimizer::save(const std::string& path) const {
@@ -223,11 +315,16 @@ void Adam::describe(size_t index, kernels::OptimHyper& h, kernels::OptimTensor& 
   h.one_minus_beta2 = static_cast<float>(1.0 - options_.beta2);
   h.eps = static_cast<float>(options_.eps);
   h.weight_decay = decoupled_ ? 0.0f : static_cast<float>(options_.weight_decay);
-  const double bias_correction1 = 1.0 - std::pow(options_.beta1, step);
-  const double bias_correction2 = 1.0 - std::pow(options_.beta2, step);
-  t.step_size = static_cast<float>(lr_ / bias_correction1);
-  t.bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
-  t.param_scale = decoupled_ ? static_cast<float>(1.0 - lr_ * options_.weight_decay) : 1.0f;
+  kernels::adam_step_scalars(lr_, step, options_.beta1, options_.beta2, options_.weight_decay, decoupled_, t);
+}
+
+kernels::OptimCapturable Adam::capturable_hyper() const {
+  kernels::OptimCapturable c;
+  c.beta1 = options_.beta1;
+  c.beta2 = options_.beta2;
+  c.weight_decay = options_.weight_decay;
+  c.decoupled = decoupled_ ? 1 : 0;
+  return c;
 }
 
 // ---- SGD ----

@@ -38,8 +38,17 @@ class Optimizer {
   void step();
   void zero_grad();  // drops every parameter's gradient
   double lr() const { return lr_; }
-  void set_lr(double lr) { lr_ = lr; }
+  void set_lr(double lr);
   virtual std::string type_name() const = 0;
+
+  // Capturable steps (PyTorch's capturable=True), for a training step captured as a CUDA Graph
+  // (tensor/cuda_graph.h): the learning rate and the step counts live in memory on the parameters' device
+  // and the kernel computes each step's scalars from them (kernels/optim_update.h capturable_scalars), so
+  // every replay takes the next step at the current learning rate. Same arithmetic as the default path
+  // (CPU: bit for bit; CUDA: the device's pow). Inside a capture the state must already exist (take one
+  // step before capturing) and set_lr() is refused; between replays set_lr() writes the device value.
+  void set_capturable(bool on);
+  bool capturable() const { return capturable_; }
 
   OptimizerStateDict state_dict() const;
   // Type, hyper-parameters and every present state tensor's shape are checked; errors name the problem.
@@ -48,7 +57,7 @@ class Optimizer {
   void load(const std::string& path);
 
   const NamedParameters& parameters() const { return params_; }
-  int64_t step_count(size_t index) const { return slots_.at(index).step; }
+  int64_t step_count(size_t index) const;  // capturable: read from the device
 
  protected:
   struct Slot {
@@ -63,11 +72,21 @@ class Optimizer {
   virtual void describe(size_t index, kernels::OptimHyper& hyper, kernels::OptimTensor& t) const = 0;
   virtual bool needs_state2() const = 0;
   virtual bool needs_state1() const = 0;
+  // The hyper-parameters a capturable kernel needs besides the learning rate (Adam's betas and decay).
+  virtual kernels::OptimCapturable capturable_hyper() const { return {}; }
 
   NamedParameters params_;
   std::vector<Slot> slots_;
   double lr_ = 1e-3;
   Tensor workspace_;  // CUDA: table of tensors and chunks
+
+ private:
+  void upload_capturable_state();  // slots' steps and lr_ -> cap_steps_ / cap_lr_ (not inside a capture)
+  void download_steps();           // cap_steps_ -> slots' steps
+  bool capturable_ = false;
+  Tensor cap_lr_;     // F64 scalar on the parameters' device
+  Tensor cap_steps_;  // I64 [parameters]: the authority on step counts while capturable
+  double cap_lr_value_ = -1.0;  // what cap_lr_ holds
 };
 
 struct AdamOptions {
@@ -89,6 +108,7 @@ class Adam : public Optimizer {
   void describe(size_t index, kernels::OptimHyper& hyper, kernels::OptimTensor& t) const override;
   bool needs_state1() const override { return true; }
   bool needs_state2() const override { return true; }
+  kernels::OptimCapturable capturable_hyper() const override;
 
  private:
   AdamOptions options_;

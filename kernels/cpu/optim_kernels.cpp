@@ -6,7 +6,8 @@
 
 namespace pneumo::kernels::cpu {
 
-void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper) {
+void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper,
+                    const OptimCapturable* capturable) {
   PNEUMO_CPU_SCOPE("optimizer_step");
   PNEUMO_CHECK(hyper.algorithm >= 0 && hyper.algorithm <= 2, "optimizer_step: algorithm ", hyper.algorithm);
   for (int k = 0; k < count; ++k)
@@ -16,16 +17,20 @@ void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyp
   // tensor cost a fork and a join for each of a network's ~300 tensors.
 #pragma omp parallel
   for (int k = 0; k < count; ++k) {
-    const OptimTensor& t = tensors[k];
+    OptimTensor t = tensors[k];
+    OptimHyper h = hyper;
+    if (capturable) capturable_scalars(*capturable, h, t);
     const bool has_s1 = t.state1 != nullptr, has_s2 = t.state2 != nullptr;
 #pragma omp for schedule(static) nowait
     for (int64_t i = 0; i < t.numel; ++i) {
       float s1 = has_s1 ? t.state1[i] : 0.0f, s2 = has_s2 ? t.state2[i] : 0.0f;
-      optim_update_element(hyper, t, t.param[i], t.grad[i], s1, s2);
+      optim_update_element(h, t, t.param[i], t.grad[i], s1, s2);
       if (has_s1) t.state1[i] = s1;
       if (has_s2) t.state2[i] = s2;
     }
   }
+  if (capturable)
+    for (int k = 0; k < count; ++k) capturable->steps[tensors[k].slot] += 1;
 }
 
 double multi_tensor_sum_squares(const float* const* tensors, const int64_t* sizes, int count) {

@@ -7,7 +7,10 @@
 
 namespace pneumo::kernels::cpu {
 
-void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper);
+// With `capturable`, the step-dependent scalars come from it (the tensors' own are ignored) and its step
+// counts advance: the CPU twin of the CUDA capturable step.
+void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper,
+                    const OptimCapturable* capturable = nullptr);
 
 // Sum of squares of every element of every tensor, accumulated in double.
 double multi_tensor_sum_squares(const float* const* tensors, const int64_t* sizes, int count);

@@ -119,6 +119,15 @@ void fill(DType dt, void* out, int64_t n, double value) {
   for (int64_t i = 0; i < n; ++i) store(dt, out, i, value);
 }
 
+void increment(DType dt, void* out, int64_t n) {
+  if (dt == DType::I64) {
+    for (int64_t i = 0; i < n; ++i) static_cast<int64_t*>(out)[i] += 1;
+  } else {
+    PNEUMO_CHECK(dt == DType::I32, "increment: dtype ", dtype_name(dt), " is not an integer counter (I32/I64)");
+    for (int64_t i = 0; i < n; ++i) static_cast<int32_t*>(out)[i] += 1;
+  }
+}
+
 void cast(DType sdt, const void* src, DType ddt, void* dst, int64_t n) {
   PNEUMO_CPU_SCOPE("cast");
   if (sdt == ddt) {

@@ -11,6 +11,7 @@
 namespace pneumo::kernels::cpu {
 
 void fill(DType dt, void* out, int64_t n, double value);
+void increment(DType dt, void* out, int64_t n);  // I32/I64: += 1
 void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n);
 void binary(DType dt, BinaryOp op, const void* a, Broadcast a_mode, const void* b, Broadcast b_mode, void* out,
             int64_t n, int64_t channels);

@@ -340,6 +340,26 @@ void fill(DType dt, void* out, int64_t n, double value, cudaStream_t stream) {
   PNEUMO_LAUNCH_CHECK("fill_kernel");
 }
 
+namespace {
+template <typename T>
+__global__ void increment_kernel(T* out, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) out[i] += 1;
+}
+}  // namespace
+
+void increment(DType dt, void* out, int64_t n, cudaStream_t stream) {
+  check_count("increment", n);
+  if (n == 0) return;
+  PNEUMO_CHECK(dt == DType::I64 || dt == DType::I32, "increment: dtype ", dtype_name(dt),
+               " is not an integer counter (I32/I64)");
+  if (dt == DType::I64)
+    increment_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<int64_t*>(out), n);
+  else
+    increment_kernel<<<blocks_for(n), kThreads, 0, stream>>>(static_cast<int32_t*>(out), n);
+  PNEUMO_LAUNCH_CHECK("increment_kernel");
+}
+
 void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, cudaStream_t stream) {
   check_count("cast", n);
   dispatch_any(dst_dt, "cast", [](auto) {});  // rejects F64 as a destination

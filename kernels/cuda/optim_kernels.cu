@@ -41,28 +41,53 @@ int64_t clip_numel(const ClipTensor& t) { return t.numel; }
 // Copies [tensors | chunks] into the workspace; returns the device addresses.
 template <typename Tensor>
 void upload_tables(const Tensor* tensors, int count, const std::vector<Chunk>& chunks, void* workspace,
-                   size_t workspace_bytes, size_t extra_bytes, cudaStream_t stream, Tensor** d_tensors,
-                   Chunk** d_chunks, char** d_extra) {
+                   size_t workspace_bytes, size_t extra_bytes, cudaStream_t stream, void* host_staging,
+                   Tensor** d_tensors, Chunk** d_chunks, char** d_extra) {
   const size_t tensor_bytes = align256(sizeof(Tensor) * count);
   const size_t chunk_bytes = align256(sizeof(Chunk) * chunks.size());
   PNEUMO_CHECK(tensor_bytes + chunk_bytes + extra_bytes <= workspace_bytes, "multi-tensor kernel: workspace of ",
                workspace_bytes, " bytes, need ", tensor_bytes + chunk_bytes + extra_bytes);
-  std::vector<char> host(tensor_bytes + chunk_bytes, 0);
-  std::copy(reinterpret_cast<const char*>(tensors), reinterpret_cast<const char*>(tensors + count), host.data());
+  const size_t table_bytes = tensor_bytes + chunk_bytes;
+  std::vector<char> pageable;
+  char* host = static_cast<char*>(host_staging);
+  if (!host) {
+    pageable.resize(table_bytes);
+    host = pageable.data();
+  }
+  std::fill(host, host + table_bytes, char(0));
+  std::copy(reinterpret_cast<const char*>(tensors), reinterpret_cast<const char*>(tensors + count), host);
   std::copy(reinterpret_cast<const char*>(chunks.data()), reinterpret_cast<const char*>(chunks.data() + chunks.size()),
-            host.data() + tensor_bytes);
+            host + tensor_bytes);
   char* ws = static_cast<char*>(workspace);
-  // Pageable source: cudaMemcpyAsync stages it before returning, so `host` may go out of scope.
-  PNEUMO_CUDA_CHECK(cudaMemcpyAsync(ws, host.data(), host.size(), cudaMemcpyHostToDevice, stream));
+  // Pageable source: cudaMemcpyAsync stages it before returning, so `pageable` may go out of scope. Pinned
+  // staging (capture): the copy reads it when it runs, on every replay.
+  PNEUMO_CUDA_CHECK(cudaMemcpyAsync(ws, host, table_bytes, cudaMemcpyHostToDevice, stream));
   *d_tensors = reinterpret_cast<Tensor*>(ws);
   *d_chunks = reinterpret_cast<Chunk*>(ws + tensor_bytes);
   *d_extra = ws + tensor_bytes + chunk_bytes;
 }
 
 __global__ void optimizer_step_kernel(const OptimTensor* __restrict__ tensors, const Chunk* __restrict__ chunks,
-                                      OptimHyper hyper) {
+                                      OptimHyper hyper, OptimCapturable capturable) {
   const Chunk ch = chunks[blockIdx.x];
-  const OptimTensor t = tensors[ch.tensor];
+  OptimTensor t = tensors[ch.tensor];
+  if (capturable.lr) {  // uniform over the block: the scalars once per block, in double, then shared
+    __shared__ float scalars[4];
+    if (threadIdx.x == 0) {
+      OptimTensor tt = t;
+      OptimHyper hh = hyper;
+      capturable_scalars(capturable, hh, tt);
+      scalars[0] = tt.step_size;
+      scalars[1] = tt.bias_correction2_sqrt;
+      scalars[2] = tt.param_scale;
+      scalars[3] = hh.lr;
+    }
+    __syncthreads();
+    t.step_size = scalars[0];
+    t.bias_correction2_sqrt = scalars[1];
+    t.param_scale = scalars[2];
+    hyper.lr = scalars[3];
+  }
   const int64_t begin = static_cast<int64_t>(ch.index) * kOptimChunk;
   const int64_t end = min(t.numel, begin + kOptimChunk);
   const bool has1 = t.state1 != nullptr, has2 = t.state2 != nullptr;
@@ -93,6 +118,11 @@ __global__ void optimizer_step_kernel(const OptimTensor* __restrict__ tensors, c
     if (has1) t.state1[i] = s1;
     if (has2) t.state2[i] = s2;
   }
+}
+
+// After every block of the step has read its count (a separate launch, so no block sees a count advanced).
+__global__ void advance_steps_kernel(const OptimTensor* __restrict__ tensors, int count, int64_t* __restrict__ steps) {
+  for (int k = blockIdx.x * blockDim.x + threadIdx.x; k < count; k += gridDim.x * blockDim.x) steps[tensors[k].slot] += 1;
 }
 
 __global__ void sum_squares_kernel(const ClipTensor* __restrict__ tensors, const Chunk* __restrict__ chunks,
@@ -164,7 +194,8 @@ size_t optimizer_workspace_bytes(const OptimTensor* tensors, int count) {
 }
 
 void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyper, void* workspace,
-                    size_t workspace_bytes, cudaStream_t stream) {
+                    size_t workspace_bytes, cudaStream_t stream, const OptimCapturable* capturable,
+                    void* host_staging) {
   PNEUMO_CHECK(hyper.algorithm >= 0 && hyper.algorithm <= 2, "optimizer_step: algorithm ", hyper.algorithm);
   for (int k = 0; k < count; ++k)
     PNEUMO_CHECK(hyper.algorithm == 2 || (tensors[k].state1 && tensors[k].state2), "optimizer_step: Adam tensor ", k,
@@ -174,9 +205,17 @@ void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyp
   OptimTensor* d_tensors;
   Chunk* d_chunks;
   char* extra;
-  upload_tables(tensors, count, chunks, workspace, workspace_bytes, 0, stream, &d_tensors, &d_chunks, &extra);
-  optimizer_step_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks, hyper);
+  upload_tables(tensors, count, chunks, workspace, workspace_bytes, 0, stream, host_staging, &d_tensors, &d_chunks,
+                &extra);
+  const OptimCapturable cap = capturable ? *capturable : OptimCapturable{};
+  PNEUMO_CHECK(!capturable || (cap.lr && cap.steps), "optimizer_step: capturable state without lr or steps");
+  optimizer_step_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks, hyper,
+                                                                                            cap);
   PNEUMO_LAUNCH_CHECK("optimizer_step_kernel");
+  if (capturable) {
+    advance_steps_kernel<<<(count + 255) / 256, 256, 0, stream>>>(d_tensors, count, cap.steps);
+    PNEUMO_LAUNCH_CHECK("advance_steps_kernel");
+  }
 }
 
 size_t clip_workspace_bytes(const int64_t* sizes, int count) {
@@ -187,7 +226,7 @@ size_t clip_workspace_bytes(const int64_t* sizes, int count) {
 }
 
 void clip_grad_norm(float* const* tensors, const int64_t* sizes, int count, float max_norm, float* total_norm,
-                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                    void* workspace, size_t workspace_bytes, cudaStream_t stream, void* host_staging) {
   std::vector<ClipTensor> list(count);
   for (int k = 0; k < count; ++k) list[k] = {tensors[k], sizes[k]};
   std::vector<Chunk> chunks = make_chunks(list.data(), count, clip_numel);
@@ -199,7 +238,7 @@ void clip_grad_norm(float* const* tensors, const int64_t* sizes, int count, floa
   Chunk* d_chunks;
   char* extra;
   upload_tables(list.data(), count, chunks, workspace, workspace_bytes, sizeof(float) * (chunks.size() + 1), stream,
-                &d_tensors, &d_chunks, &extra);
+                host_staging, &d_tensors, &d_chunks, &extra);
   float* partial = reinterpret_cast<float*>(extra);
   float* coef = partial + chunks.size();
   const unsigned blocks = static_cast<unsigned>(chunks.size());
@@ -218,7 +257,7 @@ size_t multi_cast_workspace_bytes(const int64_t* sizes, int count) {
 }
 
 void multi_tensor_cast_bf16(const float* const* src, uint16_t* const* dst, const int64_t* sizes, int count,
-                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                            void* workspace, size_t workspace_bytes, cudaStream_t stream, void* host_staging) {
   std::vector<CastTensor> list(count);
   for (int k = 0; k < count; ++k) list[k] = {src[k], dst[k], sizes[k]};
   std::vector<Chunk> chunks = make_chunks(list.data(), count, cast_numel);
@@ -226,7 +265,8 @@ void multi_tensor_cast_bf16(const float* const* src, uint16_t* const* dst, const
   CastTensor* d_tensors;
   Chunk* d_chunks;
   char* extra;
-  upload_tables(list.data(), count, chunks, workspace, workspace_bytes, 0, stream, &d_tensors, &d_chunks, &extra);
+  upload_tables(list.data(), count, chunks, workspace, workspace_bytes, 0, stream, host_staging, &d_tensors,
+                &d_chunks, &extra);
   multi_cast_bf16_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks);
   PNEUMO_LAUNCH_CHECK("multi_cast_bf16_kernel");
 }

@@ -16,6 +16,7 @@ typedef struct CUstream_st* cudaStream_t;
 namespace pneumo::kernels::cuda {
 
 void fill(DType dt, void* out, int64_t n, double value, cudaStream_t stream);
+void increment(DType dt, void* out, int64_t n, cudaStream_t stream);  // I32/I64: += 1
 void cast(DType src_dt, const void* src, DType dst_dt, void* dst, int64_t n, cudaStream_t stream);
 void binary(DType dt, BinaryOp op, const void* a, Broadcast a_mode, const void* b, Broadcast b_mode, void* out,
             int64_t n, int64_t channels, cudaStream_t stream);

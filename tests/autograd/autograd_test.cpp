@@ -151,3 +151,28 @@ TEST(Autograd, GradcheckCatchesAWrongGradient) {
   ag::sum(x).backward();
   EXPECT_EQ(x.grad().to_vector_f64(), (std::vector<double>{6, 6, 6}));
 }
+
+// Leaf gradients are kept without a copy only when nothing else holds their memory: one gradient sent to
+// two leaves (add), a reshape of the caller's seed, and a leaf fed twice must still each own their values.
+TEST(Autograd, LeafGradientsNeverAliasEachOtherOrTheSeed) {
+  Variable x(Tensor::full({2, 3}, 1.0), true), y(Tensor::full({2, 3}, 2.0), true);
+  Variable z = ag::add(x, y);
+  Tensor seed = Tensor::full({2, 3}, 1.0);
+  z.backward(seed);
+  ASSERT_TRUE(x.grad().defined() && y.grad().defined());
+  EXPECT_FALSE(x.grad().shares_storage(y.grad()));
+  EXPECT_FALSE(x.grad().shares_storage(seed));
+  seed.fill_(5.0);
+  x.mutable_grad().fill_(3.0);
+  EXPECT_EQ(y.grad().to_vector(), std::vector<float>(6, 1.0f));
+  Variable w(Tensor::full({6}, 1.0), true);
+  Tensor seed2 = Tensor::full({2, 3}, 1.0);
+  ag::reshape(w, {2, 3}).backward(seed2);
+  EXPECT_FALSE(w.grad().shares_storage(seed2));
+  seed2.fill_(9.0);
+  EXPECT_EQ(w.grad().to_vector(), std::vector<float>(6, 1.0f));
+  // A leaf used twice: the second gradient is added into the first, which the leaf owns.
+  Variable u(Tensor::full({4}, 1.0), true);
+  ag::sum(ag::add(ag::mul(u, u), u)).backward();
+  EXPECT_EQ(u.grad().to_vector(), std::vector<float>(4, 3.0f));  // 2u + 1
+}

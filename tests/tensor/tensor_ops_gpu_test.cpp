@@ -416,6 +416,19 @@ TEST(OpsGpu, FillMatchesTheCpuForEveryDType) {
     }
 }
 
+TEST(OpsGpu, IncrementMatchesTheCpu) {
+  PNEUMO_REQUIRE_CUDA();
+  for (DType dt : {DType::I64, DType::I32})
+    for (int64_t n : {int64_t(1), int64_t(100003)}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " " + std::to_string(n));
+      Tensor cpu = Tensor::uniform({n}, -1000, 1000, 3).to(dt), gpu = cpu.to(Device::cuda());
+      cpu.increment_().increment_();
+      gpu.increment_().increment_();
+      EXPECT_EQ(bytes_of(gpu), bytes_of(cpu));
+    }
+  EXPECT_THROW(Tensor::zeros({3}, DType::F32, Device::cuda()).increment_(), Error);
+}
+
 TEST(OpsGpu, PhiloxDrawsMatchTheCpu) {
   PNEUMO_REQUIRE_CUDA();
   for (uint64_t seed : {uint64_t(0), uint64_t(1992), uint64_t(0x123456789abcdefULL)})

@@ -171,3 +171,18 @@ TEST(Tensor, CudaRoundSizeClasses) {
   EXPECT_EQ(cuda_memory::round_size((1u << 20) + 1), 2u << 20);
   EXPECT_EQ(cuda_memory::round_size(5u << 20), 6u << 20);
 }
+
+// increment_: the on-device counter step (BatchNorm's num_batches_tracked), I64 and I32 only.
+TEST(Tensor, IncrementAddsOneToIntegerCountersOnly) {
+  Tensor c = Tensor::scalar(41, DType::I64);
+  c.increment_();
+  EXPECT_EQ(c.item(), 42.0);
+  Tensor v = Tensor::from_vector({-1, 0, 1000}, {3}, DType::I32);
+  v.increment_();
+  EXPECT_EQ(v.to_vector_f64(), (std::vector<double>{0, 1, 1001}));
+  Tensor big = Tensor::from_vector_f64({9007199254740992.0}, {1}, DType::I64);  // 2^53: + 1 is not a double
+  big.increment_();
+  EXPECT_EQ(static_cast<const int64_t*>(big.raw_data())[0], int64_t(9007199254740993));
+  Tensor f = Tensor::zeros({2});
+  EXPECT_THROW(f.increment_(), Error);
+}
