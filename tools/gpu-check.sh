@@ -10,7 +10,8 @@
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and
 #      enqueue time, peak memory, the per-op profile of one step);
 #   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: per-op profile, peak memory, torch.compile);
-#      then the opt-in switches in bench-models: --cast-once, --cuda-graph (bf16), --tf32 (f32);
+#      then the opt-in switches in bench-models: --cast-once, --optimizer adam --cuda-graph (the whole step
+#      captured; bf16), --tf32 (f32);
 #   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
 #   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
@@ -302,7 +303,7 @@ sanitizer="$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}
 if [ -x "$build/tests/tests_gpu" ] && [ -x "$sanitizer" ]; then
   run_step "compute-sanitizer memcheck: tests_gpu without the network tests" tests_gpu_memcheck.log 90 \
     env PNEUMO_REQUIRE_GPU=1 "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check no \
-    "$build/tests/tests_gpu" --gtest_filter='-ModelsGpu.*:CpuBf16Gpu.*:*Network*:*Unet*:*Deeplab*'
+    "$build/tests/tests_gpu" --gtest_filter='-ModelsGpu.*:CpuBf16Gpu.*:*Network*:*Unet*:*Deeplab*:TrainGraphGpu.Replayed*:TrainGraphGpu.TrainingRun*'
 elif [ -x "$build/tests/tests_gpu" ]; then
   record_step "compute-sanitizer memcheck" "FAILED (compute-sanitizer not found)" build.log
 fi
@@ -329,12 +330,13 @@ fi
 [ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_step "bench/gpu/unet_se50_torch_profile.py" \
   bench-unet_se50_torch_profile.log 150 env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 \
   PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$repo/bench/gpu/unet_se50_torch_profile.py" "$build" --fp32
-# The opt-in switches, each against the default rows of step 4: weights cast once per step (bf16), the
-# forward + backward captured as a CUDA Graph (bf16), TF32 (f32). All three run; any failure fails the step.
+# The opt-in switches, each against the default rows of step 4: weights cast once per step (bf16); the whole
+# training step (forward, backward, capturable Adam) eager and captured as a CUDA Graph (bf16), without and
+# with the weights cast once; TF32 (f32). All run; any failure fails the step.
 bm="'$build/pneumo' bench-models --device cuda --models unet_se50 --size 1024 --batch 4 --iters 3"
 [ -x "$build/pneumo" ] && run_step "pneumo bench-models --cast-once / --cuda-graph / --tf32" \
-  bench-pneumo-bench-models-switches.log 100 bash -c \
-  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --cuda-graph || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
+  bench-pneumo-bench-models-switches.log 130 bash -c \
+  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --optimizer adam --cuda-graph || rc=1; $bm --dtype bf16 --optimizer adam --cast-once --cuda-graph || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
 
 # ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
 # own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
@@ -361,7 +363,8 @@ if [ -z "$train_cmd" ] && [ -x "$build/pneumo" ] && [ -x "$repo/bench/gpu/train_
   train_cmd="'$repo/bench/gpu/train_unet_se50_vs_torch.sh' '$build' 100"
 fi
 if [ -n "$train_cmd" ]; then
-  run_step "train throughput" bench-train-throughput.log 150 bash -c "$train_cmd"
+  run_step "train throughput" bench-train-throughput.log 180 env PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" \
+    bash -c "$train_cmd"
 elif [ -x "$build/pneumo" ] && "$build/pneumo" train --help > /dev/null 2>&1; then
   steps+=("train throughput|HOOK NOT FILLED: pneumo train exists, set GPU_CHECK_TRAIN_CMD|0|-")
 else

@@ -33,6 +33,7 @@
 #include "nn/models/registry.h"
 #include "nn/models/weights_import.h"
 #include "nn/weight_cast.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/generator.h"
 #include "tensor/ops.h"
@@ -124,6 +125,7 @@ json config_json(const TrainConfig& c) {
               {"optimizer", c.optimizer}, {"lr", c.lr}, {"beta1", c.beta1}, {"beta2", c.beta2}, {"eps", c.eps},
               {"weight_decay", c.weight_decay}, {"eta_min", c.eta_min}, {"period", c.period},
               {"cosine_epochs", c.cosine_epochs}, {"tail", c.tail}, {"loss", c.loss}, {"augment", c.augment}, {"gpu_augment", c.gpu_augment},
+              {"cuda_graph", c.cuda_graph},
               {"device", c.device}, {"dtype", c.dtype}, {"seed", c.seed}, {"workers", c.workers},
               {"threads", c.threads}, {"skip_bad", c.skip_bad}, {"max_steps", c.max_steps},
               {"max_train", c.max_train}, {"max_val", c.max_val}, {"val_bn_batches", c.val_bn_batches}, {"overlays", c.overlays},
@@ -172,6 +174,7 @@ TrainConfig config_from_json(const json& j, const std::string& file) {
   GET(cosine_epochs); GET(tail); GET(loss); GET(augment); GET(gpu_augment); GET(device); GET(dtype); GET(seed); GET(workers);
   GET(threads); GET(skip_bad); GET(max_steps); GET(max_train); GET(max_val); GET(val_bn_batches); GET(overlays);
   GET(save_val_predictions); GET(log_every); GET(debug_nan_step); GET(debug_stop_step);
+  if (j.contains("cuda_graph")) GET(cuda_graph);  // absent from runs written before it existed
 #undef GET
   return c;
 }
@@ -677,6 +680,51 @@ Tensor train_step(nn::models::Network& model, Optimizer& optimizer, LossKind kin
   return loss.value();
 }
 
+namespace {
+
+// --cuda-graph: train_step captured once, after an eager step has done every first-use setup (cuDNN
+// searches, handles, optimiser state), on static copies of the batch; each later batch of the same shapes
+// is copied in and the graph replayed (one launch instead of thousands). The optimiser must be capturable.
+class GraphStep {
+ public:
+  // False, with the reason in `why`, when the step cannot be captured (a model that draws random numbers).
+  bool capture(nn::models::Network& model, Optimizer& opt, LossKind kind, const Tensor& images, const Tensor& masks,
+               const Tensor& labels, DType dtype, std::string& why) {
+    images_ = images.clone();
+    masks_ = masks.clone();
+    labels_ = labels.clone();
+    auto graph = std::make_unique<cuda::Graph>(images.device().index);
+    try {
+      graph->capture([&] { loss_ = train_step(model, opt, kind, images_, masks_, labels_, dtype); });
+    } catch (const Error& e) {
+      why = e.what();
+      *this = GraphStep();
+      return false;
+    }
+    graph_ = std::move(graph);
+    return true;
+  }
+  bool captured() const { return graph_ != nullptr; }
+  bool fits(const Tensor& images, const Tensor& masks, const Tensor& labels) const {
+    return captured() && images.shape() == images_.shape() && masks.shape() == masks_.shape() &&
+           labels.shape() == labels_.shape() && images.dtype() == images_.dtype() && masks.dtype() == masks_.dtype() &&
+           labels.dtype() == labels_.dtype();
+  }
+  Tensor replay(const Tensor& images, const Tensor& masks, const Tensor& labels) {
+    images_.copy_from(images);
+    masks_.copy_from(masks);
+    labels_.copy_from(labels);
+    graph_->replay();
+    return loss_.clone();  // the next replay overwrites loss_
+  }
+
+ private:
+  std::unique_ptr<cuda::Graph> graph_;
+  Tensor images_, masks_, labels_, loss_;
+};
+
+}  // namespace
+
 void request_stop(int sig) { g_stop.store(sig); }
 
 std::string git_commit() {
@@ -721,6 +769,7 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   if (cfg.dtype == "auto") cfg.dtype = device.is_cuda() ? "bf16" : "f32";
   const DType compute_dtype = cfg.dtype == "bf16" ? DType::BF16 : DType::F32;
   PNEUMO_CHECK(compute_dtype == DType::F32 || device.is_cuda(), "--dtype bf16 needs --device cuda");
+  PNEUMO_CHECK(!cfg.cuda_graph || device.is_cuda(), "--cuda-graph needs --device cuda");
   const LossKind loss_kind = parse_loss_kind(cfg.loss);
   fs::create_directories(ckpt_dir);
   remove_stale_temporaries(ckpt_dir);
@@ -791,6 +840,9 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   NamedParameters params = model->named_parameters();
   AdamOptions ao{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
   Adam opt(params, ao, cfg.optimizer == "adamw");
+  bool use_graph = (cfg.cuda_graph || cuda::graphs_enabled()) && device.is_cuda();
+  if (use_graph) opt.set_capturable(true);
+  GraphStep graph_step;
   const WarmRestartCosine schedule(cfg.lr, cfg.eta_min, cfg.period, cfg.cosine_epochs, cfg.tail);
 
   LoopState st;
@@ -852,7 +904,19 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
       const int64_t global_step = static_cast<int64_t>(epoch) * steps_per_epoch + step;
       if (gpu_augment) gpu_augment_batch(train_pipe, sample_seed(cfg.seed, epoch), b->samples, images, masks);
       if (global_step == cfg.debug_nan_step) masks.fill_(NAN);  // (NaN pixels would be clipped by ReLU)
-      Tensor loss = train_step(*model, opt, loss_kind, images, masks, labels, compute_dtype);
+      Tensor loss;
+      if (use_graph && graph_step.fits(images, masks, labels)) {
+        loss = graph_step.replay(images, masks, labels);
+      } else {
+        loss = train_step(*model, opt, loss_kind, images, masks, labels, compute_dtype);
+        std::string why;
+        if (use_graph && !graph_step.captured() &&
+            !graph_step.capture(*model, opt, loss_kind, images, masks, labels, compute_dtype, why)) {
+          use_graph = false;
+          std::fprintf(stderr, "--cuda-graph: the training step was not captured (%s); training goes on without it\n",
+                       why.c_str());
+        }
+      }
       st.images += b->size;
       ++pending;
       const bool read_now = device.is_cpu() || pending >= cfg.log_every || step + 1 == steps_per_epoch;
@@ -971,10 +1035,11 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
         }
       }
     }
+    // Copied back into the same buffers: a captured training step (--cuda-graph) holds their addresses.
     for (auto& [bn, keep] : saved_bn) {
-      bn->set_tensor("running_mean", keep[0]);
-      bn->set_tensor("running_var", keep[1]);
-      bn->set_tensor("num_batches_tracked", keep[2]);
+      bn->running_mean().copy_from(keep[0]);
+      bn->running_var().copy_from(keep[1]);
+      bn->num_batches_tracked().copy_from(keep[2]);
     }
     model->train();
     MetricsRow row;

@@ -4,7 +4,8 @@
 # repeated (symlinks under a temporary folder), images/s with the loader included (metrics.csv), peak GPU
 # memory seen by nvidia-smi; then a PyTorch 2.x AMP bf16 channels_last training loop (Adam, soft dice + BCE)
 # of the same network twin (tests/fixtures/make_model_fixtures.py) on in-memory batches, its images/s and
-# torch.cuda.max_memory_allocated; then tools/gpu-check.sh.
+# torch.cuda.max_memory_allocated; then tools/gpu-check.sh. The pneumo run is repeated with --cuda-graph (the
+# whole step captured once and replayed) when PNEUMO_TIME_LEFT_S (set by gpu-check) leaves room for it.
 # usage: bench/gpu/train_unet_se50_vs_torch.sh BUILD_DIR [steps] [gpu-check OUTDIR (then runs gpu-check too)]
 set -uo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -27,6 +28,15 @@ smi=$!
   --task classification  # all images (throughput only)
 kill "$smi" 2>/dev/null
 echo "pneumo: $(tail -n 1 "$tmp/run/metrics.csv" | cut -d, -f9) img/s (loader included), peak nvidia-smi memory $(sort -n "$tmp/mem.txt" | tail -n 1) MiB"
+if [ "${PNEUMO_TIME_LEFT_S:-1000}" -gt 150 ]; then
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$tmp/mem-graph.txt" 2>/dev/null &
+  smi=$!
+  "$build/pneumo" train --model unet_se50 --data "$tmp/data" --out "$tmp/run-graph" --size 1024 --batch 4 --dtype bf16 \
+    --device cuda --epochs 1 --max-steps "$steps" --max-val 4 --workers 8 --overlays 0 --log-every 50 \
+    --task classification --cuda-graph
+  kill "$smi" 2>/dev/null
+  echo "pneumo --cuda-graph: $(tail -n 1 "$tmp/run-graph/metrics.csv" | cut -d, -f9) img/s (loader included), peak nvidia-smi memory $(sort -n "$tmp/mem-graph.txt" | tail -n 1) MiB"
+fi
 python3 - "$here" "$steps" <<'PY'
 import sys, os, time, torch
 import torch.nn.functional as F

@@ -179,6 +179,15 @@ TEST(Train, TwoEpochsLowerTheLossAndWriteEveryArtefact) {
   pneumo::test::expect_error_mentions([&] { train::run_training(tiny_config(data, run)); }, {"--resume"});
 }
 
+// --cuda-graph on the CPU is a mistake in the command, not a silent no-op (the GPU side:
+// TrainGraphGpu.* in tests/train/train_graph_gpu_test.cpp).
+TEST(Train, CudaGraphNeedsACudaDevice) {
+  TempDir tmp;
+  train::TrainConfig c = tiny_config(make_data(tmp), tmp.file("run"));
+  c.cuda_graph = true;
+  pneumo::test::expect_error_mentions([&] { train::run_training(c); }, {"--cuda-graph", "--device cuda"});
+}
+
 TEST(Train, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
   TempDir tmp;
   const std::string data = make_data(tmp);
