@@ -23,9 +23,10 @@ for r in $(seq 0 99); do  # 1000 images: fold 0 trains on 800 (200 steps of 4)
 done
 nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$tmp/mem.txt" 2>/dev/null &
 smi=$!
+rc=0  # any run that fails fails the script (gpu-check records it), after the others have run
 "$build/pneumo" train --model unet_se50 --data "$tmp/data" --out "$tmp/run" --size 1024 --batch 4 --dtype bf16 \
   --device cuda --epochs 1 --max-steps "$steps" --max-val 4 --workers 8 --overlays 0 --log-every 50 \
-  --task classification  # all images (throughput only)
+  --task classification || rc=1  # all images (throughput only)
 kill "$smi" 2>/dev/null
 echo "pneumo: $(tail -n 1 "$tmp/run/metrics.csv" | cut -d, -f9) img/s (loader included), peak nvidia-smi memory $(sort -n "$tmp/mem.txt" | tail -n 1) MiB"
 if [ "${PNEUMO_TIME_LEFT_S:-1000}" -gt 150 ]; then
@@ -33,7 +34,7 @@ if [ "${PNEUMO_TIME_LEFT_S:-1000}" -gt 150 ]; then
   smi=$!
   "$build/pneumo" train --model unet_se50 --data "$tmp/data" --out "$tmp/run-graph" --size 1024 --batch 4 --dtype bf16 \
     --device cuda --epochs 1 --max-steps "$steps" --max-val 4 --workers 8 --overlays 0 --log-every 50 \
-    --task classification --cuda-graph
+    --task classification --cuda-graph || rc=1
   kill "$smi" 2>/dev/null
   echo "pneumo --cuda-graph: $(tail -n 1 "$tmp/run-graph/metrics.csv" | cut -d, -f9) img/s (loader included), peak nvidia-smi memory $(sort -n "$tmp/mem-graph.txt" | tail -n 1) MiB"
 fi
@@ -64,6 +65,8 @@ dt = time.perf_counter() - t0
 print("torch %s AMP bf16 channels_last: %.2f img/s (in-memory batches), max_memory_allocated %.0f MiB"
       % (torch.__version__, steps * 4 / dt, torch.cuda.max_memory_allocated() / 2**20))
 PY
+[ $? -eq 0 ] || rc=1
 # gpu-check only when asked: gpu-check runs this script as its train step (step 6).
-if [ -n "${3:-}" ]; then "$here/tools/gpu-check.sh" "$3"; fi
+if [ -n "${3:-}" ]; then "$here/tools/gpu-check.sh" "$3" || rc=1; fi
 rm -rf "$tmp"
+exit $rc
