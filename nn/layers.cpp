@@ -4,8 +4,8 @@
 
 #include "kernels/check.h"
 #include "nn/init.h"
-#include "tensor/cuda_graph.h"
 #include "nn/squeeze_excite.h"
+#include "tensor/cuda_graph.h"
 #include "tensor/fused_bn_ops.h"
 
 namespace pneumo::nn {

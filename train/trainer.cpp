@@ -864,10 +864,11 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   write_metrics(run + "/metrics.csv", rows);
 
   std::printf("train %s: %zu train / %zu val images (fold %d, %s folds), %dx%d, batch %d, %lld steps/epoch, %d epochs, "
-              "loss %s, %s lr %g, device %s\n",
+              "loss %s, %s lr %g, device %s%s\n",
               cfg.model.c_str(), data.train->size(), data.val->size(), cfg.fold, cfg.task.c_str(), cfg.size, cfg.size,
               cfg.batch, static_cast<long long>(steps_per_epoch), cfg.epochs, cfg.loss.c_str(), cfg.optimizer.c_str(),
-              cfg.lr, device_description(device).c_str());
+              cfg.lr, device_description(device).c_str(),
+              use_graph ? " (steps after the first replayed as one CUDA Graph)" : "");
   std::fflush(stdout);
 
   // Tests: PNEUMO_DEBUG_STEP_DELAY_MS pauses after each step so a signal can be aimed mid-epoch.

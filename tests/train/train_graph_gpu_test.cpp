@@ -23,6 +23,7 @@
 #include "train/data_test_util.h"
 #include "train/optim.h"
 #include "train/synthetic.h"
+#include "train/tiny_train_config.h"
 #include "train/trainer.h"
 
 namespace pneumo {
@@ -189,16 +190,7 @@ TEST(TrainGraphGpu, TrainingRunWithCudaGraphMatchesTheEagerRun) {
   test::TempDir tmp;
   const std::string data = tmp.file("data");
   train::write_synthetic_folder(data, 40, 64, 7);
-  train::TrainConfig a;
-  a.model = "tiny_unet_se";
-  a.data = data;
-  a.out = tmp.file("eager");
-  a.size = 64;
-  a.batch = 4;
-  a.val_batch = 5;
-  a.epochs = 2;
-  a.num_folds = 4;
-  a.lr = 2e-3;
+  train::TrainConfig a = test::tiny_train_config(data, tmp.file("eager"));
   a.overlays = 0;
   a.device = "cuda";
   a.dtype = "f32";  // bf16 roundings would amplify the ulp apart the two Adam paths are

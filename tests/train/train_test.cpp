@@ -22,6 +22,7 @@
 #include "train/synthetic.h"
 #include "train/trainer.h"
 #include "train/data_test_util.h"
+#include "train/tiny_train_config.h"
 #include "nn/model_fixture.h"
 #include "nn/models/weights_import.h"
 
@@ -32,22 +33,6 @@ using namespace pneumo;
 namespace {
 
 constexpr int kImages = 40;  // 4 folds: 30 train (7 steps of 4), 10 val
-
-train::TrainConfig tiny_config(const std::string& data, const std::string& out) {
-  train::TrainConfig c;
-  c.model = "tiny_unet_se";
-  c.data = data;
-  c.out = out;
-  c.size = 64;
-  c.batch = 4;
-  c.val_batch = 5;
-  c.epochs = 2;
-  c.num_folds = 4;
-  c.workers = 2;
-  c.lr = 2e-3;
-  c.overlays = 3;
-  return c;
-}
 
 std::string make_data(const TempDir& tmp) {
   const std::string dir = tmp.file("data");
@@ -134,7 +119,7 @@ std::vector<std::string> cli_args(const train::TrainConfig& c) {
 TEST(Train, TwoEpochsLowerTheLossAndWriteEveryArtefact) {
   TempDir tmp;
   const std::string data = make_data(tmp), run = tmp.file("run");
-  train::TrainConfig c = tiny_config(data, run);
+  train::TrainConfig c = test::tiny_train_config(data, run);
   c.epochs = 3;
   const train::TrainResult r = train::run_training(c);
   ASSERT_EQ(r.exit_code, 0) << r.message;
@@ -176,14 +161,14 @@ TEST(Train, TwoEpochsLowerTheLossAndWriteEveryArtefact) {
     EXPECT_TRUE(rep.ok()) << rep.str();
   }
   // A fresh run into a folder that holds checkpoints is refused (nothing is overwritten).
-  pneumo::test::expect_error_mentions([&] { train::run_training(tiny_config(data, run)); }, {"--resume"});
+  pneumo::test::expect_error_mentions([&] { train::run_training(test::tiny_train_config(data, run)); }, {"--resume"});
 }
 
 // --cuda-graph on the CPU is a mistake in the command, not a silent no-op (the GPU side:
 // TrainGraphGpu.* in tests/train/train_graph_gpu_test.cpp).
 TEST(Train, CudaGraphNeedsACudaDevice) {
   TempDir tmp;
-  train::TrainConfig c = tiny_config(make_data(tmp), tmp.file("run"));
+  train::TrainConfig c = test::tiny_train_config(make_data(tmp), tmp.file("run"));
   c.cuda_graph = true;
   pneumo::test::expect_error_mentions([&] { train::run_training(c); }, {"--cuda-graph", "--device cuda"});
 }
@@ -191,12 +176,12 @@ TEST(Train, CudaGraphNeedsACudaDevice) {
 TEST(Train, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
   TempDir tmp;
   const std::string data = make_data(tmp);
-  train::TrainConfig a = tiny_config(data, tmp.file("a"));
+  train::TrainConfig a = test::tiny_train_config(data, tmp.file("a"));
   a.epochs = 3;
   ASSERT_EQ(train::run_training(a).exit_code, 0);
 
   // Interrupted in the middle of epoch 1 (7 steps per epoch: global step 10 is epoch 1 step 3).
-  train::TrainConfig b = tiny_config(data, tmp.file("b"));
+  train::TrainConfig b = test::tiny_train_config(data, tmp.file("b"));
   b.epochs = 3;
   b.debug_stop_step = 10;
   const train::TrainResult rb = train::run_training(b);
@@ -229,7 +214,7 @@ TEST(Train, SigkillDuringAnEpochAndDuringACheckpointWriteLeaveResumableRuns) {
   if (test::pneumo_binary().empty()) GTEST_SKIP() << "the pneumo executable is not beside the tests (build it)";
   TempDir tmp;
   const std::string data = make_data(tmp);
-  train::TrainConfig ref = tiny_config(data, tmp.file("ref"));
+  train::TrainConfig ref = test::tiny_train_config(data, tmp.file("ref"));
   ref.epochs = 3;
   ASSERT_EQ(train::run_training(ref).exit_code, 0);
 
@@ -265,7 +250,7 @@ TEST(Train, SigkillDuringAnEpochAndDuringACheckpointWriteLeaveResumableRuns) {
 TEST(Train, NanLossStopsTheRunNamingEpochAndStepAndKeepsTheGoodCheckpoint) {
   TempDir tmp;
   const std::string data = make_data(tmp);
-  train::TrainConfig c = tiny_config(data, tmp.file("run"));
+  train::TrainConfig c = test::tiny_train_config(data, tmp.file("run"));
   c.epochs = 3;
   c.debug_nan_step = 9;  // epoch 1, step 2
   const train::TrainResult r = train::run_training(c);
@@ -291,9 +276,9 @@ TEST(Train, CorruptImageIsNamedAndSkipBadContinues) {
     std::ofstream bad(data + "/images/syn_00003.png", std::ios::binary | std::ios::trunc);
     bad << "\x89PNG\r\n\x1a\n this is not a PNG any more";
   }
-  pneumo::test::expect_error_mentions([&] { train::run_training(tiny_config(data, tmp.file("a"))); },
+  pneumo::test::expect_error_mentions([&] { train::run_training(test::tiny_train_config(data, tmp.file("a"))); },
                                       {"syn_00003.png"});
-  train::TrainConfig c = tiny_config(data, tmp.file("b"));
+  train::TrainConfig c = test::tiny_train_config(data, tmp.file("b"));
   c.epochs = 1;
   c.skip_bad = true;
   const train::TrainResult r = train::run_training(c);
@@ -304,7 +289,7 @@ TEST(Train, CorruptImageIsNamedAndSkipBadContinues) {
 TEST(Train, MetricsAgreeWithARecomputationFromSavedPredictions) {
   TempDir tmp;
   const std::string data = make_data(tmp), run = tmp.file("run");
-  train::TrainConfig c = tiny_config(data, run);
+  train::TrainConfig c = test::tiny_train_config(data, run);
   c.save_val_predictions = true;
   ASSERT_EQ(train::run_training(c).exit_code, 0);
   const std::vector<Row> rows = read_rows(run + "/metrics.csv");
@@ -382,7 +367,7 @@ TEST(Train, InitLoadsAPneumoCheckpointOrAPyTorchExport) {
   const std::string fixture = std::string(PNEUMO_TEST_FIXTURES) + "/models/tiny_unet_se.weights.safetensors";
   // Learning rate ~0: the epoch-0 checkpoint holds the initial weights (up to 1e-12 steps).
   auto run_from = [&](const std::string& init, const std::string& out) {
-    train::TrainConfig c = tiny_config(data, tmp.file(out));
+    train::TrainConfig c = test::tiny_train_config(data, tmp.file(out));
     c.epochs = 1;
     c.lr = 1e-12;
     c.init = init;
@@ -415,7 +400,7 @@ TEST(Train, InitLoadsAPneumoCheckpointOrAPyTorchExport) {
 TEST(Train, ValBnBatchesChangesOnlyTheValidationNotTheRun) {
   TempDir tmp;
   const std::string data = make_data(tmp);
-  train::TrainConfig a = tiny_config(data, tmp.file("a"));
+  train::TrainConfig a = test::tiny_train_config(data, tmp.file("a"));
   a.model = "tiny_unet_ef";
   a.loss = "dice";
   a.epochs = 2;
