@@ -54,7 +54,7 @@ struct OptimCapturable {
 
 // Adam/AdamW scalars of step number `step` (>= 1).
 PNEUMO_HD void adam_step_scalars(double lr, double step, double beta1, double beta2, double weight_decay,
-                                        bool decoupled, OptimTensor& t) {
+                                 bool decoupled, OptimTensor& t) {
   const double bias_correction1 = 1.0 - pow(beta1, step);
   const double bias_correction2 = 1.0 - pow(beta2, step);
   t.step_size = static_cast<float>(lr / bias_correction1);

@@ -108,16 +108,25 @@ void Optimizer::upload_capturable_state() {
   cap_lr_value_ = lr_;
 }
 
+std::vector<int64_t> Optimizer::current_steps() const {
+  std::vector<int64_t> steps(slots_.size());
+  if (capturable_ && cap_steps_.defined()) {  // the device's counts include every replay
+    const std::vector<double> v = cap_steps_.to_vector_f64();
+    for (size_t i = 0; i < steps.size(); ++i) steps[i] = static_cast<int64_t>(v[i]);
+  } else {
+    for (size_t i = 0; i < steps.size(); ++i) steps[i] = slots_[i].step;
+  }
+  return steps;
+}
+
 void Optimizer::download_steps() {
-  if (!cap_steps_.defined()) return;
-  const std::vector<double> steps = cap_steps_.to_vector_f64();
-  for (size_t i = 0; i < slots_.size() && i < steps.size(); ++i) slots_[i].step = static_cast<int64_t>(steps[i]);
+  const std::vector<int64_t> steps = current_steps();
+  for (size_t i = 0; i < slots_.size(); ++i) slots_[i].step = steps[i];
 }
 
 int64_t Optimizer::step_count(size_t index) const {
   PNEUMO_CHECK(index < slots_.size(), "optimizer: no parameter ", index, " (", slots_.size(), " parameters)");
-  if (capturable_ && cap_steps_.defined()) return static_cast<int64_t>(cap_steps_.to_vector_f64()[index]);
-  return slots_[index].step;
+  return current_steps()[index];
 }
 
 void Optimizer::step() {
@@ -215,16 +224,12 @@ OptimizerStateDict Optimizer::state_dict() const {
   out.metadata["optimizer"] = type_name();
   out.metadata["lr"] = number_text(lr_);
   const auto names = state_names();
-  std::vector<double> steps(slots_.size());
-  if (capturable_ && cap_steps_.defined())
-    steps = cap_steps_.to_vector_f64();  // the device's counts are the current ones
-  else
-    for (size_t i = 0; i < slots_.size(); ++i) steps[i] = static_cast<double>(slots_[i].step);
+  const std::vector<int64_t> steps = current_steps();
   for (size_t i = 0; i < params_.size(); ++i) {
     const Slot& s = slots_[i];
     if (steps[i] == 0) continue;
     const std::string& p = params_[i].first;
-    out.tensors.emplace_back(p + ".step", Tensor::full({}, steps[i], DType::I64));
+    out.tensors.emplace_back(p + ".step", Tensor::full({}, static_cast<double>(steps[i]), DType::I64));
     if (s.state1.defined()) out.tensors.emplace_back(p + "." + names.first, s.state1.clone());
     if (s.state2.defined()) out.tensors.emplace_back(p + "." + names.second, s.state2.clone());
   }

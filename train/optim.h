@@ -83,6 +83,7 @@ class Optimizer {
  private:
   void upload_capturable_state();  // slots' steps and lr_ -> cap_steps_ / cap_lr_ (not inside a capture)
   void download_steps();           // cap_steps_ -> slots' steps
+  std::vector<int64_t> current_steps() const;  // per slot: the device's counts while capturable, else the host's
   bool capturable_ = false;
   Tensor cap_lr_;     // F64 scalar on the parameters' device
   Tensor cap_steps_;  // I64 [parameters]: the authority on step counts while capturable
