@@ -16,8 +16,14 @@ struct Conv2dNode : Node {
   const char* name() const override { return "conv2d"; }
   void release() override { x = w = Tensor(); }
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    std::vector<Tensor> none;
+    return backward_into(g, none);
+  }
+  // x's gradient is added into the sum lent for it (a tensor used twice: cuDNN's beta = 1 where enabled).
+  std::vector<Tensor> backward_into(const std::vector<Tensor>& g, std::vector<Tensor>& into) override {
     Tensor dx, dw;
-    if (needs(*this, 0)) dx = layer_ops::conv2d_backward_data(g[0], w, x_shape, geometry);
+    Tensor* dx_into = !into.empty() && into[0].defined() ? &into[0] : nullptr;
+    if (needs(*this, 0)) dx = layer_ops::conv2d_backward_data(g[0], w, x_shape, geometry, dx_into);
     if (needs(*this, 1)) dw = layer_ops::conv2d_backward_weight(g[0], x, w_shape, geometry);
     return {dx, dw};
   }

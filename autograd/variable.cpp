@@ -1,8 +1,10 @@
 // Variable handles and the backward engine: a dependency-counted topological walk from the root that sums
-// the gradients reaching each node output, calls each node once, accumulates (+=) into leaves and then
-// releases each node's saved tensors unless the graph is retained.
+// the gradients reaching each node output (in place where the engine alone holds the sum, and lending the
+// sum to the next node that adds to it: Node::backward_into), calls each node once, accumulates (+=) into
+// leaves and then releases each node's saved tensors unless the graph is retained.
 #include "autograd/variable.h"
 
+#include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -22,11 +24,16 @@ struct VariableImpl {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local BackwardSums g_sums;
+std::atomic<bool> g_lend{true};
 const Tensor kUndefined;
 const std::shared_ptr<Node> kNoNode;
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
+BackwardSums last_backward_sums() { return g_sums; }
+bool lend_gradient_sums() { return g_lend.load(std::memory_order_relaxed); }
+void set_lend_gradient_sums(bool on) { g_lend.store(on); }
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
@@ -87,6 +94,45 @@ void accumulate_leaf(VariableImpl& leaf, Tensor g) {
   }
 }
 
+using Buffers = std::unordered_map<Node*, std::vector<Tensor>>;
+
+// slot += g. In place when the engine alone holds slot (no new buffer); else a new sum, as g may alias.
+void add_to_slot(Tensor& slot, const Tensor& g) {
+  if (slot.sole_owner() && slot.shape() == g.shape() && slot.dtype() == g.dtype()) {
+    ops::add_(slot, g);
+    g_sums.in_place++;
+  } else {
+    slot = ops::add(slot, g);
+    g_sums.new_buffer++;
+  }
+}
+
+// The summed gradients `n` may add into (Node::backward_into), moved out of their slots: an input's slot
+// that holds a sum nothing else holds, of the expected shape and dtype, reached by no other edge of `n`.
+std::vector<Tensor> lend_sums(const Node& n, Buffers& buffers) {
+  std::vector<Tensor> into;
+  if (!g_lend.load(std::memory_order_relaxed)) return into;
+  for (size_t i = 0; i < n.next.size(); ++i) {
+    const Edge& e = n.next[i];
+    if (!e.node) continue;
+    bool shared = false;
+    for (size_t j = 0; j < n.next.size(); ++j)
+      shared = shared || (j != i && n.next[j].node == e.node && n.next[j].output_nr == e.output_nr);
+    auto it = buffers.find(e.node.get());
+    const size_t k = static_cast<size_t>(e.output_nr);
+    if (shared || it == buffers.end() || k >= it->second.size() || k >= e.node->output_shapes.size() ||
+        k >= e.node->output_dtypes.size())
+      continue;
+    Tensor& slot = it->second[k];
+    if (!slot.defined() || !slot.sole_owner() || slot.shape() != e.node->output_shapes[k] ||
+        slot.dtype() != e.node->output_dtypes[k])
+      continue;
+    into.resize(n.next.size());
+    into[i] = std::move(slot);
+  }
+  return into;
+}
+
 }  // namespace
 
 void Variable::backward(const Tensor& seed, bool retain_graph) const {
@@ -116,7 +162,8 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
       if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
     }
   }
-  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  g_sums = BackwardSums();
+  Buffers buffers;
   buffers[root].resize(static_cast<size_t>(root->num_outputs));
   buffers[root][static_cast<size_t>(impl_->output_nr)] = seed.reshape(value().shape());
   std::vector<Node*> ready{root};
@@ -129,14 +176,15 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
     bool any = false;
     for (const Tensor& g : grads) any = any || g.defined();
     // A node no gradient reached passes none on (its inputs still count it as done).
-    std::vector<Tensor> input_grads;
+    std::vector<Tensor> input_grads, lent;
     if (any) {
       const Tensor* first = nullptr;
       for (const Tensor& g : grads)
         if (!first && g.defined()) first = &g;
       // The node's own scope (NVTX "Name bwd"): its self time is what its tensor ops' scopes do not cover.
       profile::OpScope scope(n->name(), *first);
-      input_grads = n->backward(grads);
+      lent = lend_sums(*n, buffers);
+      input_grads = lent.empty() ? n->backward(grads) : n->backward_into(grads, lent);
     } else {
       input_grads.resize(n->next.size());
     }
@@ -151,7 +199,17 @@ void Variable::backward(const Tensor& seed, bool retain_graph) const {
         auto& buf = buffers[e.node.get()];
         buf.resize(static_cast<size_t>(e.node->num_outputs));
         Tensor& slot = buf[static_cast<size_t>(e.output_nr)];
-        if (g.defined()) slot = slot.defined() ? ops::add(slot, g) : g;  // out of place: g may alias
+        if (i < lent.size() && lent[i].defined()) {
+          // The sum was lent to this node (no other edge reaches the slot, so it is still empty): take it
+          // back, with this gradient added by the node or now.
+          const bool added = g.defined() && g.shares_storage(lent[i]);
+          slot = std::move(lent[i]);
+          if (added) g_sums.in_node++;
+          else if (g.defined()) add_to_slot(slot, g);
+        } else if (g.defined()) {
+          if (slot.defined()) add_to_slot(slot, g);
+          else slot = g;
+        }
         if (--deps[e.node.get()] == 0) ready.push_back(e.node.get());
       }
     }

@@ -65,6 +65,14 @@ class Node {
   // grads[i] is dL/d(output i) (undefined where no gradient flowed); returns dL/d(input j) for each
   // input edge, undefined where an input needs none.
   virtual std::vector<Tensor> backward(const std::vector<Tensor>& grads) = 0;
+  // backward, offered buffers to sum into: into[i] (where defined; `into` may be shorter than `next`) is the
+  // gradient already summed for input i -- its shape, dtype and device, held by nothing else. A node may add
+  // its gradient for input i into it in the same pass and return that tensor as input i's gradient (the
+  // engine tells by storage); whatever else it returns, the engine adds. The default declines.
+  virtual std::vector<Tensor> backward_into(const std::vector<Tensor>& grads, std::vector<Tensor>& into) {
+    (void)into;
+    return backward(grads);
+  }
   virtual const char* name() const = 0;
   // Frees saved tensors; called by the engine after backward unless the graph is retained.
   virtual void release() {}
@@ -76,6 +84,17 @@ class Node {
   std::vector<DType> output_dtypes;
   Device output_device;
 };
+
+// How the last backward on this thread summed the gradients meeting at a tensor used more than once: in the
+// producing node's own pass (Node::backward_into), in place into the engine's buffer, or into a new buffer
+// (when the buffer is shared, or shapes or dtypes differ).
+struct BackwardSums {
+  int64_t in_node = 0, in_place = 0, new_buffer = 0;
+};
+BackwardSums last_backward_sums();
+// Lending summed gradients to the nodes (on by default); off, every sum is the engine's (tests, A/B runs).
+bool lend_gradient_sums();
+void set_lend_gradient_sums(bool on);
 
 // Gradient recording on/off for this thread (optimiser steps, inference, SWA averaging).
 bool grad_enabled();

@@ -9,11 +9,13 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/math_mode.h"
 #include "kernels/cpu/layer_kernels.h"
 #include "kernels/cpu/squeeze_excite_kernels.h"
 #include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/dispatch.h"
+#include "tensor/ops.h"
 
 #if PNEUMO_WITH_CUDA
 #include "kernels/cuda/conv_cudnn.h"
@@ -123,8 +125,9 @@ kernels::ConvShape conv2d_shape(const Shape& x, const Shape& w, const Conv2dGeom
 
 namespace {
 
-#if PNEUMO_WITH_CUDA
 bool symmetric(const kernels::ConvShape& cs) { return cs.pad_top == cs.pad_bottom && cs.pad_left == cs.pad_right; }
+
+#if PNEUMO_WITH_CUDA
 
 // cuDNN takes symmetric padding only: pad the input explicitly by the asymmetric parts.
 kernels::ConvShape unpadded(const kernels::ConvShape& cs) {
@@ -172,34 +175,60 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Conv2dGeometry& g)
 #endif
 }
 
-Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g) {
+Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dGeometry& g,
+                            Tensor* dx_into) {
   PNEUMO_OP_SCOPE("conv2d_backward_data", dy);
-  if (cpu_bf16(dy)) return round_bf16(conv2d_backward_data(widen(dy), widen(w), x_shape, g));
+  if (dx_into) {
+    check_defined("conv2d_backward_data (accumulated gradient)", *dx_into);
+    check_same_dtype("conv2d_backward_data (accumulated gradient)", dy, *dx_into);
+    check_same_device("conv2d_backward_data (accumulated gradient)", dy, *dx_into);
+    PNEUMO_CHECK(dx_into->shape() == x_shape, "conv2d_backward_data: the gradient to add to is ",
+                 shape_str(dx_into->shape()), ", the input ", shape_str(x_shape));
+  }
+  // Summed in the convolution's pass: where cuDNN can (symmetric padding), on both backends alike.
+  const bool in_pass = dx_into && kernels::dgrad_accumulate() && symmetric(conv2d_shape(x_shape, w.shape(), g));
+  if (cpu_bf16(dy)) {
+    Tensor d = conv2d_backward_data(widen(dy), widen(w), x_shape, g);
+    if (!dx_into) return round_bf16(d);
+    if (in_pass) {  // float32 sum, rounded once
+      ops::add_(d, widen(*dx_into));
+      dx_into->copy_from(round_bf16(d));
+    } else {
+      ops::add_(*dx_into, round_bf16(d));
+    }
+    return *dx_into;
+  }
   check_conv_operands("conv2d_backward_data", dy, w);
   const kernels::ConvShape cs = conv2d_shape(x_shape, w.shape(), g);
   PNEUMO_CHECK(dy.shape() == Shape({cs.n, cs.oh, cs.ow, cs.k}), "conv2d_backward_data: gradient ",
                shape_str(dy.shape()), " does not match the output [", cs.n, ", ", cs.oh, ", ", cs.ow, ", ", cs.k, "]");
-  if (!dy.is_cuda()) {
-    Tensor dx = Tensor::empty(x_shape, dy.dtype(), dy.device());
-    kernels::cpu::conv2d_backward_data(dy.dtype(), cs, dy.raw_data(), w.raw_data(), dx.raw_data());
-    return dx;
-  }
 #if PNEUMO_WITH_CUDA
-  const int dev = dy.device().index;
-  if (symmetric(cs)) {
-    Tensor dx = Tensor::empty(x_shape, dy.dtype(), dy.device());
-    kernels::cuda::conv2d_backward_data_cudnn(dy.dtype(), cs, dy.raw_data(), w.raw_data(), dx.raw_data(), dev,
-                                              stream_of(dy), cuda_workspace());
-    return dx;
+  if (dy.is_cuda() && symmetric(cs)) {
+    Tensor dx = in_pass ? *dx_into : Tensor::empty(x_shape, dy.dtype(), dy.device());
+    kernels::cuda::conv2d_backward_data_cudnn(dy.dtype(), cs, dy.raw_data(), w.raw_data(), dx.raw_data(),
+                                              dy.device().index, stream_of(dy), cuda_workspace(), in_pass);
+    if (dx_into && !in_pass) ops::add_(*dx_into, dx);
+    return dx_into ? *dx_into : dx;
   }
-  const kernels::ConvShape u = unpadded(cs);
-  Tensor dxp = Tensor::empty({u.n, u.h, u.w, u.c}, dy.dtype(), dy.device());
-  kernels::cuda::conv2d_backward_data_cudnn(dy.dtype(), u, dy.raw_data(), w.raw_data(), dxp.raw_data(), dev,
-                                            stream_of(dy), cuda_workspace());
-  return crop_hw(dxp, cs.pad_top, cs.pad_bottom, cs.pad_left, cs.pad_right);
-#else
-  no_cuda("conv2d_backward_data");
 #endif
+  Tensor dx;
+  if (!dy.is_cuda()) {
+    dx = Tensor::empty(x_shape, dy.dtype(), dy.device());
+    kernels::cpu::conv2d_backward_data(dy.dtype(), cs, dy.raw_data(), w.raw_data(), dx.raw_data());
+  } else {
+#if PNEUMO_WITH_CUDA
+    const kernels::ConvShape u = unpadded(cs);
+    Tensor dxp = Tensor::empty({u.n, u.h, u.w, u.c}, dy.dtype(), dy.device());
+    kernels::cuda::conv2d_backward_data_cudnn(dy.dtype(), u, dy.raw_data(), w.raw_data(), dxp.raw_data(),
+                                              dy.device().index, stream_of(dy), cuda_workspace());
+    dx = crop_hw(dxp, cs.pad_top, cs.pad_bottom, cs.pad_left, cs.pad_right);
+#else
+    no_cuda("conv2d_backward_data");
+#endif
+  }
+  if (!dx_into) return dx;
+  ops::add_(*dx_into, dx);  // float32 and float64: the same one addition as in the convolution's pass
+  return *dx_into;
 }
 
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dGeometry& g) {

@@ -24,7 +24,12 @@ struct Conv2dGeometry {
 // Validates x [N,H,W,C] against weight [K,R,S,C/groups] and the geometry; returns the full kernel shape.
 kernels::ConvShape conv2d_shape(const Shape& x, const Shape& weight, const Conv2dGeometry& geometry);
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry& geometry);
-Tensor conv2d_backward_data(const Tensor& dy, const Tensor& weight, const Shape& x_shape, const Conv2dGeometry& geometry);
+// With dx_into (x_shape, dy's dtype and device): the data gradient is added to it, and it is returned. With
+// kernels::dgrad_accumulate() on and symmetric padding, the sum is formed in the convolution's own pass
+// (cuDNN beta = 1; the CPU's bf16 rounds the float32 sum once, as cuDNN does); otherwise the gradient is made
+// and then added (in bf16 rounded before the add). float32 values are the same either way.
+Tensor conv2d_backward_data(const Tensor& dy, const Tensor& weight, const Shape& x_shape, const Conv2dGeometry& geometry,
+                            Tensor* dx_into = nullptr);
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& weight_shape,
                               const Conv2dGeometry& geometry);
 

@@ -4,14 +4,15 @@
 # build with every core, then in this order:
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
 #      skipping, and a run in which no GPU test passed is a failed step;
-#  1b. the network GPU tests again with the fused paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1);
+#  1b. the network GPU tests again with the opt-in paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1
+#      PNEUMO_DGRAD_ACCUMULATE=1);
 #  1c. compute-sanitizer --tool memcheck over the op-level GPU tests (90 s cap);
 #   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
 #   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and
 #      enqueue time, peak memory, the per-op profile of one step);
 #   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: per-op profile, peak memory, torch.compile);
 #      then the opt-in switches in bench-models: --cast-once, --optimizer adam --cuda-graph (the whole step
-#      captured; bf16), --tf32 (f32);
+#      captured; bf16), --dgrad-accumulate (bf16), --tf32 (f32);
 #   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
 #   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
@@ -290,11 +291,12 @@ else
   record_step tests_gpu "FAILED (not built)" build.log
 fi
 
-# 1b. The fused paths (PNEUMO_FUSED_BN=1, PNEUMO_FUSED_CONCAT=1; off by default until this run verifies
-# them): the network tests again with BN+ReLU, the bottleneck tails and upsample+concat fused.
+# 1b. The opt-in paths (off by default until this run verifies them): the network tests again with BN+ReLU,
+# the bottleneck tails and upsample+concat fused, and the data gradients summed in the convolutions' pass
+# (cuDNN beta = 1; the CPU bf16 reference rounds as it does). Each path's op-level tests ran in step 1.
 if [ -x "$build/tests/tests_gpu" ]; then
-  run_step "tests_gpu ModelsGpu with PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1" tests_gpu_fused.log 100 env \
-    PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*:CpuBf16Gpu.*'
+  run_step "tests_gpu ModelsGpu with PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 PNEUMO_DGRAD_ACCUMULATE=1" tests_gpu_fused.log 100 env \
+    PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 PNEUMO_DGRAD_ACCUMULATE=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*:CpuBf16Gpu.*'
 fi
 
 # 1c. compute-sanitizer memcheck over the op-level GPU tests (issue 13): out-of-bounds and misaligned device
@@ -332,11 +334,12 @@ fi
   PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$repo/bench/gpu/unet_se50_torch_profile.py" "$build" --fp32
 # The opt-in switches, each against the default rows of step 4: weights cast once per step (bf16); the whole
 # training step (forward, backward, capturable Adam) eager and captured as a CUDA Graph (bf16), without and
-# with the weights cast once; TF32 (f32). All run; any failure fails the step.
+# with the weights cast once; data gradients summed in the convolutions' pass (bf16); TF32 (f32). All run;
+# any failure fails the step.
 bm="'$build/pneumo' bench-models --device cuda --models unet_se50 --size 1024 --batch 4 --iters 3"
-[ -x "$build/pneumo" ] && run_step "pneumo bench-models --cast-once / --cuda-graph / --tf32" \
-  bench-pneumo-bench-models-switches.log 130 bash -c \
-  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --optimizer adam --cuda-graph || rc=1; $bm --dtype bf16 --optimizer adam --cast-once --cuda-graph || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
+[ -x "$build/pneumo" ] && run_step "pneumo bench-models --cast-once / --cuda-graph / --dgrad-accumulate / --tf32" \
+  bench-pneumo-bench-models-switches.log 150 bash -c \
+  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --optimizer adam --cuda-graph || rc=1; $bm --dtype bf16 --optimizer adam --cast-once --cuda-graph || rc=1; $bm --dtype bf16 --dgrad-accumulate || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
 
 # ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
 # own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).

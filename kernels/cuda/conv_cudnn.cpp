@@ -217,13 +217,29 @@ Choice pick(const Perf* perf, int count, DType dt, bool need_deterministic, cons
               dtype_name(dt), ")");
 }
 
+struct Workspace {
+  void* ptr = nullptr;
+  int device;
+  const WorkspaceAllocator& alloc;
+  Workspace(size_t bytes, int dev, const WorkspaceAllocator& a) : device(dev), alloc(a) {
+    if (bytes) ptr = alloc.allocate(bytes, device);
+  }
+  ~Workspace() {
+    if (ptr) alloc.release(ptr, device);
+  }
+};
+
 // Chooses (once) the algorithm of one direction, timing candidates on the real buffers; the search writes
-// the direction's output buffer, which the caller overwrites right after.
+// the direction's output buffer, which the caller overwrites right after -- unless the output holds values
+// the call adds to (`out_bytes_live`: its size), then the search writes a scratch buffer of that size.
 const Choice& choose(Plan& p, Direction dir, DType dt, const ConvShape& cs, cudnnHandle_t h, const void* a,
-                     const void* b, void* out, int device, const WorkspaceAllocator& alloc) {
+                     const void* b, void* out, int device, const WorkspaceAllocator& alloc,
+                     size_t out_bytes_live = 0) {
   std::lock_guard<std::mutex> lock(p.mu);
   Choice& c = p.choice[dir];
   if (c.ready) return c;
+  Workspace scratch(out_bytes_live, device, alloc);
+  if (out_bytes_live) out = scratch.ptr;
   SearchWorkspace ws(device, alloc);
   constexpr int kMax = 16;
   int returned = 0;
@@ -254,18 +270,6 @@ const Choice& choose(Plan& p, Direction dir, DType dt, const ConvShape& cs, cudn
   return c;
 }
 
-struct Workspace {
-  void* ptr = nullptr;
-  int device;
-  const WorkspaceAllocator& alloc;
-  Workspace(size_t bytes, int dev, const WorkspaceAllocator& a) : device(dev), alloc(a) {
-    if (bytes) ptr = alloc.allocate(bytes, device);
-  }
-  ~Workspace() {
-    if (ptr) alloc.release(ptr, device);
-  }
-};
-
 void check_allocator(const WorkspaceAllocator& a) {
   PNEUMO_CHECK(a.allocate && a.release, "conv2d (cuDNN): no workspace allocator given");
 }
@@ -289,19 +293,22 @@ void conv2d_forward_cudnn(DType dt, const ConvShape& cs, const void* x, const vo
 }
 
 void conv2d_backward_data_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx, int device,
-                                cudaStream_t stream, const WorkspaceAllocator& alloc) {
+                                cudaStream_t stream, const WorkspaceAllocator& alloc, bool accumulate) {
   check_allocator(alloc);
-  if (conv_engine() == ConvEngine::Graph &&
+  // The graph engine's plans are built with beta = 0: an accumulating call takes the legacy path.
+  if (!accumulate && conv_engine() == ConvEngine::Graph &&
       conv2d_graph(ConvDirection::BackwardData, dt, cs, dy, w, dx, device, stream, alloc))
     return;
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
-  const Choice& c = choose(p, kBackwardData, dt, cs, h, dy, w, dx, device, alloc);
+  const size_t dx_bytes = static_cast<size_t>(cs.n * cs.h * cs.w * cs.c) * dtype_size(dt);
+  const Choice& c = choose(p, kBackwardData, dt, cs, h, dy, w, dx, device, alloc, accumulate ? dx_bytes : 0);
   Workspace ws(c.workspace, device, alloc);
-  const float one = 1.f, zero = 0.f;
+  // dx = 1 * dgrad + beta * dx, blended in float32 before dx's rounding (cuDNN's scaling parameters).
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
   PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p.w, w, p.y, dy, p.conv[kBackwardData],
                                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), ws.ptr,
-                                                  c.workspace, &zero, p.x, dx));
+                                                  c.workspace, &beta, p.x, dx));
 }
 
 void conv2d_backward_weight_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw, int device,

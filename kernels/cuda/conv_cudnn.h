@@ -29,8 +29,9 @@ struct WorkspaceAllocator {
 
 void conv2d_forward_cudnn(DType dt, const ConvShape& cs, const void* x, const void* w, void* y, int device,
                           cudaStream_t stream, const WorkspaceAllocator& workspace);
+// accumulate: dx += the data gradient in the same pass (cuDNN beta = 1), else dx is overwritten.
 void conv2d_backward_data_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* w, void* dx, int device,
-                                cudaStream_t stream, const WorkspaceAllocator& workspace);
+                                cudaStream_t stream, const WorkspaceAllocator& workspace, bool accumulate = false);
 void conv2d_backward_weight_cudnn(DType dt, const ConvShape& cs, const void* dy, const void* x, void* dw, int device,
                                   cudaStream_t stream, const WorkspaceAllocator& workspace);
 

@@ -4,8 +4,11 @@
 
 #include "autograd/functions.h"
 #include "autograd/gradcheck.h"
+#include "autograd/layer_functions.h"
 #include "kernels/check.h"
 #include "support/checkers.h"
+#include "tensor/layer_ops.h"
+#include "tensor/ops.h"
 
 using namespace pneumo;
 using ag::Variable;
@@ -175,4 +178,74 @@ TEST(Autograd, LeafGradientsNeverAliasEachOtherOrTheSeed) {
   Variable u(Tensor::full({4}, 1.0), true);
   ag::sum(ag::add(ag::mul(u, u), u)).backward();
   EXPECT_EQ(u.grad().to_vector(), std::vector<float>(4, 3.0f));  // 2u + 1
+}
+
+// ---- summed gradients lent to the nodes (Node::backward_into) ----
+namespace {
+struct LendGuard {
+  bool was = ag::lend_gradient_sums();
+  ~LendGuard() { ag::set_lend_gradient_sums(was); }
+};
+layer_ops::Conv2dGeometry pad1() {
+  layer_ops::Conv2dGeometry g;
+  g.pad_top = g.pad_bottom = g.pad_left = g.pad_right = 1;
+  return g;
+}
+}  // namespace
+
+// A tensor used by two convolutions: the engine lends the first gradient's buffer to the second convolution,
+// which adds its data gradient into it. Values bit-identical to the engine's own add (one addition of the same
+// two terms) and to the two data gradients summed by hand.
+TEST(Autograd, ConvolutionAddsItsDataGradientIntoTheLentSum) {
+  LendGuard guard;
+  for (DType dt : {DType::F32, DType::F64}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Variable x(Tensor::normal({2, 6, 5, 4}, 0, 1, 11).to(dt), true);
+    const Tensor w1 = Tensor::normal({3, 3, 3, 4}, 0, 1, 12).to(dt), w2 = Tensor::normal({5, 1, 1, 4}, 0, 1, 13).to(dt);
+    const Tensor c1 = Tensor::normal({2, 6, 5, 3}, 0, 1, 14).to(dt), c2 = Tensor::normal({2, 6, 5, 5}, 0, 1, 15).to(dt);
+    const layer_ops::Conv2dGeometry g1 = pad1(), g2;
+    auto grad_of_x = [&](bool lend) {
+      ag::set_lend_gradient_sums(lend);
+      x.zero_grad();
+      Variable h = ag::affine(x, 2.0, 0.0);  // interior, used by both convolutions
+      Variable a = ag::conv2d(h, Variable(w1), g1), b = ag::conv2d(h, Variable(w2), g2);
+      ag::add(ag::sum(ag::mul(a, Variable(c1))), ag::sum(ag::mul(b, Variable(c2)))).backward();
+      return x.grad().to_vector_f64();
+    };
+    const std::vector<double> lent = grad_of_x(true);
+    const ag::BackwardSums by_node = ag::last_backward_sums();
+    EXPECT_EQ(by_node.in_node, 1);
+    EXPECT_EQ(by_node.in_place + by_node.new_buffer, 0);
+    const std::vector<double> by_engine = grad_of_x(false);
+    EXPECT_EQ(ag::last_backward_sums().in_node, 0);
+    EXPECT_EQ(ag::last_backward_sums().in_place, 1);  // the engine's add, into its own buffer
+    EXPECT_EQ(lent, by_engine);
+    const Tensor by_hand = ops::add(layer_ops::conv2d_backward_data(c1, w1, x.shape(), g1),
+                                    layer_ops::conv2d_backward_data(c2, w2, x.shape(), g2));
+    EXPECT_EQ(lent, ops::affine(by_hand, 2.0, 0.0).to_vector_f64());
+  }
+}
+
+// y = h + conv(h): add passes ONE tensor to both of its inputs, so h's sum and the convolution's dy are the
+// same buffer. It must be neither lent to the convolution (which reads it) nor summed in place.
+TEST(Autograd, AGradientHeldTwiceIsNeverLentNorSummedInPlace) {
+  LendGuard guard;
+  ag::set_lend_gradient_sums(true);
+  Variable x(Tensor::normal({1, 4, 5, 3}, 0, 1, 21), true);
+  const Tensor w = Tensor::normal({3, 3, 3, 3}, 0, 1, 22), c = Tensor::normal({1, 4, 5, 3}, 0, 1, 23);
+  Variable h = ag::affine(x, 1.0, 0.0);
+  ag::sum(ag::mul(ag::add(h, ag::conv2d(h, Variable(w), pad1())), Variable(c))).backward();
+  const ag::BackwardSums sums = ag::last_backward_sums();
+  EXPECT_EQ(sums.in_node, 0);
+  EXPECT_EQ(sums.in_place, 0);
+  EXPECT_EQ(sums.new_buffer, 1);
+  EXPECT_EQ(x.grad().to_vector(), ops::add(c, layer_ops::conv2d_backward_data(c, w, x.shape(), pad1())).to_vector());
+  // The caller's seed is never a sum's buffer either.
+  Variable h2 = ag::affine(x, 1.0, 0.0);
+  Variable y = ag::add(h2, ag::conv2d(h2, Variable(w), pad1()));
+  const Tensor seed = Tensor::normal({1, 4, 5, 3}, 0, 1, 24), kept = seed.clone();
+  x.zero_grad();
+  y.backward(seed);
+  EXPECT_EQ(seed.to_vector(), kept.to_vector());
+  EXPECT_EQ(x.grad().to_vector(), ops::add(kept, layer_ops::conv2d_backward_data(kept, w, x.shape(), pad1())).to_vector());
 }

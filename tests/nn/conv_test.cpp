@@ -7,10 +7,13 @@
 #include <cmath>
 
 #include "kernels/check.h"
+#include "kernels/math_mode.h"
 #include "nn/functional.h"
 #include "nn/init.h"
 #include "nn/layers.h"
 #include "support/checkers.h"
+#include "tensor/layer_ops.h"
+#include "tensor/ops.h"
 
 namespace pneumo {
 namespace {
@@ -234,6 +237,39 @@ TEST(ConvErrors, BadShapesThrowNamingThem) {
   m = message([&] { F::conv2d(x, Variable(Tensor::zeros({8, 3, 3, 4}, DType::F64)), Variable(), geom(1, 1)); });
   EXPECT_EQ(m, "no error");  // the weight is cast to the activation dtype (mixed precision)
   EXPECT_THROW(nn::Conv2d(6, 8, 3, 1, 1, 1, 4), Error);
+}
+
+// The data gradient added into a given gradient (autograd's lent sums): the result IS that tensor, holding its
+// old values plus the data gradient -- the same float32/float64 addition whether the sum is formed in the
+// convolution's pass (PNEUMO_DGRAD_ACCUMULATE) or after it, with symmetric and with asymmetric padding.
+TEST(ConvBackwardData, AddsIntoAGivenGradient) {
+  const bool was = kernels::dgrad_accumulate();
+  const Shape xs{2, 7, 6, 8};
+  for (bool in_pass : {false, true})
+    for (DType dt : {DType::F32, DType::F64})
+      for (const F::Conv2dGeometry& g : {geom(1, 1), asym(2, 0, 1, 0, 1, 2)}) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + (in_pass ? " in the pass" : " after") + " groups " +
+                     std::to_string(g.groups));
+        kernels::set_dgrad_accumulate(in_pass);
+        const Tensor w = Tensor::normal({4, 3, 3, 8 / g.groups}, 0, 1, 31).to(dt);
+        const Shape ys = layer_ops::conv2d_forward(Tensor::zeros(xs, dt), w, g).shape();
+        const Tensor dy = Tensor::normal(ys, 0, 1, 32).to(dt), before = Tensor::normal(xs, 0, 1, 33).to(dt);
+        Tensor into = before.clone();
+        const Tensor r = layer_ops::conv2d_backward_data(dy, w, xs, g, &into);
+        EXPECT_TRUE(r.shares_storage(into));
+        EXPECT_EQ(into.to_vector_f64(), ops::add(before, layer_ops::conv2d_backward_data(dy, w, xs, g)).to_vector_f64());
+      }
+  kernels::set_dgrad_accumulate(was);
+  // A gradient to add into of another shape or dtype is named.
+  const Tensor w = Tensor::normal({4, 3, 3, 8}, 0, 1, 34), dy = Tensor::normal({2, 7, 6, 4}, 0, 1, 35);
+  Tensor wrong_shape = Tensor::zeros({2, 7, 6, 4}), wrong_dtype = Tensor::zeros(xs, DType::F64);
+  try {
+    layer_ops::conv2d_backward_data(dy, w, xs, geom(1, 1), &wrong_shape);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the gradient to add to is [2, 7, 6, 4]"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(layer_ops::conv2d_backward_data(dy, w, xs, geom(1, 1), &wrong_dtype), Error);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "autograd/functions.h"
+#include "kernels/math_mode.h"
 #include "nn/functional.h"
 #include "nn/models/registry.h"
 #include "nn/models/weights_import.h"
@@ -45,6 +46,42 @@ void expect_rounded_once(const char* what, const Tensor& bf16_result, const Tens
   ASSERT_EQ(bf16_result.shape(), f32_result.shape());
   EXPECT_EQ(bf16_result.to(DType::F32).to_vector(), f32_result.to(DType::BF16).to(DType::F32).to_vector());
   EXPECT_LE(relative_l2(bf16_result, f32_result), std::ldexp(1.0, -8));
+}
+
+// The bf16 data gradient added into a given gradient. Summed in the convolution's pass
+// (PNEUMO_DGRAD_ACCUMULATE: cuDNN's beta = 1 blends in float32 before its one rounding), the float32 sum is
+// rounded once; after it, the gradient is rounded and the bf16 add rounds again. Asymmetric padding (which the
+// CUDA path cannot sum in the pass) rounds twice either way.
+TEST(CpuBf16, ConvDataGradientAddedIntoAGivenGradient) {
+  const bool was = kernels::dgrad_accumulate();
+  const Tensor x = bf16_values({2, 9, 10, 16}, 1.f, 41), w = bf16_values({8, 3, 3, 16}, 0.2f, 42);
+  layer_ops::Conv2dGeometry sym, asym;
+  sym.pad_top = sym.pad_bottom = sym.pad_left = sym.pad_right = 1;
+  asym.stride_h = asym.stride_w = 2;
+  asym.pad_bottom = asym.pad_right = 1;
+  for (const layer_ops::Conv2dGeometry& g : {sym, asym}) {
+    const bool symmetric = g.pad_top == g.pad_bottom;
+    SCOPED_TRACE(symmetric ? "symmetric padding" : "asymmetric padding");
+    const Tensor dy = bf16_values(layer_ops::conv2d_forward(x, w, g).shape(), 1.f, 43);
+    const Tensor before = bf16_values(x.shape(), 0.5f, 44);
+    const Tensor fresh = layer_ops::conv2d_backward_data(dy.to(DType::F32), w.to(DType::F32), x.shape(), g);
+    Tensor once = fresh.clone();
+    ops::add_(once, before.to(DType::F32));
+    once = once.to(DType::BF16);
+    Tensor twice = before.clone();
+    ops::add_(twice, fresh.to(DType::BF16));
+    if (symmetric) {
+      EXPECT_NE(once.to_vector(), twice.to_vector());  // the two roundings differ on these values
+    }
+    for (bool in_pass : {true, false}) {
+      kernels::set_dgrad_accumulate(in_pass);
+      Tensor into = before.clone();
+      layer_ops::conv2d_backward_data(dy, w, x.shape(), g, &into);
+      ASSERT_EQ(into.dtype(), DType::BF16);
+      EXPECT_EQ(into.to_vector(), (in_pass && symmetric ? once : twice).to_vector()) << "in the pass: " << in_pass;
+    }
+  }
+  kernels::set_dgrad_accumulate(was);
 }
 
 TEST(CpuBf16, LayerOpsRoundOnceAtTheOutput) {

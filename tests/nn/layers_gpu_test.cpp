@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "kernels/math_mode.h"
 #include "nn/functional.h"
 #include "nn/layers.h"
 #include "support/checkers.h"
@@ -107,6 +108,42 @@ TEST(ConvGpuCache, AlgorithmChosenOncePerShapeAndBackwardDeterministic) {
   EXPECT_EQ(dw1.to_vector(), dw2.to_vector());  // deterministic algorithms only
   EXPECT_EQ(dx1.to_vector(), dx2.to_vector());
 #endif
+}
+
+// The data gradient added into a given gradient (autograd's lent sums), in the convolution's pass (cuDNN
+// beta = 1, PNEUMO_DGRAD_ACCUMULATE) and after it, against the CPU doing the same. Shapes no other test uses,
+// so each dtype's first call is an accumulating one: its algorithm search must not write into the gradient
+// being added to. Tolerances: the layer tests' (float32 1e-5 relative; bf16 1e-2 of the RMS + 2e-2 relative).
+TEST(ConvGpuAccumulate, DataGradientAddedIntoAGivenGradientMatchesCpu) {
+  PNEUMO_REQUIRE_CUDA();
+  const bool was = kernels::dgrad_accumulate();
+  struct Case {
+    Shape x, w;
+    F::Conv2dGeometry g;
+  };
+  const Case cases[] = {{{3, 21, 19, 48}, {40, 3, 3, 48}, F::conv_geometry(1, 1)},
+                        {{2, 33, 17, 64}, {96, 1, 1, 64}, F::conv_geometry(1, 0)},
+                        {{2, 34, 18, 72}, {72, 3, 3, 3}, F::conv_geometry(2, 1, 1, 24)}};
+  for (DType dt : kDTypes)
+    for (bool in_pass : {true, false})
+      for (const Case& c : cases) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << (in_pass ? " in the pass " : " after ") << shape_str(c.x)
+                                          << " groups " << c.g.groups);
+        kernels::set_dgrad_accumulate(in_pass);
+        const Tensor w = input(c.w, 0.2f, dt, 1).to(dt);
+        const Shape ys = layer_ops::conv2d_forward(Tensor::zeros(c.x), w.to(DType::F32), c.g).shape();
+        const Tensor dy = input(ys, 1.f, dt, 2).to(dt), before = input(c.x, 1.f, dt, 3).to(dt);
+        Tensor on_cpu = before.clone();
+        layer_ops::conv2d_backward_data(dy, w, c.x, c.g, &on_cpu);
+        Tensor on_gpu = before.to(Device::cuda());
+        const Tensor r = layer_ops::conv2d_backward_data(dy.to(Device::cuda()), w.to(Device::cuda()), c.x, c.g, &on_gpu);
+        EXPECT_TRUE(r.shares_storage(on_gpu));
+        const Tensor ref = on_cpu.to(DType::F32), got = on_gpu.cpu().to(DType::F32);
+        const double rms = std::sqrt(ops::mean(ops::mul(ref, ref)).item());
+        const test::Tolerance tol = dt == DType::F32 ? test::tolerance_for(dt) : test::Tolerance{1e-2 * rms, 2e-2};
+        PNEUMO_EXPECT_CLOSE(got, ref, tol);
+      }
+  kernels::set_dgrad_accumulate(was);
 }
 
 // ---- BatchNorm: BF16 activations with float32 weight/bias/statistics ----

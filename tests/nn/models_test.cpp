@@ -307,6 +307,43 @@ TEST(ModelPrecision, CpuFloat32AgainstFloat64) {
     for (bool train : {false, true}) check_float32_against_float64(n, train);
 }
 
+// Gradients meeting at a tensor used more than once (residual junctions, UNet skips, the ASPP branches, the
+// EfficientNet residual adds): summed by the convolutions into the sums autograd lends them, or by the
+// engine. float32 on the CPU: bit-identical gradients (each sum is the same addition of the same terms in
+// the same order), and in each network the convolutions did sum.
+TEST(ModelGradients, SumsLentToTheConvolutionsGiveTheEngineSumsBitForBit) {
+  const bool was = ag::lend_gradient_sums();
+  for (const char* name : {"tiny_unet_se", "tiny_unet_ef", "tiny_deeplab_se"}) {
+    SCOPED_TRACE(name);
+    ModelOptions opt;
+    opt.drop_connect_rate = 0.0;
+    auto m = create_model(name, opt);
+    const Tensor input = Tensor::normal({2, 64, 64, 3}, 0, 1, 51);
+    const Tensor proj = test::projection_for(*m, input, 52);
+    m->train();
+    ag::set_lend_gradient_sums(false);
+    const test::NetworkRun by_engine = test::run_network(*m, input, proj, Device::cpu(), DType::F32);
+    const ag::BackwardSums engine_sums = ag::last_backward_sums();
+    ag::set_lend_gradient_sums(true);
+    const test::NetworkRun lent = test::run_network(*m, input, proj, Device::cpu(), DType::F32);
+    const ag::BackwardSums lent_sums = ag::last_backward_sums();
+    std::printf("%s: sums by the engine (in place / new buffer) %lld / %lld; lent: in the convolution %lld, "
+                "engine %lld / %lld\n",
+                name, static_cast<long long>(engine_sums.in_place), static_cast<long long>(engine_sums.new_buffer),
+                static_cast<long long>(lent_sums.in_node), static_cast<long long>(lent_sums.in_place),
+                static_cast<long long>(lent_sums.new_buffer));
+    EXPECT_EQ(engine_sums.in_node, 0);
+    EXPECT_GT(lent_sums.in_node, 0);
+    EXPECT_EQ(lent_sums.in_node + lent_sums.in_place + lent_sums.new_buffer,
+              engine_sums.in_place + engine_sums.new_buffer);  // the same sums, made elsewhere
+    EXPECT_EQ(lent.input_grad.to_vector_f64(), by_engine.input_grad.to_vector_f64());
+    ASSERT_EQ(lent.grads.size(), by_engine.grads.size());
+    for (size_t i = 0; i < lent.grads.size(); ++i)
+      EXPECT_EQ(lent.grads[i].second.to_vector_f64(), by_engine.grads[i].second.to_vector_f64()) << lent.grads[i].first;
+  }
+  ag::set_lend_gradient_sums(was);
+}
+
 // ---------------------------------------------------------------------------------------------- training
 // BCE with logits, mean: max(x, 0) - x t + log(1 + exp(-|x|)).
 Variable bce_with_logits(const Variable& x, const Variable& t) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -370,11 +371,17 @@ TEST(CliWeights, MissingEmptyTruncatedWrongTypeAndHostileFiles) {
 
 TEST(CliBenchModels, ProfilePrintsTheOpTableAgainstWallTime) {
   test::TempDir d;
-  const Result r = pneumo("bench-models --device cpu --models tiny_unet_se --size 64 --iters 1 --profile --profile-top 8", d);
+  const Result r = pneumo(
+      "bench-models --device cpu --models tiny_unet_se --size 64 --iters 1 --profile --profile-top 8 --dgrad-accumulate", d);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("bench-models tiny_unet_se "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("bench-models-detail tiny_unet_se step_ms "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find(" enqueue_ms "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("data gradients summed in the convolution's pass"), std::string::npos) << r.out;
+  // The residual junctions and skips of the UNet: the convolutions summed some gradients.
+  const size_t at = r.out.find(" grad_sums_in_conv ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_GT(std::atoi(r.out.c_str() + at + std::strlen(" grad_sums_in_conv ")), 0) << r.out;
   EXPECT_NE(r.out.find("bench-models profile tiny_unet_se (one step, f32"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("conv2d_"), std::string::npos) << "convolutions lead a CPU step:\n" << r.out;
   EXPECT_NE(r.out.find(" bwd "), std::string::npos) << r.out;

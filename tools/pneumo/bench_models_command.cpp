@@ -4,7 +4,8 @@
 // "bench-models-detail NAME ..." with the host enqueue time (until backward() returns, before the device
 // sync), the peak memory of the caching allocator over the timed steps (CUDA), and with --profile the
 // per-op table of one more (profiled) step, its op sum set against that step's wall time. --optimizer adam
-// adds a (capturable) Adam step to each step, so --cuda-graph captures the whole training step.
+// adds a (capturable) Adam step to each step, so --cuda-graph captures the whole training step. The detail line
+// also counts how the last step's backward summed the gradients of tensors used twice (ag::BackwardSums).
 #include <omp.h>
 
 #include <algorithm>
@@ -31,7 +32,7 @@ struct BenchModelsOptions {
   std::string models = "unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50", device, dtype = "f32";
   std::string optimizer = "none";
   int size = 256, batch = 1, iters = 2, threads = 0, profile_top = 40;
-  bool profile = false, tf32 = false, cast_once = false, cuda_graph = false;
+  bool profile = false, tf32 = false, cast_once = false, cuda_graph = false, dgrad_accumulate = false;
 };
 
 double median(std::vector<double> v) {
@@ -50,16 +51,18 @@ int run_bench_models(const BenchModelsOptions& o) {
   if (size % 32 != 0) cli::usage_error("--size must be a multiple of 32, got ", size);
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
   if (o.tf32) kernels::set_allow_tf32(true);
+  if (o.dgrad_accumulate) kernels::set_dgrad_accumulate(true);
   const bool cast_once = o.cast_once || nn::cast_once_enabled();
   const bool graph = o.cuda_graph || cuda::graphs_enabled();
   if (graph && !device.is_cuda()) cli::usage_error("--cuda-graph needs --device cuda");
   const bool with_adam = o.optimizer == "adam";
-  std::printf("bench-models: forward+backward%s, train mode, batch %lld, %lldx%lld, %s %s, %d threads%s%s\n",
+  std::printf("bench-models: forward+backward%s, train mode, batch %lld, %lldx%lld, %s %s, %d threads%s%s%s\n",
               with_adam ? "+Adam" : "", static_cast<long long>(batch), static_cast<long long>(size),
               static_cast<long long>(size),
               device.str().c_str(), dtype_name.c_str(), omp_get_max_threads(),
               kernels::allow_tf32() && device.is_cuda() ? ", TF32 allowed for float32" : "",
-              cast_once && dtype == DType::BF16 ? ", weights cast once per step (one launch)" : "");
+              cast_once && dtype == DType::BF16 ? ", weights cast once per step (one launch)" : "",
+              kernels::dgrad_accumulate() ? ", data gradients summed in the convolution's pass" : "");
   const double mib = 1.0 / (1 << 20);
   for (const auto& name : names) {
     auto m = nn::models::create_model(name);
@@ -100,9 +103,12 @@ int run_bench_models(const BenchModelsOptions& o) {
         enqueue.push_back(std::chrono::duration<double>(t1 - t0).count());
       }
     }
+    const ag::BackwardSums sums = ag::last_backward_sums();
     std::printf("bench-models %s %.4f\n", name.c_str(), median(times));
-    std::printf("bench-models-detail %s step_ms %.2f enqueue_ms %.2f", name.c_str(), 1e3 * median(times),
-                1e3 * median(enqueue));
+    std::printf("bench-models-detail %s step_ms %.2f enqueue_ms %.2f grad_sums_in_conv %lld grad_sums_in_place %lld "
+                "grad_sums_new %lld",
+                name.c_str(), 1e3 * median(times), 1e3 * median(enqueue), static_cast<long long>(sums.in_node),
+                static_cast<long long>(sums.in_place), static_cast<long long>(sums.new_buffer));
     if (device.is_cuda()) {
       const CudaMemoryStats st = cuda_memory::stats(device.index);
       std::printf(" peak_allocated_mib %.1f peak_reserved_mib %.1f weights_mib %.1f", st.peak_allocated_bytes * mib,
@@ -175,10 +181,14 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
                       {"none", "adam"});
   pneumo::cli::flag(app, "--cast-once", o->cast_once,
                "bf16: cast the weights once per step in one launch (as PNEUMO_CAST_ONCE=1)");
+  pneumo::cli::flag(app, "--dgrad-accumulate", o->dgrad_accumulate,
+                    "sum a convolution's data gradient into the gradient already summed for its input in the "
+                    "convolution's pass (cuDNN beta = 1; as PNEUMO_DGRAD_ACCUMULATE=1)");
   pneumo::cli::footer(app,
                       "Times one training-mode forward + backward of each network (median of --iters after a "
                       "warm-up).\nPrints 'bench-models NAME SECONDS' per network, then 'bench-models-detail NAME "
-                      "step_ms X enqueue_ms Y' (host time to enqueue the step) and on CUDA peak_allocated_mib, "
+                      "step_ms X enqueue_ms Y' (host time to enqueue the step), how the backward summed the gradients of tensors "
+                      "used twice (grad_sums_in_conv, grad_sums_in_place, grad_sums_new) and on CUDA peak_allocated_mib, "
                       "peak_reserved_mib (caching allocator, over the timed steps) and weights_mib; --size must be "
                       "a multiple of 32.");
   return [o] { return run_bench_models(*o); };
