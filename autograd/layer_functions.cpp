@@ -138,9 +138,11 @@ struct DropoutNode : Node {
   bool per_sample = false;
   double p = 0;
   uint64_t seed = 0, offset = 0;
+  Tensor state;  // a CUDA Graph's draw: the forward's and the backward's kernels read the same values
   const char* name() const override { return per_sample ? "drop_connect" : "dropout"; }
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
-    return {per_sample ? layer_ops::drop_connect(g[0], p, seed, offset) : layer_ops::dropout(g[0], p, seed, offset)};
+    return {per_sample ? layer_ops::drop_connect(g[0], p, seed, offset, state)
+                       : layer_ops::dropout(g[0], p, seed, offset, state)};
   }
 };
 
@@ -281,15 +283,17 @@ Variable max_pool2d(const Variable& x, int64_t kernel, int64_t stride, int64_t p
   return record1(n, {x}, r.y);
 }
 
-Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, bool per_sample) {
-  Tensor y = per_sample ? layer_ops::drop_connect(x.value(), p, seed, offset)
-                        : layer_ops::dropout(x.value(), p, seed, offset);
+Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, bool per_sample,
+                 const Tensor& philox_state) {
+  Tensor y = per_sample ? layer_ops::drop_connect(x.value(), p, seed, offset, philox_state)
+                        : layer_ops::dropout(x.value(), p, seed, offset, philox_state);
   if (!any_requires_grad({x})) return Variable(y);
   auto n = std::make_shared<DropoutNode>();
   n->per_sample = per_sample;
   n->p = p;
   n->seed = seed;
   n->offset = offset;
+  n->state = philox_state;
   return record1(n, {x}, y);
 }
 

@@ -45,8 +45,10 @@ Variable max_pool2d(const Variable& x, int64_t kernel, int64_t stride, int64_t p
 Variable upsample_nearest2x(const Variable& x);
 Variable resize_bilinear(const Variable& x, int64_t out_h, int64_t out_w, bool align_corners);
 
-// Dropout (per element) or drop-connect (per sample, `per_sample`) with the Philox mask of (seed, offset).
-Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, bool per_sample);
+// Dropout (per element) or drop-connect (per sample, `per_sample`) with the Philox mask of (seed, offset),
+// or of the device state philox_state (layer_ops::dropout), which the node keeps for its backward.
+Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, bool per_sample,
+                 const Tensor& philox_state = Tensor());
 
 // The fused squeeze-excite block: y = x * sigmoid(W2 act(W1 mean_hw(x) + b1) + b2); all of x's dtype.
 Variable squeeze_excite(const Variable& x, const Variable& w1, const Variable& b1, const Variable& w2,

@@ -182,9 +182,11 @@ Variable random_mask(const Variable& x, double p, bool training, Generator& gene
   check_var(op, "input", x);
   PNEUMO_CHECK(p >= 0 && p < 1, op, ": probability ", p, " outside [0, 1)");
   if (!training || p == 0) return x;
-  // The mask's Philox offset is a host value: a CUDA Graph would bake it in and reuse one mask per replay.
-  PNEUMO_CHECK(cuda::capturing_graph() == nullptr, op, " inside a CUDA Graph capture: its random mask comes from ",
-               "a host-side offset, so every replay would reuse one mask; run this model without --cuda-graph");
+  // In a CUDA Graph the kernels read the seed and offset base from the device, written before each replay.
+  if (cuda::Graph* graph = cuda::capturing_graph()) {
+    const GraphRandom::Draw d = graph->random().next(generator, x.device());
+    return ag::dropout(x, p, generator.seed(), d.offset, per_sample, d.state);
+  }
   const uint64_t seed = generator.seed(), offset = generator.next_offset();
   return ag::dropout(x, p, seed, offset, per_sample);
 }

@@ -100,6 +100,7 @@ void Graph::capture(const std::function<void()>& region) {
     }
     t_capturing = outer;
   }
+  random_.end_capture();  // the generators as the region found them: replays draw from there
   cudaGraph_t graph = nullptr;
   const cudaError_t end = cudaStreamEndCapture(impl_->stream, &graph);
   profile::set_timing(was_timing);
@@ -118,6 +119,7 @@ void Graph::capture(const std::function<void()>& region) {
 void Graph::replay() {
   PNEUMO_CHECK(captured(), "cuda::Graph::replay: nothing captured");
   kernels::cuda::DeviceGuard guard(device_);
+  random_.before_replay();  // on the same stream, ahead of the launch
   PNEUMO_CUDA_CHECK(cudaGraphLaunch(impl_->exec, current_stream(device_)));
 }
 

@@ -17,12 +17,14 @@
 //   - host-side scalars are baked in at capture. What is handled: the optimiser in capturable mode
 //     (train/optim.h set_capturable: learning rate and step counts live on the device), BatchNorm's
 //     num_batches_tracked (incremented on the device), multi-tensor tables (uploaded from pinned buffers the
-//     graph keeps). What is refused: a random draw (dropout, drop-connect) inside the region throws
-//     (Generator::next_offset), since every replay would reuse its mask;
+//     graph keeps), random draws (dropout, drop-connect: random() below, each replay draws the masks the
+//     eager step would have);
 //   - PNEUMO_PROFILE timing is suspended inside capture (events cannot be timed per replay).
 #pragma once
 #include <functional>
 #include <memory>
+
+#include "tensor/graph_random.h"
 
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;
@@ -46,11 +48,14 @@ class Graph {
   void keep_alive(std::shared_ptr<void> resource);
   // A page-locked host buffer of `bytes` owned by the graph (the source of a captured table upload).
   void* pinned_buffer(size_t bytes);
+  // The random draws made in the region (nn::F::dropout asks it during capture; replay() writes their state).
+  GraphRandom& random() { return random_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int device_;
+  GraphRandom random_;
 };
 
 // The Graph this thread is capturing into, or nullptr (always nullptr without CUDA or outside capture()).

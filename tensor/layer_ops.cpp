@@ -604,40 +604,54 @@ Tensor resize_bilinear_backward(const Tensor& dy, const Shape& xs, bool align_co
 // ---------------------------------------------------------------------------------------------------
 // Dropout
 
-Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+namespace {
+// The draw's {seed, offset base} where given (a CUDA Graph's draw), else null.
+const int64_t* philox_state_of(const char* op, const Tensor& state, const Tensor& x) {
+  if (!state.defined()) return nullptr;
+  PNEUMO_CHECK(state.dtype() == DType::I64 && state.numel() == 2, op, ": the Philox state must be I64 {seed, offset}, got ",
+               dtype_name(state.dtype()), " ", shape_str(state.shape()));
+  check_same_device(op, x, state);
+  return state.data<int64_t>();
+}
+}  // namespace
+
+Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, const Tensor& philox_state) {
   PNEUMO_OP_SCOPE("dropout", x);
-  if (cpu_bf16(x)) return round_bf16(dropout(widen(x), p, seed, offset));
+  if (cpu_bf16(x)) return round_bf16(dropout(widen(x), p, seed, offset, philox_state));
   check_defined("dropout", x);
   check_activation_dtype("dropout", x);
   PNEUMO_CHECK(p >= 0 && p < 1, "dropout: probability ", p, " outside [0, 1)");
+  const int64_t* state = philox_state_of("dropout", philox_state, x);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (!x.is_cuda()) {
-    kernels::cpu::dropout(x.dtype(), x.raw_data(), y.raw_data(), x.numel(), seed, offset, p);
+    kernels::cpu::dropout(x.dtype(), x.raw_data(), y.raw_data(), x.numel(), seed, offset, p, state);
     return y;
   }
 #if PNEUMO_WITH_CUDA
-  kernels::cuda::dropout(x.dtype(), x.raw_data(), y.raw_data(), x.numel(), seed, offset, p, stream_of(x));
+  kernels::cuda::dropout(x.dtype(), x.raw_data(), y.raw_data(), x.numel(), seed, offset, p, state, stream_of(x));
   return y;
 #else
   no_cuda("dropout");
 #endif
 }
 
-Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset, const Tensor& philox_state) {
   PNEUMO_OP_SCOPE("drop_connect", x);
-  if (cpu_bf16(x)) return round_bf16(drop_connect(widen(x), p, seed, offset));
+  if (cpu_bf16(x)) return round_bf16(drop_connect(widen(x), p, seed, offset, philox_state));
   check_defined("drop_connect", x);
   check_activation_dtype("drop_connect", x);
   PNEUMO_CHECK(x.dim() >= 1 && x.size(0) > 0, "drop_connect: needs a batch dimension, got ", shape_str(x.shape()));
   PNEUMO_CHECK(p >= 0 && p < 1, "drop_connect: probability ", p, " outside [0, 1)");
   const int64_t rows = x.size(0), row_size = x.numel() / rows;
+  const int64_t* state = philox_state_of("drop_connect", philox_state, x);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (!x.is_cuda()) {
-    kernels::cpu::drop_connect(x.dtype(), x.raw_data(), y.raw_data(), rows, row_size, seed, offset, p);
+    kernels::cpu::drop_connect(x.dtype(), x.raw_data(), y.raw_data(), rows, row_size, seed, offset, p, state);
     return y;
   }
 #if PNEUMO_WITH_CUDA
-  kernels::cuda::drop_connect(x.dtype(), x.raw_data(), y.raw_data(), rows, row_size, seed, offset, p, stream_of(x));
+  kernels::cuda::drop_connect(x.dtype(), x.raw_data(), y.raw_data(), rows, row_size, seed, offset, p, state,
+                              stream_of(x));
   return y;
 #else
   no_cuda("drop_connect");

@@ -64,9 +64,11 @@ Tensor upsample_nearest2x_backward(const Tensor& dy);
 Tensor resize_bilinear_forward(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners);
 Tensor resize_bilinear_backward(const Tensor& dy, const Shape& x_shape, bool align_corners);
 
-// Masks from Philox (seed, offset): recomputed identically by the backward (call again on dy).
-Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset);
-Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset);
+// Masks from Philox (seed, offset): recomputed identically by the backward (call again on dy). With
+// philox_state (I64 {seed, offset base} on x's device: a draw inside a CUDA Graph, tensor/graph_random.h)
+// the kernel draws with seed = state[0] and offset = state[1] + offset, read when it runs.
+Tensor dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, const Tensor& philox_state = Tensor());
+Tensor drop_connect(const Tensor& x, double p, uint64_t seed, uint64_t offset, const Tensor& philox_state = Tensor());
 
 // Zero padding / cropping of H and W (NHWC); used for asymmetric conv padding on CUDA.
 Tensor pad_hw(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t right);

@@ -687,7 +687,8 @@ namespace {
 // is copied in and the graph replayed (one launch instead of thousands). The optimiser must be capturable.
 class GraphStep {
  public:
-  // False, with the reason in `why`, when the step cannot be captured (a model that draws random numbers).
+  // False, with the reason in `why`, when the step cannot be captured. Random draws (drop-connect) are
+  // captured with a device-side state (tensor/graph_random.h): each replay draws the eager step's masks.
   bool capture(nn::models::Network& model, Optimizer& opt, LossKind kind, const Tensor& images, const Tensor& masks,
                const Tensor& labels, DType dtype, std::string& why) {
     images_ = images.clone();

@@ -50,7 +50,7 @@ struct TrainConfig {
   std::string augment = "reference";  // reference | none
   bool gpu_augment = false;          // CUDA: resize on the CPU workers, the rest of the augmentation on the GPU
   bool cuda_graph = false;           // CUDA: capture the training step once as a CUDA Graph and replay it (also
-                                     // PNEUMO_CUDA_GRAPH=1); models that draw random numbers train eagerly
+                                     // PNEUMO_CUDA_GRAPH=1)
   std::string device = "cpu";        // cpu | cuda[:N]
   std::string dtype = "auto";        // auto (bf16 on CUDA, as the reference's mixed precision; f32 on the CPU) | f32 | bf16
   uint64_t seed = 1992;

@@ -455,8 +455,13 @@ void resize_bilinear_backward(DType dt, const void* dy_, int64_t n, int64_t h, i
   });
 }
 
-void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, uint64_t offset, double p) {
+void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, uint64_t offset, double p,
+             const int64_t* philox_state) {
   PNEUMO_CPU_SCOPE("dropout");
+  if (philox_state) {
+    seed = static_cast<uint64_t>(philox_state[0]);
+    offset += static_cast<uint64_t>(philox_state[1]);
+  }
   dispatch_float(dt, "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);
@@ -470,8 +475,12 @@ void dropout(DType dt, const void* x_, void* y_, int64_t count, uint64_t seed, u
 }
 
 void drop_connect(DType dt, const void* x_, void* y_, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
-                  double p) {
+                  double p, const int64_t* philox_state) {
   PNEUMO_CPU_SCOPE("drop_connect");
+  if (philox_state) {
+    seed = static_cast<uint64_t>(philox_state[0]);
+    offset += static_cast<uint64_t>(philox_state[1]);
+  }
   dispatch_float(dt, "drop_connect", [&](auto zero) {
     using T = decltype(zero);
     const T* x = static_cast<const T*>(x_);

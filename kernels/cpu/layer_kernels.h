@@ -51,12 +51,15 @@ void resize_bilinear_backward(DType dt, const void* dy, int64_t n, int64_t h, in
                               const LinearAxis& ay, const LinearAxis& ax, int64_t oh, int64_t ow, void* dx);
 
 // Dropout: y[i] = x[i] / (1 - p) if philox_uniform_at(seed, offset, i) > p else 0. The same call on dy gives
-// the backward (the mask is recomputed, never stored).
-void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uint64_t offset, double p);
+// the backward (the mask is recomputed, never stored). philox_state (nullable; two I64 in the kernel's
+// memory, the draw's state inside a CUDA Graph: tensor/graph_random.h): seed = state[0] and
+// offset = state[1] + offset instead.
+void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uint64_t offset, double p,
+             const int64_t* philox_state);
 // Drop-connect: row r (a whole sample of row_size elements) kept, scaled by 1/(1 - p), iff
 // philox_uniform_at(seed, offset, r) > p; zeroed otherwise. Backward: the same call on dy.
 void drop_connect(DType dt, const void* x, void* y, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
-                  double p);
+                  double p, const int64_t* philox_state);
 
 // y [n, h+top+bottom, w+left+right, c] = x zero-padded; crop is its adjoint (y [n, h-top-bottom, ...]).
 // Any dtype (rows are copied as bytes).

@@ -237,9 +237,14 @@ __global__ void resize_bilinear_backward_kernel(const T* dy, int64_t n, int64_t 
 
 template <typename T>
 __global__ void dropout_kernel(const T* x, T* y, int64_t n, int64_t row_size, uint64_t seed, uint64_t offset, double p,
-                               float scale) {
+                               float scale, const int64_t* state) {
   // row_size == 1: elementwise; otherwise one draw per row (drop-connect). The comparison is in double as
-  // on the CPU, so both backends keep exactly the same elements.
+  // on the CPU, so both backends keep exactly the same elements. `state` (a CUDA Graph's draw): read here,
+  // at run time, so each replay draws with the values written before it.
+  if (state) {
+    seed = static_cast<uint64_t>(state[0]);
+    offset += static_cast<uint64_t>(state[1]);
+  }
   GRID_STRIDE(i, n) {
     const uint64_t draw = static_cast<uint64_t>(row_size == 1 ? i : i / row_size);
     const bool keep = static_cast<double>(philox_uniform_at(seed, offset, draw)) > p;
@@ -405,23 +410,25 @@ void resize_bilinear_backward(DType dt, const void* dy, int64_t n, int64_t h, in
 // ---- dropout / padding ----
 
 void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uint64_t offset, double p,
-             cudaStream_t stream) {
+             const int64_t* philox_state, cudaStream_t stream) {
   dispatch_f32_bf16(dt, "dropout", [&](auto tag) {
     using T = decltype(tag);
     dropout_kernel<T><<<blocks_for(count, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), count, 1,
-                                                                  seed, offset, p, static_cast<float>(1.0 / (1.0 - p)));
+                                                                  seed, offset, p, static_cast<float>(1.0 / (1.0 - p)),
+                                                                  philox_state);
     PNEUMO_LAUNCH_CHECK("dropout_kernel");
   });
 }
 
 void drop_connect(DType dt, const void* x, void* y, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
-                  double p, cudaStream_t stream) {
+                  double p, const int64_t* philox_state, cudaStream_t stream) {
   const int64_t n = rows * row_size;
   dispatch_f32_bf16(dt, "drop_connect", [&](auto tag) {
     using T = decltype(tag);
     // row_size 1 would read as elementwise, which is the same thing for one element per row.
     dropout_kernel<T><<<blocks_for(n, kMaxGridBlocks), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), n, row_size,
-                                                              seed, offset, p, static_cast<float>(1.0 / (1.0 - p)));
+                                                              seed, offset, p, static_cast<float>(1.0 / (1.0 - p)),
+                                                              philox_state);
     PNEUMO_LAUNCH_CHECK("dropout_kernel (drop_connect)");
   });
 }

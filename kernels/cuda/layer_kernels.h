@@ -57,10 +57,11 @@ void resize_bilinear_backward(DType dt, const void* dy, int64_t n, int64_t h, in
                               const DeviceLinearAxis& ay, const DeviceLinearAxis& ax, int64_t oh, int64_t ow, void* dx,
                               cudaStream_t stream);
 
+// philox_state: nullable device pointer to {seed, offset base} (a draw inside a CUDA Graph, read at replay).
 void dropout(DType dt, const void* x, void* y, int64_t count, uint64_t seed, uint64_t offset, double p,
-             cudaStream_t stream);
+             const int64_t* philox_state, cudaStream_t stream);
 void drop_connect(DType dt, const void* x, void* y, int64_t rows, int64_t row_size, uint64_t seed, uint64_t offset,
-                  double p, cudaStream_t stream);
+                  double p, const int64_t* philox_state, cudaStream_t stream);
 
 // y [n, h+top+bottom, w+left+right, c] = x zero-padded; crop is its adjoint (y [n, h-top-bottom, ...]).
 void pad_hw(DType dt, const void* x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t top, int64_t bottom,

@@ -252,6 +252,16 @@ TEST(DropoutGpu, SameMasksAsCpu) {
       return F::drop_connect(v[0], 0.2, true, g);
     }, {input({16, 8, 8, 24}, 1.f, dt)}, options(dt));
   }
+  // With a device Philox state {seed, offset base} (how a CUDA Graph's draw runs), outside any graph: the
+  // kernel draws at seed 1234, offset 40 + 2, the CPU's host values.
+  Tensor state = Tensor::empty({2}, DType::I64);
+  state.data<int64_t>()[0] = 1234;
+  state.data<int64_t>()[1] = 40;
+  const Tensor x = input({4, 16, 16, 33}, 1.f, DType::F32), xg = x.to(Device::cuda()), sg = state.to(Device::cuda());
+  PNEUMO_EXPECT_CLOSE(layer_ops::dropout(xg, 0.3, 5, 2, sg).cpu(), layer_ops::dropout(x, 0.3, 1234, 42),
+                      test::tolerance_for(DType::F32));
+  PNEUMO_EXPECT_CLOSE(layer_ops::drop_connect(xg, 0.3, 5, 2, sg).cpu(), layer_ops::drop_connect(x, 0.3, 1234, 42),
+                      test::tolerance_for(DType::F32));
 }
 
 TEST(ConcatGpu, MatchesCpu) {

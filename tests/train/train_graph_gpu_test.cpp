@@ -1,15 +1,17 @@
 // The whole training step as one CUDA Graph (`pneumo train --cuda-graph`): zero_grad, forward, loss,
 // backward and a capturable Adam step captured once and replayed. Checks: replays take the same steps as
 // eager capturable steps (parameters, BatchNorm running statistics and counters, optimiser step counts,
-// learning-rate changes between replays); the capturable Adam kernel against the host-scalar one; and the
-// refusals that keep a replay from silently repeating a host value (a random draw, a non-capturable
-// optimiser, state created inside the capture). Skips without a GPU (fails under PNEUMO_REQUIRE_GPU=1).
+// learning-rate changes between replays, EfficientNet's drop-connect masks); random draws in a graph (each
+// replay the eager masks, forward and backward); the capturable Adam kernel against the host-scalar one;
+// and the refusals that keep a replay from silently repeating a host value (a non-capturable optimiser,
+// state created inside the capture). Skips without a GPU (fails under PNEUMO_REQUIRE_GPU=1).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <functional>
 #include <string>
 
+#include "autograd/layer_functions.h"
 #include "kernels/check.h"
 #include "nn/functional.h"
 #include "nn/layers.h"
@@ -29,11 +31,11 @@
 namespace pneumo {
 namespace {
 
-std::shared_ptr<nn::models::Network> tiny(uint64_t seed) {
+std::shared_ptr<nn::models::Network> tiny(uint64_t seed, const char* name = "tiny_unet_se", double drop_connect = 0) {
   default_generator().manual_seed(seed);  // identical initial weights for every call with the same seed
   nn::models::ModelOptions o;
-  o.drop_connect_rate = 0.0;
-  auto m = nn::models::create_model("tiny_unet_se", o);
+  o.drop_connect_rate = drop_connect;
+  auto m = nn::models::create_model(name, o);
   m->to(Device::cuda());
   m->train();
   return m;
@@ -80,11 +82,21 @@ double state_distance(nn::Module& a, nn::Module& b, bool& counters_equal) {
   return std::sqrt(num / std::max(den, 1e-30));
 }
 
+// tiny_unet_se, and tiny_unet_ef with drop-connect: the eager step and the replay start from the same
+// generator offset, so they draw the same masks.
 TEST(TrainGraphGpu, ReplayedStepsMatchEagerCapturableSteps) {
   PNEUMO_REQUIRE_CUDA();
-  for (DType dtype : {DType::F32, DType::BF16}) {
-    SCOPED_TRACE(dtype_name(dtype));
-    auto eager = tiny(31), graphed = tiny(31);
+  struct Case {
+    const char* model;
+    double drop_connect;
+    DType dtype;
+  };
+  for (const Case& c : {Case{"tiny_unet_se", 0, DType::F32}, Case{"tiny_unet_se", 0, DType::BF16},
+                        Case{"tiny_unet_ef", 0.3, DType::F32}}) {
+    const DType dtype = c.dtype;
+    SCOPED_TRACE(std::string(c.model) + " " + dtype_name(dtype));
+    auto eager = tiny(31, c.model, c.drop_connect), graphed = tiny(31, c.model, c.drop_connect);
+    Generator& gen = default_generator();
     train::Adam opt_e(eager->named_parameters(), train::AdamOptions{1e-3});
     train::Adam opt_g(graphed->named_parameters(), train::AdamOptions{1e-3});
     opt_e.set_capturable(true);
@@ -92,23 +104,32 @@ TEST(TrainGraphGpu, ReplayedStepsMatchEagerCapturableSteps) {
     const train::LossKind kind = train::LossKind::Dice;
     // Step 0 eager on both (the warm-up: cuDNN searches, optimiser state).
     Batch b0 = batch(0);
+    const uint64_t offset0 = gen.offset();
     train::train_step(*eager, opt_e, kind, b0.images, b0.masks, b0.labels, dtype);
+    gen.set_offset(offset0);
     train::train_step(*graphed, opt_g, kind, b0.images, b0.masks, b0.labels, dtype);
     Batch s = batch(0);  // the graph's static inputs
     Tensor loss_g;
     cuda::Graph g;
+    const uint64_t before_capture = gen.offset();
     g.capture([&] { loss_g = train::train_step(*graphed, opt_g, kind, s.images, s.masks, s.labels, dtype); });
     ASSERT_TRUE(g.captured());
+    EXPECT_EQ(gen.offset(), before_capture) << "the capture draws nothing";
+    EXPECT_EQ(g.random().draws() > 0, c.drop_connect > 0);
     for (int k = 1; k <= 4; ++k) {
       const double lr = k <= 2 ? 1e-3 : 3e-4;  // changed between replays, as the schedule does per epoch
       opt_e.set_lr(lr);
       opt_g.set_lr(lr);
       Batch b = batch(k);
+      const uint64_t offset = gen.offset();
       const double loss_e = train::train_step(*eager, opt_e, kind, b.images, b.masks, b.labels, dtype).item();
+      const uint64_t after_eager = gen.offset();
+      gen.set_offset(offset);  // the replay draws from where the eager step did
       s.images.copy_from(b.images);
       s.masks.copy_from(b.masks);
       s.labels.copy_from(b.labels);
       g.replay();
+      EXPECT_EQ(gen.offset(), after_eager) << "a replay advances the generator as the eager step";
       // Same kernels, same cached algorithms: equal up to a non-deterministic cuDNN fallback (said on stderr).
       EXPECT_NEAR(loss_g.item(), loss_e, 1e-5 * std::fabs(loss_e)) << "step " << k;
     }
@@ -168,7 +189,6 @@ TEST(TrainGraphGpu, HostValuesThatAReplayWouldRepeatAreRefused) {
   };
   Tensor x = Tensor::normal({2, 8, 8, 4}, 0, 1, 5).to(Device::cuda());
   ag::Variable xv(x);
-  expect_refused([&] { nn::F::dropout(xv, 0.2, true, default_generator()); }, "reuse one mask");
   std::vector<ag::Variable> ps{ag::Variable(Tensor::zeros({4}, DType::F32, Device::cuda()), true)};
   ps[0].mutable_grad() = Tensor::full({4}, 1.0, DType::F32, Device::cuda());
   train::Adam plain(train::name_parameters(ps), {});
@@ -182,39 +202,80 @@ TEST(TrainGraphGpu, HostValuesThatAReplayWouldRepeatAreRefused) {
   EXPECT_TRUE(ok.captured());
 }
 
+// Dropout and drop-connect captured with their backward: each replay's output and input gradient are the
+// eager ones at the generator's offset before that replay (CPU reference: the same Philox draw), and
+// replays differ from each other.
+TEST(TrainGraphGpu, RandomDrawsInAGraphGiveEachReplayTheEagerMasks) {
+  PNEUMO_REQUIRE_CUDA();
+  Generator gen(2026);
+  const Tensor x_cpu = Tensor::normal({4, 8, 8, 16}, 0, 1, 6), c_cpu = Tensor::normal({4, 8, 8, 16}, 0, 1, 7);
+  ag::Variable x(x_cpu.to(Device::cuda()), true);
+  const ag::Variable c(c_cpu.to(Device::cuda()));
+  ag::Variable y;
+  auto region = [&] {
+    x.zero_grad();
+    y = nn::F::drop_connect(nn::F::dropout(x, 0.3, true, gen), 0.5, true, gen);
+    ag::sum(ag::mul(y, c)).backward();
+  };
+  region();  // eager warm-up (draws offsets 0 and 1)
+  cuda::Graph g;
+  g.capture(region);
+  ASSERT_EQ(g.random().draws(), 2u);
+  std::vector<float> previous;
+  for (int k = 0; k < 3; ++k) {
+    SCOPED_TRACE(k);
+    const uint64_t o = gen.offset();
+    g.replay();
+    ag::Variable xc(x_cpu, true);
+    ag::Variable yc = ag::dropout(ag::dropout(xc, 0.3, gen.seed(), o, false), 0.5, gen.seed(), o + 1, true);
+    ag::sum(ag::mul(yc, ag::Variable(c_cpu))).backward();
+    PNEUMO_EXPECT_CLOSE(y.value().cpu(), yc.value(), test::tolerance_for(DType::F32));
+    PNEUMO_EXPECT_CLOSE(x.grad().cpu(), xc.grad(), test::tolerance_for(DType::F32));
+    EXPECT_EQ(gen.offset(), o + 2);
+    const std::vector<float> now = y.value().cpu().to_vector();
+    EXPECT_NE(now, previous);
+    previous = now;
+  }
+}
+
 // `pneumo train --cuda-graph` end to end: the run captures its step (nothing on stderr says otherwise) and
 // its checkpoints match the eager run's (which uses the host-scalar Adam: an ulp apart per step), through
-// epochs whose validation swaps the BatchNorm statistics out and back (--val-bn-batches).
+// epochs whose validation swaps the BatchNorm statistics out and back (--val-bn-batches). tiny_unet_ef draws
+// drop-connect masks (rate 0.2): the replays draw the eager run's.
 TEST(TrainGraphGpu, TrainingRunWithCudaGraphMatchesTheEagerRun) {
   PNEUMO_REQUIRE_CUDA();
-  test::TempDir tmp;
-  const std::string data = tmp.file("data");
-  train::write_synthetic_folder(data, 40, 64, 7);
-  train::TrainConfig a = test::tiny_train_config(data, tmp.file("eager"));
-  a.overlays = 0;
-  a.device = "cuda";
-  a.dtype = "f32";  // bf16 roundings would amplify the ulp apart the two Adam paths are
-  a.val_bn_batches = 2;  // BatchNorm statistics swapped for validation and copied back into the graph's buffers
-  train::TrainConfig b = a;
-  b.out = tmp.file("graph");
-  b.cuda_graph = true;
-  ASSERT_EQ(train::run_training(a).exit_code, 0);
-  testing::internal::CaptureStderr();
-  const train::TrainResult rb = train::run_training(b);
-  const std::string err = testing::internal::GetCapturedStderr();
-  ASSERT_EQ(rb.exit_code, 0) << rb.message;
-  EXPECT_EQ(err.find("not captured"), std::string::npos) << err;
-  const nn::SafetensorsContents ea = nn::load_safetensors(a.out + "/checkpoints/epoch-001.safetensors");
-  const nn::SafetensorsContents eb = nn::load_safetensors(b.out + "/checkpoints/epoch-001.safetensors");
-  ASSERT_EQ(ea.tensors.size(), eb.tensors.size());
-  for (size_t i = 0; i < ea.tensors.size(); ++i) {
-    SCOPED_TRACE(ea.tensors[i].first);
-    if (ea.tensors[i].second.dtype() == DType::I64) {
-      EXPECT_EQ(ea.tensors[i].second.to_vector_f64(), eb.tensors[i].second.to_vector_f64());
-      continue;
+  for (const char* model : {"tiny_unet_se", "tiny_unet_ef"}) {
+    SCOPED_TRACE(model);
+    test::TempDir tmp;
+    const std::string data = tmp.file("data");
+    train::write_synthetic_folder(data, 40, 64, 7);
+    train::TrainConfig a = test::tiny_train_config(data, tmp.file("eager"));
+    a.model = model;
+    a.overlays = 0;
+    a.device = "cuda";
+    a.dtype = "f32";  // bf16 roundings would amplify the ulp apart the two Adam paths are
+    a.val_bn_batches = 2;  // BatchNorm statistics swapped for validation and copied back into the graph's buffers
+    train::TrainConfig b = a;
+    b.out = tmp.file("graph");
+    b.cuda_graph = true;
+    ASSERT_EQ(train::run_training(a).exit_code, 0);
+    testing::internal::CaptureStderr();
+    const train::TrainResult rb = train::run_training(b);
+    const std::string err = testing::internal::GetCapturedStderr();
+    ASSERT_EQ(rb.exit_code, 0) << rb.message;
+    EXPECT_EQ(err.find("not captured"), std::string::npos) << err;
+    const nn::SafetensorsContents ea = nn::load_safetensors(a.out + "/checkpoints/epoch-001.safetensors");
+    const nn::SafetensorsContents eb = nn::load_safetensors(b.out + "/checkpoints/epoch-001.safetensors");
+    ASSERT_EQ(ea.tensors.size(), eb.tensors.size());
+    for (size_t i = 0; i < ea.tensors.size(); ++i) {
+      SCOPED_TRACE(ea.tensors[i].first);
+      if (ea.tensors[i].second.dtype() == DType::I64) {
+        EXPECT_EQ(ea.tensors[i].second.to_vector_f64(), eb.tensors[i].second.to_vector_f64());
+        continue;
+      }
+      // 14 steps, each apart by at most an ulp of its step size.
+      PNEUMO_EXPECT_CLOSE(eb.tensors[i].second, ea.tensors[i].second, (test::Tolerance{1e-4, 1e-4}));
     }
-    // 14 steps, each apart by at most an ulp of its step size.
-    PNEUMO_EXPECT_CLOSE(eb.tensors[i].second, ea.tensors[i].second, (test::Tolerance{1e-4, 1e-4}));
   }
 }
 

@@ -123,7 +123,7 @@ int run_bench_models(const BenchModelsOptions& o) {
       cuda::Graph g(device.index);
       try {
         g.capture(step);
-      } catch (const Error& e) {  // e.g. drop-connect (EfficientNet): its host-side random offset
+      } catch (const Error& e) {  // e.g. a host sync inside the step
         std::printf("bench-models-graph %s not captured: %s\n", name.c_str(), e.what());
       }
       std::vector<double> replay_times;

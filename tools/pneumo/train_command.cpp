@@ -81,8 +81,8 @@ PNEUMO_COMMAND("train", "train a segmentation or classification network (the ref
   cli::flag(app, "--gpu-augment", c.gpu_augment,
             "CUDA: resize on the CPU workers, the rest of the augmentation on the GPU (compile-checked only so far)");
   cli::flag(app, "--cuda-graph", c.cuda_graph,
-            "CUDA: capture the training step once as a CUDA Graph and replay it (as PNEUMO_CUDA_GRAPH=1; a model "
-            "with dropout or drop-connect trains without it; never run on a GPU yet)");
+            "CUDA: capture the training step once as a CUDA Graph and replay it (as PNEUMO_CUDA_GRAPH=1; "
+            "drop-connect draws the eager masks on every replay; never run on a GPU yet)");
   cli::seed_option(app, c.seed);
   cli::workers_option(app, c.workers);
   cli::option(app, "--threads", c.threads, "OpenMP threads (0: default)", 0, 4096);
