@@ -15,7 +15,9 @@
 #      captured; bf16), --dgrad-accumulate (bf16), --tf32 (f32);
 #   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
 #   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
-#   7. every other executable bench/gpu/* script, then `pneumo bench`, then (opt-in) the CPU tests.
+#   7. bench/gpu/networks_vs_torch.py (the five networks against PyTorch: step time, peak memory, inference
+#      images/s, as many networks as the time allows), every other executable bench/gpu/* script, then
+#      `pneumo bench`, then (opt-in) the CPU tests.
 # It never stops at a failure: each step's status and log are recorded, and OUTDIR/report.md is always
 # written. Without a GPU it still runs and reports (the GPU steps fail, naming why): GPU_CHECK_NO_BUILD=1
 # with BUILD_DIR=<an existing build> skips configure + build for such a dry run.
@@ -375,13 +377,19 @@ else
 fi
 # <<< HOOK
 
-# ---- 7. the other bench/gpu scripts, pneumo bench, CPU tests (opt-in) -------------------------------
+# ---- 7. the five networks against PyTorch, the other bench/gpu scripts, pneumo bench, CPU tests (opt-in) ----
+# The goal table of issue 12: per network, training step time and peak memory, inference images/s, each
+# against the PyTorch twin; unet_se50 first, then as many of the others as the time allows.
+[ -x "$repo/bench/gpu/networks_vs_torch.py" ] && run_step "bench/gpu/networks_vs_torch.py" bench-networks_vs_torch.log 150 \
+  env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" \
+  "$repo/bench/gpu/networks_vs_torch.py" "$build" --iters 3
 if [ -d "$repo/bench/gpu" ]; then
   for script in "$repo"/bench/gpu/*; do
     [ -f "$script" ] && [ -x "$script" ] || continue
     # unet_se50_step_vs_torch.sh: its two halves are steps 4 and 5 above (same shapes), not run twice.
     # train_unet_se50_vs_torch.sh ends by running this script: run from here it recursed without end.
-    case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh | train_unet_se50_vs_torch.sh) continue ;; esac
+    # networks_vs_torch.py: run just above, with its own cap.
+    case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh | train_unet_se50_vs_torch.sh | networks_vs_torch.py) continue ;; esac
     run_bench_script "$script" 120
   done
 fi

@@ -389,6 +389,20 @@ TEST(CliBenchModels, ProfilePrintsTheOpTableAgainstWallTime) {
   EXPECT_NE(r.out.find("gap (wall - ops)"), std::string::npos) << r.out;
 }
 
+TEST(CliBenchModels, InferModeTimesTheForwardInImagesPerSecond) {
+  test::TempDir d;
+  const Result r = pneumo("bench-models --device cpu --models tiny_unet_se --size 64 --batch 2 --iters 1 --mode infer", d);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("inference (eval mode, no gradients, forward only), batch 2"), std::string::npos) << r.out;
+  const std::string key = "bench-models-infer tiny_unet_se images_per_s ";
+  const size_t at = r.out.find(key);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_GT(std::atof(r.out.c_str() + at + key.size()), 0.0) << r.out;
+  EXPECT_NE(r.out.find(" batch_ms "), std::string::npos) << r.out;
+  expect_clean_error(pneumo("bench-models --device cpu --models tiny_unet_se --mode infer --optimizer adam", d), 2,
+                     "bench-models", "not with --mode infer");
+}
+
 TEST(CliBenchModels, CudaGraphNeedsCuda) {
   test::TempDir d;
   expect_clean_error(pneumo("bench-models --device cpu --models tiny_unet_se --cuda-graph", d), 2, "bench-models",

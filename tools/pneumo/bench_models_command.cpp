@@ -6,10 +6,14 @@
 // per-op table of one more (profiled) step, its op sum set against that step's wall time. --optimizer adam
 // adds a (capturable) Adam step to each step, so --cuda-graph captures the whole training step. The detail line
 // also counts how the last step's backward summed the gradients of tensors used twice (ag::BackwardSums).
+// --mode infer times inference instead (eval mode, no gradients, forward only, as `pneumo predict` runs a
+// network): "bench-models-infer NAME images_per_s X batch_ms Y" and on CUDA the peak memory; with
+// --cuda-graph also the forward captured once and replayed ("bench-models-infer-graph").
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <memory>
 
@@ -30,7 +34,7 @@ namespace {
 
 struct BenchModelsOptions {
   std::string models = "unet_se50,unet_se101,unet_ef3,unet_ef5,deeplab_se50", device, dtype = "f32";
-  std::string optimizer = "none";
+  std::string optimizer = "none", mode = "train";
   int size = 256, batch = 1, iters = 2, threads = 0, profile_top = 40;
   bool profile = false, tf32 = false, cast_once = false, cuda_graph = false, dgrad_accumulate = false;
 };
@@ -38,6 +42,57 @@ struct BenchModelsOptions {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// Median seconds of `iters` runs of fn after one warm-up, each ended by a device sync; the CUDA peak
+// memory counts from the first timed run.
+double time_runs(const std::function<void()>& fn, int64_t iters, pneumo::Device device) {
+  using namespace pneumo;
+  std::vector<double> times;
+  for (int64_t it = 0; it <= iters; ++it) {
+    if (device.is_cuda()) cuda::synchronize();
+    if (it == 1 && device.is_cuda()) cuda_memory::reset_peak(device.index);
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    if (device.is_cuda()) cuda::synchronize();
+    if (it > 0) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return median(times);
+}
+
+// --mode infer: one network's inference (eval, no gradients), eager and, with `graph`, replayed.
+void bench_inference(pneumo::nn::models::Network& m, const pneumo::Tensor& input, const std::string& name,
+                     int64_t iters, bool cast_once, bool graph) {
+  using namespace pneumo;
+  const Device device = input.device();
+  const double batch = static_cast<double>(input.size(0)), mib = 1.0 / (1 << 20);
+  m.eval();
+  auto forward = [&] {
+    ag::NoGradGuard no_grad;
+    nn::WeightCastScope scope(m, input.dtype(), cast_once);
+    m.run(ag::Variable(input));
+  };
+  const double s = time_runs(forward, iters, device);
+  std::printf("bench-models-infer %s images_per_s %.2f batch_ms %.2f", name.c_str(), batch / s, 1e3 * s);
+  if (device.is_cuda()) {
+    const CudaMemoryStats st = cuda_memory::stats(device.index);
+    std::printf(" peak_allocated_mib %.1f peak_reserved_mib %.1f", st.peak_allocated_bytes * mib,
+                st.peak_reserved_bytes * mib);
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  if (!graph) return;
+  cuda::Graph g(device.index);
+  try {
+    g.capture(forward);
+  } catch (const Error& e) {
+    std::printf("bench-models-infer-graph %s not captured: %s\n", name.c_str(), e.what());
+    return;
+  }
+  const double r = time_runs([&] { g.replay(); }, iters, device);
+  std::printf("bench-models-infer-graph %s images_per_s %.2f batch_ms %.2f eager_batch_ms %.2f graph_nodes %zu\n",
+              name.c_str(), batch / r, 1e3 * r, 1e3 * s, g.nodes());
+  std::fflush(stdout);
 }
 
 int run_bench_models(const BenchModelsOptions& o) {
@@ -56,6 +111,21 @@ int run_bench_models(const BenchModelsOptions& o) {
   const bool graph = o.cuda_graph || cuda::graphs_enabled();
   if (graph && !device.is_cuda()) cli::usage_error("--cuda-graph needs --device cuda");
   const bool with_adam = o.optimizer == "adam";
+  if (o.mode == "infer") {
+    if (with_adam) cli::usage_error("--optimizer adam times a training step: not with --mode infer");
+    std::printf("bench-models: inference (eval mode, no gradients, forward only), batch %lld, %lldx%lld, %s %s, "
+                "%d threads%s\n",
+                static_cast<long long>(batch), static_cast<long long>(size), static_cast<long long>(size),
+                device.str().c_str(), dtype_name.c_str(), omp_get_max_threads(),
+                cast_once && dtype == DType::BF16 ? ", weights cast once per batch (one launch)" : "");
+    for (const auto& name : names) {
+      auto m = nn::models::create_model(name);
+      m->to(device);
+      bench_inference(*m, Tensor::normal({batch, size, size, 3}, 0, 1, 7).to(device).to(dtype), name, iters,
+                      cast_once, graph);
+    }
+    return 0;
+  }
   std::printf("bench-models: forward+backward%s, train mode, batch %lld, %lldx%lld, %s %s, %d threads%s%s%s\n",
               with_adam ? "+Adam" : "", static_cast<long long>(batch), static_cast<long long>(size),
               static_cast<long long>(size),
@@ -181,6 +251,9 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
                       {"none", "adam"});
   pneumo::cli::flag(app, "--cast-once", o->cast_once,
                "bf16: cast the weights once per step in one launch (as PNEUMO_CAST_ONCE=1)");
+  pneumo::cli::choice(app, "--mode", o->mode,
+                      "train: forward + backward in train mode; infer: inference (eval, forward only, images/s)",
+                      {"train", "infer"});
   pneumo::cli::flag(app, "--dgrad-accumulate", o->dgrad_accumulate,
                     "sum a convolution's data gradient into the gradient already summed for its input in the "
                     "convolution's pass (cuDNN beta = 1; as PNEUMO_DGRAD_ACCUMULATE=1)");
@@ -190,7 +263,8 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
                       "step_ms X enqueue_ms Y' (host time to enqueue the step), how the backward summed the gradients of tensors "
                       "used twice (grad_sums_in_conv, grad_sums_in_place, grad_sums_new) and on CUDA peak_allocated_mib, "
                       "peak_reserved_mib (caching allocator, over the timed steps) and weights_mib; --size must be "
-                      "a multiple of 32.");
+                      "a multiple of 32.\n--mode infer prints 'bench-models-infer NAME images_per_s X batch_ms Y' "
+                      "(eval mode, no gradients) and on CUDA the peak memory.");
   return [o] { return run_bench_models(*o); };
 });
 
