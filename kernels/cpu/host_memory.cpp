@@ -1,6 +1,7 @@
 // Host memory cache (see host_memory.h).
 #include "kernels/cpu/host_memory.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -25,7 +26,7 @@ size_t limit_from_env() {
 struct Cache {
   std::mutex mu;
   std::map<size_t, std::vector<void*>> free_blocks;  // size class -> blocks
-  size_t cached = 0, live_bytes = 0, limit = limit_from_env();
+  size_t cached = 0, live_bytes = 0, peak_live_bytes = 0, limit = limit_from_env();
   uint64_t hits = 0, misses = 0;
 
   void release_all_locked() {
@@ -71,6 +72,7 @@ void* host_alloc(size_t bytes) {
       it->second.pop_back();
       c.cached -= r;
       c.live_bytes += r;
+      c.peak_live_bytes = std::max(c.peak_live_bytes, c.live_bytes);
       ++c.hits;
       return p;
     }
@@ -83,6 +85,7 @@ void* host_alloc(size_t bytes) {
   }
   std::lock_guard<std::mutex> lock(c.mu);
   c.live_bytes += r;
+  c.peak_live_bytes = std::max(c.peak_live_bytes, c.live_bytes);
   return p;
 }
 
@@ -108,9 +111,16 @@ HostCacheStats host_cache_stats() {
   HostCacheStats s;
   s.cached_bytes = c.cached;
   s.live_large_bytes = c.live_bytes;
+  s.peak_live_large_bytes = c.peak_live_bytes;
   s.hits = c.hits;
   s.misses = c.misses;
   return s;
+}
+
+void host_cache_reset_peak() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.peak_live_bytes = c.live_bytes;
 }
 
 void host_cache_clear() {

@@ -16,9 +16,11 @@ void host_free(void* p, size_t bytes);  // `bytes` as given to host_alloc; nullp
 struct HostCacheStats {
   size_t cached_bytes = 0;     // free blocks held for reuse
   size_t live_large_bytes = 0;  // large blocks in use
+  size_t peak_live_large_bytes = 0;  // the most live_large_bytes since the last host_cache_reset_peak()
   uint64_t hits = 0, misses = 0;
 };
 HostCacheStats host_cache_stats();
+void host_cache_reset_peak();  // the peak restarts from the bytes live now
 void host_cache_clear();                  // returns every cached block to the C library
 void host_cache_set_limit(size_t bytes);  // 0 disables caching (frees the cache)
 size_t host_cache_limit();

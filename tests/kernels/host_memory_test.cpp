@@ -62,6 +62,25 @@ TEST(HostMemory, LimitBoundsTheCache) {
   host_cache_set_limit(old);
 }
 
+// The peak of live large blocks: the high-water mark since the reset, which restarts from what is live.
+TEST(HostMemory, PeakOfLiveLargeBlocksSinceTheReset) {
+  const size_t mib3 = size_t(3) << 20;
+  void* keep = host_alloc(mib3);
+  host_cache_reset_peak();
+  const size_t base = host_cache_stats().live_large_bytes;
+  EXPECT_EQ(host_cache_stats().peak_live_large_bytes, base);
+  void* a = host_alloc(mib3);
+  void* b = host_alloc(mib3);
+  host_free(a, mib3);
+  host_free(b, mib3);
+  void* c = host_alloc(mib3);
+  EXPECT_EQ(host_cache_stats().peak_live_large_bytes, base + 2 * host_cache_round(mib3));
+  host_free(c, mib3);
+  host_free(keep, mib3);
+  host_cache_reset_peak();
+  EXPECT_EQ(host_cache_stats().peak_live_large_bytes, host_cache_stats().live_large_bytes);
+}
+
 TEST(HostMemory, SmallBlocksBypassTheCache) {
   host_cache_clear();
   const HostCacheStats before = host_cache_stats();

@@ -19,6 +19,7 @@
 
 #include "autograd/functions.h"
 #include "kernels/check.h"
+#include "kernels/cpu/host_memory.h"
 #include "kernels/math_mode.h"
 #include "nn/models/registry.h"
 #include "nn/weight_cast.h"
@@ -37,6 +38,7 @@ struct BenchModelsOptions {
   std::string optimizer = "none", mode = "train";
   int size = 256, batch = 1, iters = 2, threads = 0, profile_top = 40;
   bool profile = false, tf32 = false, cast_once = false, cuda_graph = false, dgrad_accumulate = false;
+  bool engine_sums = false;
 };
 
 double median(std::vector<double> v) {
@@ -107,6 +109,7 @@ int run_bench_models(const BenchModelsOptions& o) {
   if (threads > 0) omp_set_num_threads(static_cast<int>(threads));
   if (o.tf32) kernels::set_allow_tf32(true);
   if (o.dgrad_accumulate) kernels::set_dgrad_accumulate(true);
+  if (o.engine_sums) ag::set_lend_gradient_sums(false);
   const bool cast_once = o.cast_once || nn::cast_once_enabled();
   const bool graph = o.cuda_graph || cuda::graphs_enabled();
   if (graph && !device.is_cuda()) cli::usage_error("--cuda-graph needs --device cuda");
@@ -163,6 +166,7 @@ int run_bench_models(const BenchModelsOptions& o) {
       // Peak over the timed steps: weights, gradients (freed by zero_grad above: allocated anew each step,
       // as PyTorch's zero_grad(set_to_none=True)), activations, workspaces.
       if (it == 1 && device.is_cuda()) cuda_memory::reset_peak(device.index);
+      if (it == 1 && device.is_cpu()) kernels::cpu::host_cache_reset_peak();
       auto t0 = std::chrono::steady_clock::now();
       step();
       auto t1 = std::chrono::steady_clock::now();
@@ -183,6 +187,9 @@ int run_bench_models(const BenchModelsOptions& o) {
       const CudaMemoryStats st = cuda_memory::stats(device.index);
       std::printf(" peak_allocated_mib %.1f peak_reserved_mib %.1f weights_mib %.1f", st.peak_allocated_bytes * mib,
                   st.peak_reserved_bytes * mib, weight_bytes * mib);
+    } else {  // blocks of 1 MiB and more (activations, gradients, large weights) live at once
+      std::printf(" peak_host_mib %.1f weights_mib %.1f", kernels::cpu::host_cache_stats().peak_live_large_bytes * mib,
+                  weight_bytes * mib);
     }
     std::printf("\n");
     std::fflush(stdout);
@@ -251,6 +258,9 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
                       {"none", "adam"});
   pneumo::cli::flag(app, "--cast-once", o->cast_once,
                "bf16: cast the weights once per step in one launch (as PNEUMO_CAST_ONCE=1)");
+  pneumo::cli::flag(app, "--engine-sums", o->engine_sums,
+                    "sum the gradients of tensors used twice in the backward engine only, lending none to the "
+                    "convolutions (the A/B of the lent sums)");
   pneumo::cli::choice(app, "--mode", o->mode,
                       "train: forward + backward in train mode; infer: inference (eval, forward only, images/s)",
                       {"train", "infer"});
@@ -261,7 +271,8 @@ PNEUMO_COMMAND("bench-models", "forward+backward time of the full networks", [](
                       "Times one training-mode forward + backward of each network (median of --iters after a "
                       "warm-up).\nPrints 'bench-models NAME SECONDS' per network, then 'bench-models-detail NAME "
                       "step_ms X enqueue_ms Y' (host time to enqueue the step), how the backward summed the gradients of tensors "
-                      "used twice (grad_sums_in_conv, grad_sums_in_place, grad_sums_new) and on CUDA peak_allocated_mib, "
+                      "used twice (grad_sums_in_conv, grad_sums_in_place, grad_sums_new), on the CPU peak_host_mib (live blocks "
+                      "of 1 MiB and more) and on CUDA peak_allocated_mib, "
                       "peak_reserved_mib (caching allocator, over the timed steps) and weights_mib; --size must be "
                       "a multiple of 32.\n--mode infer prints 'bench-models-infer NAME images_per_s X batch_ms Y' "
                       "(eval mode, no gradients) and on CUDA the peak memory.");
