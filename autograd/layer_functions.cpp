@@ -74,6 +74,27 @@ struct BatchNormReluNode : Node {
   }
 };
 
+struct BatchNormSwishNode : Node {
+  Tensor x, mean, var, weight, bias;
+  double eps = 0;
+  bool training = true;
+  bool has_weight = false, has_bias = false;
+  const char* name() const override { return "batch_norm_swish"; }
+  void release() override { x = mean = var = weight = bias = Tensor(); }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    PNEUMO_CHECK(x.defined(), "batch_norm_swish backward: saved tensors were released (retain_graph?)");
+    const size_t wi = 1, bi = has_weight ? 2 : 1;
+    std::vector<Tensor> out(1 + (has_weight ? 1 : 0) + (has_bias ? 1 : 0));
+    if (!g[0].defined()) return out;
+    layer_ops::BnSwishGrads grads =
+        layer_ops::bn_swish_backward(g[0], x, mean, var, eps, weight, bias, training, needs(*this, 0));
+    out[0] = grads.dx;
+    if (has_weight && needs(*this, wi)) out[wi] = grads.dweight;
+    if (has_bias && needs(*this, bi)) out[bi] = grads.dbias;
+    return out;
+  }
+};
+
 struct BottleneckTailNode : Node {
   Tensor x, y, mean, var, sample_sum, weight, bias, w1, w2;
   layer_ops::TailSaved saved;
@@ -230,6 +251,19 @@ Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variab
   auto n = std::make_shared<BatchNormReluNode>();
   save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
   n->y = y;
+  return record1(n, inputs, y);
+}
+
+Variable batch_norm_swish(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                          const Tensor& var, double eps, bool training) {
+  const Tensor wv = weight.defined() ? weight.value() : Tensor();
+  const Tensor bv = bias.defined() ? bias.value() : Tensor();
+  Tensor y = layer_ops::bn_swish_forward(x.value(), mean, var, eps, wv, bv);
+  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
+  if (!any_requires_grad(inputs)) return Variable(y);
+  auto n = std::make_shared<BatchNormSwishNode>();
+  save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
+  n->bias = bv;
   return record1(n, inputs, y);
 }
 

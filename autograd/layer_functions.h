@@ -28,6 +28,11 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
 Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
                          const Tensor& var, double eps, bool training);
 
+// swish(batch_norm(...)) as ONE op (layer_ops::bn_swish_forward): the node keeps x, the statistics and the
+// parameters, and forms the BatchNorm output again in the backward instead of keeping it.
+Variable batch_norm_swish(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
+                          const Tensor& var, double eps, bool training);
+
 // The SE-ResNeXt bottleneck tail relu(gate * BN(x) + residual), gate = sigmoid(W2 act(W1 pooled + b1) + b2),
 // pooled = mean_hw BN(x) computed from sample_sum ([N, C] sums of x from the statistics pass), as ONE op
 // (layer_ops::bottleneck_tail_forward). weight/bias (BN) float32 (F64 for F64 x); w1, b1, w2, b2 of x's dtype.

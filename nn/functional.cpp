@@ -130,6 +130,13 @@ Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variab
   return ag::batch_norm_relu(x, weight, bias, m.mean, m.var, eps, training);
 }
 
+Variable batch_norm_swish(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                          Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples) {
+  const Moments m = batch_norm_moments(x, running_mean, running_var, training, momentum, eps, cumulative_samples,
+                                       false, false);
+  return ag::batch_norm_swish(x, weight, bias, m.mean, m.var, eps, training);
+}
+
 Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
                          Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples,
                          const Variable& w1, const Variable& b1, const Variable& w2, const Variable& b2,

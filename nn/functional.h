@@ -56,6 +56,11 @@ Variable batch_norm(const Variable& x, const Variable& weight, const Variable& b
 Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
                          Tensor* running_var, bool training, double momentum, double eps,
                          int64_t* cumulative_samples = nullptr);
+//  batch_norm_swish: swish(batch_norm(x)) keeping only x (the BatchNorm output is formed again in the
+//    backward); the unfused statistics and values, bit for bit.
+Variable batch_norm_swish(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
+                          Tensor* running_var, bool training, double momentum, double eps,
+                          int64_t* cumulative_samples = nullptr);
 Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, Tensor* running_mean,
                          Tensor* running_var, bool training, double momentum, double eps, int64_t* cumulative_samples,
                          const Variable& w1, const Variable& b1, const Variable& w2, const Variable& b2,

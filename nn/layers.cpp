@@ -120,6 +120,14 @@ Variable BatchNorm2d::forward_relu(const Variable& x) {
                             cumulative_ ? -1.0 : momentum_, eps_, &cumulative_samples_);
 }
 
+Variable BatchNorm2d::forward_swish(const Variable& x) {
+  if (!layer_ops::fused_bn_enabled()) return F::swish(forward(x));
+  check_bn_input(x, channels_);
+  track_batch();
+  return F::batch_norm_swish(x, weight(), bias(), &running_mean(), &running_var(), training_,
+                             cumulative_ ? -1.0 : momentum_, eps_, &cumulative_samples_);
+}
+
 Variable BatchNorm2d::forward_tail(const Variable& x, Module& se, const Variable& residual) {
   auto* sq = dynamic_cast<SqueezeExcite*>(&se);
   if (!layer_ops::fused_bn_enabled() || !sq || sq->channels() != channels_)

@@ -57,6 +57,8 @@ class BatchNorm2d : public Module {
   std::string type_name() const override { return "BatchNorm2d"; }
   // relu(forward(x)): one fused op (F::batch_norm_relu) when layer_ops::fused_bn_enabled() (PNEUMO_FUSED_BN=1).
   Variable forward_relu(const Variable& x);
+  // swish(forward(x)) keeping only x (F::batch_norm_swish) when layer_ops::fused_bn_enabled().
+  Variable forward_swish(const Variable& x);
   // relu(se(forward(x)) + residual), SE-ResNeXt's bottleneck tail: one fused op (F::bottleneck_tail) when
   // enabled and `se` is a SqueezeExcite; otherwise the separate modules.
   Variable forward_tail(const Variable& x, Module& se, const Variable& residual);

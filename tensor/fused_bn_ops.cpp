@@ -10,6 +10,7 @@
 #include "kernels/cpu/fused_bn_kernels.h"
 #include "kernels/cpu/fused_upsample_kernels.h"
 #include "tensor/dispatch.h"
+#include "tensor/layer_ops.h"
 #include "tensor/ops.h"
 
 #if PNEUMO_WITH_CUDA
@@ -359,6 +360,22 @@ UpsampleConcatGrads upsample2x_concat_backward(const Tensor& dy, int64_t cx, boo
 #else
   dispatch::no_cuda(op);
 #endif
+}
+
+Tensor bn_swish_forward(const Tensor& x, const Tensor& mean, const Tensor& var, double eps, const Tensor& weight,
+                        const Tensor& bias) {
+  PNEUMO_OP_SCOPE("bn_swish_forward", x);
+  return ops::unary(ops::UnaryOp::Swish, batch_norm_apply(x, mean, var, eps, weight, bias));
+}
+
+BnSwishGrads bn_swish_backward(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& var, double eps,
+                               const Tensor& weight, const Tensor& bias, bool training, bool need_dx) {
+  PNEUMO_OP_SCOPE("bn_swish_backward", dy);
+  const Tensor z = batch_norm_apply(x, mean, var, eps, weight, bias);  // the BatchNorm output, formed again
+  const BatchNormGrads g =
+      batch_norm_backward(ops::unary_backward(ops::UnaryOp::Swish, z, Tensor(), dy), x, mean, var, eps, weight,
+                          training, need_dx);
+  return {g.dx, g.dweight, g.dbias};
 }
 
 }  // namespace pneumo::layer_ops

@@ -57,6 +57,18 @@ TailGrads bottleneck_tail_backward(const Tensor& dy, const Tensor& y, const Tens
                                    const Tensor& bias, const Tensor& w1, const Tensor& w2, kernels::Activation act,
                                    const TailSaved& saved, bool training);
 
+// ---- BatchNorm + swish (EfficientNet), keeping only x: swish(BN(x)) is formed by the unfused ops
+// (layer_ops::batch_norm_apply, then ops::unary Swish), and the backward forms BN(x) again from x and the
+// statistics instead of reading a saved copy -- one activation-sized tensor less per BatchNorm + swish for
+// one more elementwise pass in the backward. Values are those of the unfused ops, bit for bit.
+Tensor bn_swish_forward(const Tensor& x, const Tensor& mean, const Tensor& var, double eps, const Tensor& weight,
+                        const Tensor& bias);
+struct BnSwishGrads {
+  Tensor dx, dweight, dbias;
+};
+BnSwishGrads bn_swish_backward(const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& var, double eps,
+                               const Tensor& weight, const Tensor& bias, bool training, bool need_dx);
+
 // ---- the UNet decoder's upsample + concat (issue 12 part 2 item 5a; kernels/{cpu,cuda}/fused_upsample_kernels.h):
 // concat(upsample_nearest2x(x), skip) written in one pass, the backward reading the slices of its gradient.
 // Switch: PNEUMO_FUSED_CONCAT=1 (read once); default OFF until a GPU run verifies the CUDA kernels.

@@ -61,11 +61,11 @@ MBConvBlock::MBConvBlock(int64_t cin, int64_t cout, int64_t k, int64_t stride, i
 Variable MBConvBlock::forward(const Variable& x) {
   Variable y;
   if (expand_ == 1) {
-    y = F::swish(bn1_->forward(conv_dw_->forward(x)));
+    y = bn1_->forward_swish(conv_dw_->forward(x));
     y = bn2_->forward(conv_pw_->forward(se_->forward(y)));
   } else {
-    y = F::swish(bn1_->forward(conv_pw_->forward(x)));
-    y = F::swish(bn2_->forward(conv_dw_->forward(y)));
+    y = bn1_->forward_swish(conv_pw_->forward(x));
+    y = bn2_->forward_swish(conv_dw_->forward(y));
     y = bn3_->forward(conv_pwl_->forward(se_->forward(y)));
   }
   if (!has_skip_) return y;
@@ -118,13 +118,13 @@ std::vector<int64_t> EfficientNet::feature_block_indices() const {
 std::vector<Variable> EfficientNet::features(const Variable& x) {
   PNEUMO_CHECK(x.shape().size() == 4 && x.shape()[3] == 3,
                "EfficientNet: expected an NHWC image batch [N, H, W, 3], got ", shape_str(x.shape()));
-  Variable y = F::swish(bn1_->forward(conv_stem_->forward(x)));
+  Variable y = bn1_->forward_swish(conv_stem_->forward(x));
   std::vector<Variable> skips;
   for (size_t s = 0; s < stages_.size(); ++s) {
     y = stages_[s]->forward(y);
     if (s == 0 || s == 1 || s == 2 || s == 4) skips.push_back(y);
   }
-  y = F::swish(bn2_->forward(conv_head_->forward(y)));
+  y = bn2_->forward_swish(conv_head_->forward(y));
   return {y, skips[3], skips[2], skips[1], skips[0]};
 }
 

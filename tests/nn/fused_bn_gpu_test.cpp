@@ -55,6 +55,25 @@ TEST(FusedBnGpu, BatchNormReluMatchesCpu) {
       }
 }
 
+// BatchNorm + swish keeping only x (F::batch_norm_swish): the unfused CUDA ops plus the backward's second
+// BatchNorm apply, against the CPU.
+TEST(FusedBnGpu, BatchNormSwishMatchesCpu) {
+  PNEUMO_REQUIRE_CUDA();
+  for (DType dt : kDTypes)
+    for (bool training : {true, false})
+      for (const Shape& s : {Shape{2, 64, 64, 96}, Shape{3, 17, 9, 40}, Shape{2, 9, 7, 12}}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " training " << training << " " << shape_str(s));
+        test::compare_gpu_cpu(
+            [training](const std::vector<Variable>& v) {
+              const int64_t c = v[0].shape()[3];
+              Tensor rm = Tensor::uniform({c}, -0.5f, 0.5f, 93, 0, DType::F32, v[0].device());
+              Tensor rv = Tensor::uniform({c}, 0.5f, 2.0f, 94, 0, DType::F32, v[0].device());
+              return F::batch_norm_swish(v[0], as_f32(v[1]), as_f32(v[2]), &rm, &rv, training, 0.1, 1e-3);
+            },
+            {input(s, 2.f, dt, 0, 0.7f), input({s[3]}, 1.f, dt, 1), input({s[3]}, 1.f, dt, 2)}, options(dt));
+      }
+}
+
 TEST(FusedBnGpu, OneReadStatisticsUnderALargeMeanMatchCpu) {
   PNEUMO_REQUIRE_CUDA();
   for (DType dt : kDTypes) {
