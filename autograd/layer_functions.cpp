@@ -30,68 +30,58 @@ struct Conv2dNode : Node {
 };
 
 // ---- BatchNorm ----
-struct BatchNormNode : Node {
+// What the BatchNorm nodes share: their inputs are x, then weight and bias when defined.
+struct BatchNormNodeBase : Node {
   Tensor x, mean, var, weight;
   double eps = 0;
   bool training = true;
   bool has_weight = false, has_bias = false;
-  const char* name() const override { return "batch_norm"; }
-  void release() override { x = mean = var = weight = Tensor(); }
-  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
-    // Inputs are x, then weight and bias when defined.
-    const size_t wi = 1, bi = has_weight ? 2 : 1;
-    const bool need_params = (has_weight && needs(*this, wi)) || (has_bias && needs(*this, bi));
-    std::vector<Tensor> out(1 + (has_weight ? 1 : 0) + (has_bias ? 1 : 0));
-    if (!needs(*this, 0) && !need_params) return out;
-    layer_ops::BatchNormGrads grads =
-        layer_ops::batch_norm_backward(g[0], x, mean, var, eps, weight, training, needs(*this, 0));
-    out[0] = grads.dx;
-    if (has_weight && needs(*this, wi)) out[wi] = grads.dweight;
-    if (has_bias && needs(*this, bi)) out[bi] = grads.dbias;
+  // The gradients of the inputs, each only where the input needs one.
+  std::vector<Tensor> input_grads(Tensor dx, Tensor dweight, Tensor dbias) const {
+    std::vector<Tensor> out{std::move(dx)};
+    if (has_weight) out.push_back(needs(*this, out.size()) ? std::move(dweight) : Tensor());
+    if (has_bias) out.push_back(needs(*this, out.size()) ? std::move(dbias) : Tensor());
     return out;
+  }
+  bool needs_params() const {
+    return (has_weight && needs(*this, 1)) || (has_bias && needs(*this, has_weight ? 2 : 1));
   }
 };
 
-// ---- fused BatchNorm + ReLU, bottleneck tail ----
-struct BatchNormReluNode : Node {
-  Tensor x, y, mean, var, weight;  // y: this op's output (the ReLU mask)
-  double eps = 0;
-  bool training = true;
-  bool has_weight = false, has_bias = false;
+struct BatchNormNode : BatchNormNodeBase {
+  const char* name() const override { return "batch_norm"; }
+  void release() override { x = mean = var = weight = Tensor(); }
+  std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
+    if (!needs(*this, 0) && !needs_params()) return input_grads(Tensor(), Tensor(), Tensor());
+    layer_ops::BatchNormGrads r = layer_ops::batch_norm_backward(g[0], x, mean, var, eps, weight, training, needs(*this, 0));
+    return input_grads(r.dx, r.dweight, r.dbias);
+  }
+};
+
+// ---- fused BatchNorm + ReLU, BatchNorm + swish, bottleneck tail ----
+struct BatchNormReluNode : BatchNormNodeBase {
+  Tensor y;  // this op's output (the ReLU mask)
   const char* name() const override { return "batch_norm_relu"; }
   void release() override { x = y = mean = var = weight = Tensor(); }
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
     PNEUMO_CHECK(x.defined(), "batch_norm_relu backward: saved tensors were released (retain_graph?)");
-    const size_t wi = 1, bi = has_weight ? 2 : 1;
-    std::vector<Tensor> out(1 + (has_weight ? 1 : 0) + (has_bias ? 1 : 0));
-    if (!g[0].defined()) return out;
-    layer_ops::FusedBnGrads grads =
+    if (!g[0].defined()) return input_grads(Tensor(), Tensor(), Tensor());
+    layer_ops::FusedBnGrads r =
         layer_ops::fused_bn_backward(g[0], y, x, mean, var, eps, weight, true, training, needs(*this, 0));
-    out[0] = grads.dx;
-    if (has_weight && needs(*this, wi)) out[wi] = grads.dweight;
-    if (has_bias && needs(*this, bi)) out[bi] = grads.dbias;
-    return out;
+    return input_grads(r.dx, r.dweight, r.dbias);
   }
 };
 
-struct BatchNormSwishNode : Node {
-  Tensor x, mean, var, weight, bias;
-  double eps = 0;
-  bool training = true;
-  bool has_weight = false, has_bias = false;
+struct BatchNormSwishNode : BatchNormNodeBase {
+  Tensor bias;  // the BatchNorm output is formed again from x
   const char* name() const override { return "batch_norm_swish"; }
   void release() override { x = mean = var = weight = bias = Tensor(); }
   std::vector<Tensor> backward(const std::vector<Tensor>& g) override {
     PNEUMO_CHECK(x.defined(), "batch_norm_swish backward: saved tensors were released (retain_graph?)");
-    const size_t wi = 1, bi = has_weight ? 2 : 1;
-    std::vector<Tensor> out(1 + (has_weight ? 1 : 0) + (has_bias ? 1 : 0));
-    if (!g[0].defined()) return out;
-    layer_ops::BnSwishGrads grads =
+    if (!g[0].defined()) return input_grads(Tensor(), Tensor(), Tensor());
+    layer_ops::BnSwishGrads r =
         layer_ops::bn_swish_backward(g[0], x, mean, var, eps, weight, bias, training, needs(*this, 0));
-    out[0] = grads.dx;
-    if (has_weight && needs(*this, wi)) out[wi] = grads.dweight;
-    if (has_bias && needs(*this, bi)) out[bi] = grads.dbias;
-    return out;
+    return input_grads(r.dx, r.dweight, r.dbias);
   }
 };
 
@@ -212,59 +202,49 @@ std::vector<Variable> bn_inputs(const Variable& x, const Variable& weight, const
   return inputs;
 }
 
-// What both BatchNorm nodes save (BatchNormNode, BatchNormReluNode).
-template <typename BnNode>
-void save_bn(BnNode& n, const Tensor& x, const Tensor& mean, const Tensor& var, const Tensor& weight, double eps,
-             bool training, bool has_weight, bool has_bias) {
-  n.x = x;
+// Records y, a BatchNorm op's output, on node `n`, which saves x, the statistics and the weight (when a
+// gradient is needed at all).
+Variable record_bn(const std::shared_ptr<BatchNormNodeBase>& n, const Variable& x, const Variable& weight,
+                   const Variable& bias, const Tensor& mean, const Tensor& var, double eps, bool training,
+                   const Tensor& y) {
+  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
+  if (!any_requires_grad(inputs)) return Variable(y);
+  n->x = x.value();
   // The running buffers change in place on later training steps; the backward must see today's values.
-  n.mean = training ? mean : mean.clone();
-  n.var = training ? var : var.clone();
-  n.weight = weight;
-  n.eps = eps;
-  n.training = training;
-  n.has_weight = has_weight;
-  n.has_bias = has_bias;
+  n->mean = training ? mean : mean.clone();
+  n->var = training ? var : var.clone();
+  n->weight = weight.defined() ? weight.value() : Tensor();
+  n->eps = eps;
+  n->training = training;
+  n->has_weight = weight.defined();
+  n->has_bias = bias.defined();
+  return record1(n, inputs, y);
 }
+
+Tensor value_or_none(const Variable& v) { return v.defined() ? v.value() : Tensor(); }
 
 }  // namespace
 
 Variable batch_norm(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
                     const Tensor& var, double eps, bool training) {
-  const Tensor wv = weight.defined() ? weight.value() : Tensor();
-  const Tensor bv = bias.defined() ? bias.value() : Tensor();
-  Tensor y = layer_ops::batch_norm_apply(x.value(), mean, var, eps, wv, bv);
-  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
-  if (!any_requires_grad(inputs)) return Variable(y);
-  auto n = std::make_shared<BatchNormNode>();
-  save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
-  return record1(n, inputs, y);
+  Tensor y = layer_ops::batch_norm_apply(x.value(), mean, var, eps, value_or_none(weight), value_or_none(bias));
+  return record_bn(std::make_shared<BatchNormNode>(), x, weight, bias, mean, var, eps, training, y);
 }
 
 Variable batch_norm_relu(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
                          const Tensor& var, double eps, bool training) {
-  const Tensor wv = weight.defined() ? weight.value() : Tensor();
-  const Tensor bv = bias.defined() ? bias.value() : Tensor();
-  Tensor y = layer_ops::fused_bn_apply(x.value(), mean, var, eps, wv, bv, Tensor(), Tensor(), true);
-  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
-  if (!any_requires_grad(inputs)) return Variable(y);
   auto n = std::make_shared<BatchNormReluNode>();
-  save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
-  n->y = y;
-  return record1(n, inputs, y);
+  n->y = layer_ops::fused_bn_apply(x.value(), mean, var, eps, value_or_none(weight), value_or_none(bias), Tensor(),
+                                   Tensor(), true);
+  return record_bn(n, x, weight, bias, mean, var, eps, training, n->y);
 }
 
 Variable batch_norm_swish(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
                           const Tensor& var, double eps, bool training) {
-  const Tensor wv = weight.defined() ? weight.value() : Tensor();
-  const Tensor bv = bias.defined() ? bias.value() : Tensor();
-  Tensor y = layer_ops::bn_swish_forward(x.value(), mean, var, eps, wv, bv);
-  std::vector<Variable> inputs = bn_inputs(x, weight, bias);
-  if (!any_requires_grad(inputs)) return Variable(y);
   auto n = std::make_shared<BatchNormSwishNode>();
-  save_bn(*n, x.value(), mean, var, wv, eps, training, weight.defined(), bias.defined());
-  n->bias = bv;
-  return record1(n, inputs, y);
+  n->bias = value_or_none(bias);
+  Tensor y = layer_ops::bn_swish_forward(x.value(), mean, var, eps, value_or_none(weight), n->bias);
+  return record_bn(n, x, weight, bias, mean, var, eps, training, y);
 }
 
 Variable bottleneck_tail(const Variable& x, const Variable& weight, const Variable& bias, const Tensor& mean,
