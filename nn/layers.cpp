@@ -105,27 +105,22 @@ void check_bn_input(const Variable& x, int64_t channels) {
 }
 }  // namespace
 
-Variable BatchNorm2d::forward(const Variable& x) {
+// One of F::batch_norm, batch_norm_relu, batch_norm_swish on x with this module's parameters and policy.
+Variable BatchNorm2d::normalize(BatchNormFn fn, const Variable& x) {
   check_bn_input(x, channels_);
   track_batch();
-  return F::batch_norm(x, weight(), bias(), &running_mean(), &running_var(), training_, cumulative_ ? -1.0 : momentum_,
-                       eps_, &cumulative_samples_);
+  return fn(x, weight(), bias(), &running_mean(), &running_var(), training_, cumulative_ ? -1.0 : momentum_, eps_,
+            &cumulative_samples_);
 }
 
+Variable BatchNorm2d::forward(const Variable& x) { return normalize(&F::batch_norm, x); }
+
 Variable BatchNorm2d::forward_relu(const Variable& x) {
-  if (!layer_ops::fused_bn_enabled()) return F::relu(forward(x));
-  check_bn_input(x, channels_);
-  track_batch();
-  return F::batch_norm_relu(x, weight(), bias(), &running_mean(), &running_var(), training_,
-                            cumulative_ ? -1.0 : momentum_, eps_, &cumulative_samples_);
+  return layer_ops::fused_bn_enabled() ? normalize(&F::batch_norm_relu, x) : F::relu(forward(x));
 }
 
 Variable BatchNorm2d::forward_swish(const Variable& x) {
-  if (!layer_ops::fused_bn_enabled()) return F::swish(forward(x));
-  check_bn_input(x, channels_);
-  track_batch();
-  return F::batch_norm_swish(x, weight(), bias(), &running_mean(), &running_var(), training_,
-                             cumulative_ ? -1.0 : momentum_, eps_, &cumulative_samples_);
+  return layer_ops::fused_bn_enabled() ? normalize(&F::batch_norm_swish, x) : F::swish(forward(x));
 }
 
 Variable BatchNorm2d::forward_tail(const Variable& x, Module& se, const Variable& residual) {

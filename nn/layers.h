@@ -85,6 +85,9 @@ class BatchNorm2d : public Module {
   double eps_, momentum_;
   bool cumulative_ = false;
   void track_batch();  // num_batches_tracked += 1 in training mode
+  using BatchNormFn = Variable (*)(const Variable&, const Variable&, const Variable&, Tensor*, Tensor*, bool, double,
+                                   double, int64_t*);
+  Variable normalize(BatchNormFn fn, const Variable& x);
 
   int64_t cumulative_samples_ = 0;
 };
