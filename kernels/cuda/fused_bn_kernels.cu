@@ -4,6 +4,7 @@
 // partial per (sample, chunk, channel) in scratch, then per-(sample, channel) sums over the chunks (a block
 // per sample and 32 channels) and a per-channel finish over the samples, in double, in a fixed order.
 #include <algorithm>
+#include <cstdint>
 
 #include "kernels/cuda/cuda_util.cuh"
 #include "kernels/cuda/fused_bn_kernels.h"
@@ -19,9 +20,11 @@ struct Geometry {
   int64_t chunks = 1, chunk_rows = 1;
 };
 
+// vec must divide c (the launchers take the vector path only then): with c < vec there would be no lane.
 Geometry geometry(int64_t n, int64_t hw, int64_t c, int vec) {
   Geometry g;
   const int64_t cv = c / vec;
+  PNEUMO_CHECK(cv >= 1 && c % vec == 0, "kernels::cuda::fused_bn: ", c, " channels in vectors of ", vec);
   g.lanes_c = static_cast<int>(std::min<int64_t>(cv, 32));
   g.lanes_r = kThreads / g.lanes_c;
   g.tiles = static_cast<int>((cv + g.lanes_c - 1) / g.lanes_c);
@@ -397,7 +400,8 @@ RowLayout row_layout(int64_t rows, int64_t c, int vec, dim3* grid) {
 
 void check_shape(const char* what, int64_t n, int64_t hw, int64_t c) {
   PNEUMO_CHECK(n > 0 && hw > 0 && c > 0, "kernels::cuda::", what, ": empty input [", n, ", ", hw, ", ", c, "]");
-  PNEUMO_CHECK(n * hw * c / c == n * hw, "kernels::cuda::", what, ": size overflow");
+  // Division, not n * hw * c / c, which overflows first (undefined, and folded away by the compiler).
+  PNEUMO_CHECK(hw <= INT64_MAX / n && c <= INT64_MAX / (n * hw), "kernels::cuda::", what, ": size overflow");
 }
 
 
@@ -405,7 +409,9 @@ void check_shape(const char* what, int64_t n, int64_t hw, int64_t c) {
 
 int64_t fused_bn_scratch_floats(DType dt, int64_t n, int64_t hw, int64_t c) {
   const int vec = dt == DType::BF16 ? kVecWidth<Bf16> : kVecWidth<float>;
-  const int64_t chunks = std::max(geometry(n, hw, c, 1).chunks, geometry(n, hw, c, vec).chunks);
+  // The vector geometry only where the launchers can take it: C = 3 in float32 has no 4-wide lane.
+  int64_t chunks = geometry(n, hw, c, 1).chunks;
+  if (c % vec == 0) chunks = std::max(chunks, geometry(n, hw, c, vec).chunks);
   return 2 * n * chunks * c + 4 * n * c;  // float partials, then the double per-sample sums (8-byte aligned)
 }
 

@@ -11,6 +11,7 @@
 
 #include "autograd/functions.h"
 #include "autograd/layer_functions.h"
+#include "kernels/check.h"
 #include "kernels/cpu/host_memory.h"
 #include "nn/functional.h"
 #include "nn/layers.h"
@@ -20,6 +21,9 @@
 #include "tensor/fused_bn_ops.h"
 #include "tensor/ops.h"
 #include "tests/nn/network_compare.h"
+#if PNEUMO_WITH_CUDA
+#include "kernels/cuda/fused_bn_kernels.h"
+#endif
 
 namespace pneumo {
 namespace {
@@ -63,6 +67,21 @@ TEST(FusedBatchNorm, StatisticsAndSampleSumsMatchLoops) {
     EXPECT_EQ(s.mean.dtype(), dt);
   }
 }
+
+#if PNEUMO_WITH_CUDA
+// The CUDA scratch size is host arithmetic: it runs without a GPU. It sized the 4- (float32) and 8-wide
+// (bf16) vector geometry even where C is narrower than a vector, and divided by zero lanes there (SIGFPE at
+// C = 3, the GPU test's first shape). The scratch must hold 2 * n * chunks * c floats of partials plus the
+// per-sample double sums (4 * n * c floats), for at least one chunk.
+TEST(FusedBatchNorm, CudaScratchSizeForChannelsNarrowerThanAVector) {
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t c : {1, 2, 3, 5, 7, 8, 12, 64}) {
+      const int64_t floats = kernels::cuda::fused_bn_scratch_floats(dt, 3, 25, c);
+      EXPECT_GE(floats, 2 * 3 * c + 4 * 3 * c) << dtype_name(dt) << " c=" << c;
+    }
+  EXPECT_THROW(kernels::cuda::fused_bn_scratch_floats(DType::F32, 1, 1, 0), Error);
+}
+#endif
 
 TEST(FusedBatchNorm, ReluForwardAndGradientsEqualTheUnfusedOps) {
   Tensor x = ops::affine(Tensor::normal({2, 6, 5, 8}, 0, 2, 21), 1.0, 0.4);
