@@ -111,10 +111,8 @@ Tensor unary_backward(UnaryOp op, const Tensor& x, const Tensor& y, const Tensor
   const char* name = unary_name(op);
   PNEUMO_OP_SCOPE(name, dy);
   check_float_op(name, dy);
-  bool needs_x = op == UnaryOp::Log || op == UnaryOp::Abs || op == UnaryOp::Relu || op == UnaryOp::Swish;
-  bool needs_y = op == UnaryOp::Exp || op == UnaryOp::Sqrt || op == UnaryOp::Sigmoid || op == UnaryOp::Tanh;
-  if ((op == UnaryOp::Sigmoid || op == UnaryOp::Tanh) && !y.defined() && x.defined())
-    needs_x = true, needs_y = false;  // recomputed from x
+  const kernels::UnaryBackwardReads reads = kernels::unary_backward_reads(op, x.defined(), y.defined());
+  const bool needs_x = reads.x, needs_y = reads.y;
   const Tensor& ref = needs_x ? x : y;
   if (needs_x || needs_y) {
     PNEUMO_CHECK(ref.defined(), name, " backward needs its saved ", needs_x ? "input" : "output");

@@ -255,7 +255,7 @@ void unary_backward(DType dt, UnaryOp op_code, const void* x, const void* y, con
   check_float(dt, "unary_backward");
   auto get = [&](const void* p, int64_t i) { return p ? load(dt, p, i) : 0.0; };
   // sigmoid/tanh without a saved output: the derivative from x (see ops::unary_backward).
-  const bool y_from_x = !y && x && (op == 6 || op == 7);
+  const bool y_from_x = (op == 6 || op == 7) && unary_backward_reads(op_code, x != nullptr, y != nullptr).x;
   if (dt == DType::F64) {
     for (int64_t i = 0; i < n; ++i)
       static_cast<double*>(dx)[i] = y_from_x ? saturating_grad_from_x<double>(op, get(x, i), get(dy, i))

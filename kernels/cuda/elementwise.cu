@@ -440,9 +440,10 @@ void unary_backward(DType dt, UnaryOp op_code, const void* x, const void* y, con
   const int op = static_cast<int>(op_code);
   check_count("unary_backward", n);
   PNEUMO_CHECK(op >= 0 && op <= 8, "kernels::cuda::unary_backward: unknown op code ", op);
-  // Which of x / y each op reads (see the formulas in apply_unary_backward).
-  const bool needs_x = op == 2 || op == 4 || op == 5 || op == 8;
-  const bool needs_y = op == 1 || op == 3 || op == 6 || op == 7;
+  // Which of x / y each op reads (see the formulas in apply_unary_backward; sigmoid/tanh given only x take
+  // the derivative from x, and the kernel tells that case by y == nullptr).
+  const UnaryBackwardReads reads = unary_backward_reads(op_code, x != nullptr, y != nullptr);
+  const bool needs_x = reads.x, needs_y = reads.y;
   PNEUMO_CHECK(!needs_x || x, "kernels::cuda::unary_backward: op ", op, " needs the input x");
   PNEUMO_CHECK(!needs_y || y, "kernels::cuda::unary_backward: op ", op, " needs the output y");
   if (!needs_x) x = nullptr;
