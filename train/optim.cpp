@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -71,8 +72,7 @@ void Optimizer::set_lr(double lr) {
   if (capturable_ && cap_lr_.defined() && lr != cap_lr_value_) {
     PNEUMO_CHECK(cuda::capturing_graph() == nullptr, type_name(), ": set_lr(", lr, ") inside a CUDA Graph capture ",
                  "would not reach the replays; set the learning rate between them");
-    cap_lr_.fill_(lr);
-    cap_lr_value_ = lr;
+    write_capturable_lr(lr);
   }
   lr_ = lr;
 }
@@ -101,11 +101,17 @@ void Optimizer::upload_capturable_state() {
     cap_steps_.copy_from(host);
   else
     cap_steps_ = host.to(device);
-  if (cap_lr_.defined() && cap_lr_.device() == device)
-    cap_lr_.fill_(lr_);
-  else
-    cap_lr_ = Tensor::scalar(lr_, DType::F64, device);
-  cap_lr_value_ = lr_;
+  if (!cap_lr_.defined() || cap_lr_.device() != device) cap_lr_ = Tensor::empty({1}, DType::I64, device);
+  write_capturable_lr(lr_);
+}
+
+// The learning rate's 8 bytes, held as I64: float64 tensors live on the CPU only, and the CUDA fill kernel takes
+// no float64, yet the kernels read a double (their scalars are formed in double, as on the host).
+void Optimizer::write_capturable_lr(double lr) {
+  Tensor host = Tensor::empty({1}, DType::I64);
+  std::memcpy(host.raw_data(), &lr, sizeof lr);
+  cap_lr_.copy_from(host);  // in place: a captured graph holds this address
+  cap_lr_value_ = lr;
 }
 
 std::vector<int64_t> Optimizer::current_steps() const {
@@ -190,7 +196,7 @@ void Optimizer::step() {
   kernels::OptimCapturable cap;
   if (capturable_) {
     cap = capturable_hyper();
-    cap.lr = cap_lr_.data<double>();
+    cap.lr = static_cast<const double*>(cap_lr_.raw_data());  // I64 storage of a double (write_capturable_lr)
     cap.steps = cap_steps_.data<int64_t>();
   }
   if (device.is_cuda()) {

@@ -83,9 +83,10 @@ class Optimizer {
  private:
   void upload_capturable_state();  // slots' steps and lr_ -> cap_steps_ / cap_lr_ (not inside a capture)
   void download_steps();           // cap_steps_ -> slots' steps
+  void write_capturable_lr(double lr);  // lr -> cap_lr_ (in place), cap_lr_value_
   std::vector<int64_t> current_steps() const;  // per slot: the device's counts while capturable, else the host's
   bool capturable_ = false;
-  Tensor cap_lr_;     // F64 scalar on the parameters' device
+  Tensor cap_lr_;     // the learning rate's bits: I64 [1] on the parameters' device (no float64 on CUDA)
   Tensor cap_steps_;  // I64 [parameters]: the authority on step counts while capturable
   double cap_lr_value_ = -1.0;  // what cap_lr_ holds
 };

@@ -201,7 +201,8 @@ void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyp
     PNEUMO_CHECK(hyper.algorithm == 2 || (tensors[k].state1 && tensors[k].state2), "optimizer_step: Adam tensor ", k,
                  " lacks its state");
   std::vector<Chunk> chunks = make_chunks(tensors, count, optim_numel);
-  if (chunks.empty()) return;
+  // Tensors of 0 elements make no chunk, but their step counts still advance (as on the CPU and the host).
+  if (count == 0 || (chunks.empty() && !capturable)) return;
   OptimTensor* d_tensors;
   Chunk* d_chunks;
   char* extra;
@@ -209,9 +210,11 @@ void optimizer_step(const OptimTensor* tensors, int count, const OptimHyper& hyp
                 &extra);
   const OptimCapturable cap = capturable ? *capturable : OptimCapturable{};
   PNEUMO_CHECK(!capturable || (cap.lr && cap.steps), "optimizer_step: capturable state without lr or steps");
-  optimizer_step_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks, hyper,
-                                                                                            cap);
-  PNEUMO_LAUNCH_CHECK("optimizer_step_kernel");
+  if (!chunks.empty()) {
+    optimizer_step_kernel<<<static_cast<unsigned>(chunks.size()), kOptimThreads, 0, stream>>>(d_tensors, d_chunks,
+                                                                                              hyper, cap);
+    PNEUMO_LAUNCH_CHECK("optimizer_step_kernel");
+  }
   if (capturable) {
     advance_steps_kernel<<<(count + 255) / 256, 256, 0, stream>>>(d_tensors, count, cap.steps);
     PNEUMO_LAUNCH_CHECK("advance_steps_kernel");

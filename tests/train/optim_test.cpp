@@ -264,4 +264,18 @@ TEST(Optim, CapturableModeNeedsNoDeviceAndNothingCapturesOnTheCpu) {
   adam.step();
   EXPECT_NEAR(ps[0].value().to_vector()[0], 0.9f, 1e-6);  // first Adam step moves by lr
   EXPECT_EQ(adam.step_count(0), 1);
+  // The learning rate is held as its 8 bytes (float64 tensors live on the CPU only): a new one is read back.
+  adam.set_lr(0.05);
+  ps[0].mutable_grad() = Tensor::full({3}, 1.0);
+  adam.step();
+  EXPECT_NEAR(ps[0].value().to_vector()[0], 0.85f, 1e-6);  // g = 1 throughout: each Adam step moves by lr
+  // A parameter of 0 elements (no chunk to update) still counts its steps, on both backends.
+  std::vector<Variable> empty = make_params({Tensor::zeros({0})});
+  train::Adam none(empty, {0.1});
+  none.set_capturable(true);
+  for (int k = 0; k < 2; ++k) {
+    empty[0].mutable_grad() = Tensor::zeros({0});
+    none.step();
+  }
+  EXPECT_EQ(none.step_count(0), 2);
 }

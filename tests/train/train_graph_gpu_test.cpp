@@ -176,6 +176,20 @@ TEST(TrainGraphGpu, CapturableAdamMatchesHostScalarsOnTheDevice) {
   }
 }
 
+// A parameter of 0 elements makes no chunk for the update kernel; its step count must still advance, as on
+// the CPU and in the host-scalar optimiser (the CUDA launcher returned before advancing the counts).
+TEST(TrainGraphGpu, CapturableStepCountsAdvanceForEmptyParameters) {
+  PNEUMO_REQUIRE_CUDA();
+  std::vector<ag::Variable> p{ag::Variable(Tensor::zeros({0}, DType::F32, Device::cuda()), true)};
+  train::Adam cap(train::name_parameters(p), {1e-2, 0.9, 0.999, 1e-8, 0.0}, false);
+  cap.set_capturable(true);
+  for (int k = 0; k < 3; ++k) {
+    p[0].mutable_grad() = Tensor::zeros({0}, DType::F32, Device::cuda());
+    cap.step();
+  }
+  EXPECT_EQ(cap.step_count(0), 3);
+}
+
 TEST(TrainGraphGpu, HostValuesThatAReplayWouldRepeatAreRefused) {
   PNEUMO_REQUIRE_CUDA();
   auto expect_refused = [](const std::function<void()>& region, const std::string& words) {
