@@ -30,7 +30,15 @@ void* allocate(size_t bytes, int device);  // on the current stream of `device`
 void release(void* p, int device);
 CudaMemoryStats stats(int device = 0);
 void reset_peak(int device = 0);
-void empty_cache();  // returns every cached block to the driver
+void empty_cache();  // returns every cached block to the driver (except CUDA Graph pools, below)
+// A CUDA Graph's pool (tensor/cuda_graph.cpp): the blocks allocated on its stream. Their addresses are baked
+// into the graph, so neither empty_cache() nor the out-of-memory retry gives them back to the driver while
+// the graph lives, and nothing is given back at all while a capture is underway (cudaFree synchronises the
+// device, which a capture cannot have). graph_pool_close, after the graph's last replay finished, frees the
+// pool's cached blocks; those still in use (outputs kept by the caller) join `heir`'s pool when released.
+void graph_pool_open(int device, void* stream);
+void graph_capture_underway(bool on);
+void graph_pool_close(int device, void* stream, void* heir);
 // Rounded size a request of `bytes` takes (exposed for tests).
 size_t round_size(size_t bytes);
 }  // namespace cuda_memory

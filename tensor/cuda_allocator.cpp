@@ -2,7 +2,8 @@
 // rounded size (512 B granules up to 1 MiB, 2 MiB granules above), never split, and on release goes back to
 // the free list of the (device, stream) it was allocated on, where the next request on that stream takes the
 // smallest cached block that fits and is at most twice the rounded request (best fit). Work on one stream is
-// ordered, so reuse needs no event. cudaFree happens only in empty_cache() and on the out-of-memory retry.
+// ordered, so reuse needs no event. cudaFree happens only in empty_cache() and on the out-of-memory retry
+// (never to a live CUDA Graph's pool, nor during a capture), and when a graph's pool is closed.
 // allocated_bytes counts rounded request sizes (as CudaMemoryStats documents), reserved_bytes whole blocks,
 // so reserved - allocated is the cache plus the slack of blocks reused for smaller requests. One mutex
 // guards everything. Built without CUDA: allocate() throws and the
@@ -20,6 +21,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -122,6 +124,35 @@ class CachingAllocator {
     free_cached_locked(-1);
   }
 
+  void graph_pool_open(int device, cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    graph_pools_.insert(PoolKey{device, stream});
+  }
+
+  void graph_capture_underway(bool on) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    captures_underway_ += on ? 1 : -1;
+  }
+
+  void graph_pool_close(int device, cudaStream_t stream, cudaStream_t heir) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const PoolKey key{device, stream};
+    graph_pools_.erase(key);
+    for (auto& [ptr, block] : blocks_)  // in use: released later into the heir's pool
+      if (block.device == device && block.stream == stream) block.stream = heir;
+    auto pool = free_.find(key);
+    if (pool == free_.end()) return;
+    DeviceGuard guard(device);
+    CudaMemoryStats& st = stats_for(device);
+    for (auto& entry : pool->second) {
+      if (cudaFree(entry.second) != cudaSuccess) cudaGetLastError();  // called from ~Graph: never throws
+      blocks_.erase(entry.second);
+      st.reserved_bytes -= entry.first;
+      ++st.cuda_free_calls;
+    }
+    free_.erase(pool);
+  }
+
  private:
   CudaMemoryStats& stats_for(int device) {
     if (device >= static_cast<int>(stats_.size())) stats_.resize(device + 1);
@@ -131,9 +162,10 @@ class CachingAllocator {
   // cudaFree of every cached block (of `device`, or all devices for -1). cudaFree waits for the device, so
   // work still queued on a block's stream finishes first.
   void free_cached_locked(int device) {
+    if (captures_underway_ > 0) return;
     for (auto pool = free_.begin(); pool != free_.end(); ++pool) {
       if (device >= 0 && pool->first.first != device) continue;
-      if (pool->second.empty()) continue;
+      if (pool->second.empty() || graph_pools_.count(pool->first)) continue;
       DeviceGuard guard(pool->first.first);
       CudaMemoryStats& st = stats_for(pool->first.first);
       for (auto& entry : pool->second) {
@@ -180,6 +212,8 @@ class CachingAllocator {
   std::unordered_map<void*, Block> blocks_;                   // every block held from the driver
   std::map<PoolKey, std::multimap<size_t, void*>> free_;     // cached blocks by size, per (device, stream)
   std::vector<CudaMemoryStats> stats_;                       // per device
+  std::set<PoolKey> graph_pools_;                            // live CUDA Graphs' pools: never freed
+  int captures_underway_ = 0;
 };
 
 // Never destroyed: tensors held by other statics may be released after main returns, and the driver may
@@ -196,6 +230,13 @@ void release(void* p, int device) { allocator().release(p, device); }
 CudaMemoryStats stats(int device) { return allocator().stats(device); }
 void reset_peak(int device) { allocator().reset_peak(device); }
 void empty_cache() { allocator().empty_cache(); }
+void graph_pool_open(int device, void* stream) {
+  allocator().graph_pool_open(device, static_cast<cudaStream_t>(stream));
+}
+void graph_capture_underway(bool on) { allocator().graph_capture_underway(on); }
+void graph_pool_close(int device, void* stream, void* heir) {
+  allocator().graph_pool_close(device, static_cast<cudaStream_t>(stream), static_cast<cudaStream_t>(heir));
+}
 
 #else  // ---- built without CUDA ----------------------------------------------------------------------
 
@@ -207,6 +248,9 @@ void release(void*, int) {}
 CudaMemoryStats stats(int) { return {}; }
 void reset_peak(int) {}
 void empty_cache() {}
+void graph_pool_open(int, void*) {}
+void graph_capture_underway(bool) {}
+void graph_pool_close(int, void*, void*) {}
 
 #endif
 

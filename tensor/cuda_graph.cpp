@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "tensor/allocator.h"
 #include "tensor/cuda_runtime.h"
 #include "tensor/profile.h"
 
@@ -44,23 +45,30 @@ Graph::Graph(int device) : impl_(std::make_unique<Impl>()), device_(device) {
   PNEUMO_CHECK(available(), "cuda::Graph: no CUDA device (", device_status(), ")");
   kernels::cuda::DeviceGuard guard(device);
   PNEUMO_CUDA_CHECK(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking));
+  cuda_memory::graph_pool_open(device, impl_->stream);  // its blocks stay reserved to the graph
 }
 
 Graph::~Graph() {
-  // Never throws; the stream's pool blocks stay in the allocator's cache (reused by later captures). A
-  // replay may still run: wait for it before the buffers it reads (kept, pool blocks) can be handed out.
-  if (impl_->exec) {
-    int previous = 0;
-    if (cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_) == cudaSuccess) {
-      cudaDeviceSynchronize();
-      cudaSetDevice(previous);
-    }
-    cudaGetLastError();
-  }
+  // Never throws. A replay may still run: wait for it before the buffers it reads (kept, pool blocks) are
+  // handed out or freed; after a sticky CUDA error the waits fail and the frees are best effort.
+  int previous = 0;
+  const bool switched = cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_) == cudaSuccess;
+  if (switched) cudaDeviceSynchronize();
+  cudaGetLastError();
   impl_->kept.clear();
   if (impl_->exec) cudaGraphExecDestroy(impl_->exec);
   if (impl_->graph) cudaGraphDestroy(impl_->graph);
+  // The pool's cached blocks go back to the driver; outputs still held (loss, gradients) are handed to the
+  // device's stream, where the eager code that holds them runs.
+  cudaStream_t heir = nullptr;
+  try {
+    heir = current_stream(device_);
+  } catch (...) {
+  }
+  if (heir && heir != impl_->stream) cuda_memory::graph_pool_close(device_, impl_->stream, heir);
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
+  if (switched) cudaSetDevice(previous);
+  cudaGetLastError();
 }
 
 bool Graph::captured() const { return impl_->exec != nullptr; }
@@ -68,7 +76,12 @@ size_t Graph::nodes() const { return impl_->nodes; }
 void Graph::keep_alive(std::shared_ptr<void> resource) { impl_->kept.push_back(std::move(resource)); }
 void* Graph::pinned_buffer(size_t bytes) {
   // Relaxed capture mode (capture() below) admits cudaMallocHost inside the region.
-  std::shared_ptr<void> p(pinned_alloc(bytes), pinned_free);
+  std::shared_ptr<void> p(pinned_alloc(bytes), [](void* q) {  // freed by ~Graph, which must not throw
+    try {
+      pinned_free(q);
+    } catch (...) {
+    }
+  });
   keep_alive(p);
   return p.get();
 }
@@ -83,8 +96,20 @@ void Graph::capture(const std::function<void()>& region) {
   PNEUMO_CUDA_CHECK(cudaEventRecord(ready, main));
   PNEUMO_CUDA_CHECK(cudaStreamWaitEvent(impl_->stream, ready, 0));
   PNEUMO_CUDA_CHECK(cudaEventDestroy(ready));
-  const bool was_timing = profile::timing();
-  profile::set_timing(false);  // cudaEventRecord in a capture becomes a graph node, untimeable per op
+  // For the capture's duration: no per-op timing (cudaEventRecord in a capture becomes a graph node,
+  // untimeable per op), and the allocator gives nothing back to the driver (cudaFree would synchronise).
+  struct Underway {
+    bool was_timing = profile::timing();
+    Underway() {
+      profile::set_timing(false);
+      cuda_memory::graph_capture_underway(true);
+    }
+    ~Underway() {
+      cuda_memory::graph_capture_underway(false);
+      profile::set_timing(was_timing);
+    }
+  } underway;
+  random_.begin_capture();  // a retried capture starts from no draws
   // Relaxed: the allocator may cudaMalloc a new block for the graph's pool during capture (not a stream
   // operation, so not captured; the block simply stays the graph's). Host syncs still fail the capture.
   PNEUMO_CUDA_CHECK(cudaStreamBeginCapture(impl_->stream, cudaStreamCaptureModeRelaxed));
@@ -103,7 +128,6 @@ void Graph::capture(const std::function<void()>& region) {
   random_.end_capture();  // the generators as the region found them: replays draw from there
   cudaGraph_t graph = nullptr;
   const cudaError_t end = cudaStreamEndCapture(impl_->stream, &graph);
-  profile::set_timing(was_timing);
   if (!failure.empty() || end != cudaSuccess) {
     if (graph) cudaGraphDestroy(graph);
     cudaGetLastError();
@@ -113,7 +137,14 @@ void Graph::capture(const std::function<void()>& region) {
   }
   impl_->graph = graph;
   PNEUMO_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &impl_->nodes));
-  PNEUMO_CUDA_CHECK(cudaGraphInstantiate(&impl_->exec, graph, 0));
+  const cudaError_t made = cudaGraphInstantiate(&impl_->exec, graph, 0);
+  if (made != cudaSuccess) {  // not captured(): a retry may capture again, into a fresh graph
+    cudaGetLastError();
+    cudaGraphDestroy(impl_->graph);
+    impl_->graph = nullptr;
+    impl_->exec = nullptr;
+    PNEUMO_FAIL("cuda::Graph::capture: cudaGraphInstantiate: ", cudaGetErrorString(made));
+  }
 }
 
 void Graph::replay() {

@@ -5,8 +5,10 @@
 // region as one graph on the device's current stream.
 // Memory: the caching allocator keys its free lists by stream, so every block allocated during capture
 // belongs to the graph stream's pool and is never handed to work outside a capture: the addresses baked
-// into the graph stay reserved to it (PyTorch's "private pool"). Tensors made inside the region and kept
-// (loss, gradients) are the graph's static outputs: each replay overwrites them.
+// into the graph stay reserved to it (PyTorch's "private pool"); empty_cache() and the out-of-memory retry
+// leave that pool alone while the graph lives, and free nothing while a capture is underway. ~Graph frees
+// the pool's cached blocks. Tensors made inside the region and kept (loss, gradients) are the graph's static
+// outputs: each replay overwrites them; one still held when the graph dies stays valid.
 // Contract (what blocks capture otherwise: docs/gpu-status.md "CUDA Graph"):
 //   - warm up first (one eager run): cuDNN algorithm searches, cuBLAS/cuDNN handles, reduction workspaces
 //     and resize tables are created on first use, with host syncs;

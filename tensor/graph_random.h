@@ -20,6 +20,8 @@ class GraphRandom {
     uint64_t offset = 0;  // within the region: the kernel draws philox(state[0], state[1] + offset, i)
     Tensor state;         // I64 {seed, offset base} on the draw's device, written by before_replay()
   };
+  // Before the capture: forgets the draws of an earlier, failed capture of the same graph.
+  void begin_capture() { entries_.clear(); }
   // During the capture: the next draw of `generator` on `device` (advances the generator as an eager draw).
   Draw next(Generator& generator, Device device);
   // After the capture, whether or not it succeeded: counts each generator's draws and puts the generator back

@@ -10,6 +10,7 @@
 #include "autograd/functions.h"
 #include "kernels/check.h"
 #include "nn/models/registry.h"
+#include "tensor/allocator.h"
 #include "support/checkers.h"
 #include "tensor/cuda_graph.h"
 #include "tensor/cuda_runtime.h"
@@ -40,6 +41,37 @@ TEST(CudaGraphGpu, ReplayMatchesEagerReadsRefilledInputsAndKeepsItsMemory) {
   g.replay();
   EXPECT_EQ(host(out), host(region()));
   EXPECT_EQ(host(bystander), std::vector<float>(64000, 7.0f));
+}
+
+// The graph's pool is private for the graph's life: empty_cache() (and the out-of-memory retry, which calls
+// the same code) must not give its blocks to the driver, whose next cudaMalloc could hand the addresses baked
+// into the graph to eager tensors. Destroying the graph frees the pool; an output the caller still holds
+// stays valid and is released later into the device stream's cache.
+TEST(CudaGraphGpu, ItsPoolOutlivesEmptyCacheAndIsFreedWithTheGraph) {
+  PNEUMO_REQUIRE_CUDA();
+  const Device d = Device::cuda();
+  Tensor a = Tensor::uniform({256, 1024}, -1, 1, 4).to(d);
+  auto region = [&] { return ops::add(ops::mul(a, a), ops::mul(ops::add(a, a), a)); };  // temporaries too
+  const std::vector<float> want = host(region());
+  cuda::synchronize();
+  Tensor out;
+  size_t reserved_with_graph = 0;
+  {
+    cuda::Graph g;
+    g.capture([&] { out = region(); });
+    cuda_memory::empty_cache();
+    const CudaMemoryStats after_empty = cuda_memory::stats(0);
+    Tensor filler = Tensor::full({4, 256, 1024}, 3.0, DType::F32, d);  // new blocks, maybe at freed addresses
+    g.replay();
+    EXPECT_EQ(host(out), want);
+    EXPECT_EQ(host(filler), std::vector<float>(4 * 256 * 1024, 3.0f));
+    reserved_with_graph = after_empty.reserved_bytes;
+  }
+  cuda_memory::empty_cache();
+  EXPECT_LT(cuda_memory::stats(0).reserved_bytes, reserved_with_graph);  // the temporaries' blocks are gone
+  EXPECT_EQ(host(out), want);  // the output outlives the graph
+  out = Tensor();
+  cuda_memory::empty_cache();
 }
 
 TEST(CudaGraphGpu, HostSyncInsideTheRegionFailsClearly) {

@@ -48,6 +48,29 @@ TEST(GraphRandom, ReplaysDrawTheMasksEagerStepsWould) {
   EXPECT_EQ(layer_ops::dropout(x, 0.3, 12345, d1.offset, d1.state).to_vector(), layer_ops::dropout(x, 0.3, 9, 0).to_vector());
 }
 
+// A capture that failed and is tried again (cuda::Graph::capture calls begin_capture first): the retry bakes in
+// offsets from its own start and counts only its own draws; without begin_capture the first attempt's entry
+// kept its start, so the retry baked offset 2, counted 3 draws and rewound the generator from 2 to 0.
+TEST(GraphRandom, ARetriedCaptureForgetsTheFailedOnesDraws) {
+  Generator gen(11);
+  GraphRandom r;
+  r.begin_capture();
+  (void)r.next(gen, Device::cpu());
+  r.end_capture();  // the first attempt failed: the generator is put back
+  EXPECT_EQ(gen.offset(), 0u);
+  gen.next_offset();  // two eager draws between the attempts
+  gen.next_offset();
+  r.begin_capture();
+  const GraphRandom::Draw d = r.next(gen, Device::cpu());
+  r.end_capture();
+  EXPECT_EQ(d.offset, 0u);
+  EXPECT_EQ(r.draws(), 1u);
+  EXPECT_EQ(gen.offset(), 2u);
+  r.before_replay();
+  EXPECT_EQ(d.state.to_vector_f64()[1], 2.0);  // the replay draws from offset 2 on
+  EXPECT_EQ(gen.offset(), 3u);
+}
+
 // The node keeps the state: its backward recomputes the forward's mask from the same values.
 TEST(GraphRandom, TheBackwardRecomputesTheForwardsMask) {
   Generator gen(3);
