@@ -232,12 +232,14 @@ struct Workspace {
 // Chooses (once) the algorithm of one direction, timing candidates on the real buffers; the search writes
 // the direction's output buffer, which the caller overwrites right after -- unless the output holds values
 // the call adds to (`out_bytes_live`: its size), then the search writes a scratch buffer of that size.
-const Choice& choose(Plan& p, Direction dir, DType dt, const ConvShape& cs, cudnnHandle_t h, const void* a,
-                     const void* b, void* out, int device, const WorkspaceAllocator& alloc,
+const Choice& choose(Plan& p, Direction dir, DType dt, const ConvShape& cs, cudnnHandle_t h, cudaStream_t stream,
+                     const void* a, const void* b, void* out, int device, const WorkspaceAllocator& alloc,
                      size_t out_bytes_live = 0) {
   std::lock_guard<std::mutex> lock(p.mu);
   Choice& c = p.choice[dir];
   if (c.ready) return c;
+  // Under capture Find would fail and the untimed heuristic choice below would be cached for good.
+  require_not_capturing(stream, "conv2d (cuDNN) algorithm search");
   Workspace scratch(out_bytes_live, device, alloc);
   if (out_bytes_live) out = scratch.ptr;
   SearchWorkspace ws(device, alloc);
@@ -284,7 +286,7 @@ void conv2d_forward_cudnn(DType dt, const ConvShape& cs, const void* x, const vo
     return;
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
-  const Choice& c = choose(p, kForward, dt, cs, h, x, w, y, device, alloc);
+  const Choice& c = choose(p, kForward, dt, cs, h, stream, x, w, y, device, alloc);
   Workspace ws(c.workspace, device, alloc);
   const float one = 1.f, zero = 0.f;
   PNEUMO_CUDNN_CHECK(cudnnConvolutionForward(h, &one, p.x, x, p.w, w, p.conv[kForward],
@@ -302,7 +304,7 @@ void conv2d_backward_data_cudnn(DType dt, const ConvShape& cs, const void* dy, c
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
   const size_t dx_bytes = static_cast<size_t>(cs.n * cs.h * cs.w * cs.c) * dtype_size(dt);
-  const Choice& c = choose(p, kBackwardData, dt, cs, h, dy, w, dx, device, alloc, accumulate ? dx_bytes : 0);
+  const Choice& c = choose(p, kBackwardData, dt, cs, h, stream, dy, w, dx, device, alloc, accumulate ? dx_bytes : 0);
   Workspace ws(c.workspace, device, alloc);
   // dx = 1 * dgrad + beta * dx, blended in float32 before dx's rounding (cuDNN's scaling parameters).
   const float one = 1.f, beta = accumulate ? 1.f : 0.f;
@@ -319,7 +321,7 @@ void conv2d_backward_weight_cudnn(DType dt, const ConvShape& cs, const void* dy,
     return;
   cudnnHandle_t h = handle_for(device, stream);
   Plan& p = plan_for(dt, cs, device);
-  const Choice& c = choose(p, kBackwardFilter, dt, cs, h, dy, x, dw, device, alloc);
+  const Choice& c = choose(p, kBackwardFilter, dt, cs, h, stream, dy, x, dw, device, alloc);
   Workspace ws(c.workspace, device, alloc);
   const float one = 1.f, zero = 0.f;
   PNEUMO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p.x, x, p.y, dy, p.conv[kBackwardFilter],

@@ -24,6 +24,9 @@ namespace pneumo::kernels::cuda {
 namespace {
 
 // A failure while building a plan: caught by conv2d_graph, which then falls back to legacy for the key.
+struct CaptureUnderway : Error {  // a plan build asked for inside a CUDA Graph capture
+  using Error::Error;
+};
 struct BuildError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -333,36 +336,43 @@ cudnnStatus_t execute(DeviceHandle& dh, cudaStream_t stream, const Desc& plan, c
 // warm-up, then the mean of 3. A candidate that cannot allocate its workspace or fails to run is dropped.
 bool time_candidate(Candidate& c, DeviceHandle& dh, cudaStream_t stream, const void* a, const void* b, void* out,
                     int device, const WorkspaceAllocator& alloc) {
+  std::unique_ptr<Scratch> ws;
   try {
-    Scratch ws(c.workspace, device, alloc);
-    if (execute(dh, stream, *c.plan, a, b, out, ws.ptr) != CUDNN_STATUS_SUCCESS) return false;
-    struct Events {
-      cudaEvent_t e[2] = {nullptr, nullptr};
-      ~Events() {
-        for (cudaEvent_t x : e)
-          if (x) cudaEventDestroy(x);
-      }
-    } ev;
-    PNEUMO_CUDA_CHECK(cudaEventCreate(&ev.e[0]));
-    PNEUMO_CUDA_CHECK(cudaEventCreate(&ev.e[1]));
-    PNEUMO_CUDA_CHECK(cudaEventRecord(ev.e[0], stream));
-    bool good = true;
-    for (int i = 0; i < 3 && good; ++i) good = execute(dh, stream, *c.plan, a, b, out, ws.ptr) == CUDNN_STATUS_SUCCESS;
-    PNEUMO_CUDA_CHECK(cudaEventRecord(ev.e[1], stream));
-    PNEUMO_CUDA_CHECK(cudaEventSynchronize(ev.e[1]));
-    float ms = 0;
-    PNEUMO_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.e[0], ev.e[1]));
-    c.ms = ms / 3;
-    return good;
-  } catch (const Error&) {  // workspace allocation failed
+    ws = std::make_unique<Scratch>(c.workspace, device, alloc);
+  } catch (const Error&) {  // its workspace does not fit: dropped (a CUDA fault below is not swallowed)
     return false;
   }
+  if (execute(dh, stream, *c.plan, a, b, out, ws->ptr) != CUDNN_STATUS_SUCCESS) return false;
+  struct Events {
+    cudaEvent_t e[2] = {nullptr, nullptr};
+    ~Events() {
+      for (cudaEvent_t x : e)
+        if (x) cudaEventDestroy(x);
+    }
+  } ev;
+  PNEUMO_CUDA_CHECK(cudaEventCreate(&ev.e[0]));
+  PNEUMO_CUDA_CHECK(cudaEventCreate(&ev.e[1]));
+  PNEUMO_CUDA_CHECK(cudaEventRecord(ev.e[0], stream));
+  bool good = true;
+  for (int i = 0; i < 3 && good; ++i) good = execute(dh, stream, *c.plan, a, b, out, ws->ptr) == CUDNN_STATUS_SUCCESS;
+  PNEUMO_CUDA_CHECK(cudaEventRecord(ev.e[1], stream));
+  PNEUMO_CUDA_CHECK(cudaEventSynchronize(ev.e[1]));
+  float ms = 0;
+  PNEUMO_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.e[0], ev.e[1]));
+  c.ms = ms / 3;
+  return good;
 }
 
 Candidate build(const ConvPlanKey& key, ConvDirection dir, DType dt, const ConvShape& cs, int64_t alignment,
                 const void* a, const void* b, void* out, int device, cudaStream_t stream,
                 const WorkspaceAllocator& alloc, const ConvGraphOptions& o) {
   if (g_inject.load()) throw BuildError("injected failure (conv_graph_inject_build_failures)");
+  // Autotuning under capture would fail and mark the key failed for the process: refused, nothing cached.
+  try {
+    require_not_capturing(stream, "conv2d (cuDNN graph) plan build");
+  } catch (const Error& e) {
+    throw CaptureUnderway(e.what());
+  }
   DeviceGuard guard(device);
   DeviceHandle& dh = handle_for(device);
   auto parts = std::make_shared<Parts>();
@@ -510,6 +520,8 @@ bool conv2d_graph(ConvDirection dir, DType dt, const ConvShape& cs, const void* 
           std::fprintf(stderr, "pneumo: conv2d graph %s: %s, workspace %.1f MiB%s\n", key.str().c_str(),
                        e->chosen.tag.c_str(), e->chosen.workspace / 1048576.0,
                        e->chosen.ms > 0 ? (", " + std::to_string(e->chosen.ms) + " ms (fastest timed)").c_str() : "");
+      } catch (const CaptureUnderway&) {
+        throw;
       } catch (const std::exception& err) {  // BuildError, or a CUDA/allocator error while building
         e->failed = true;
         e->why = err.what();

@@ -61,6 +61,16 @@ inline int stream_device(cudaStream_t stream) {
   return device;
 }
 
+// A first-use search (cuDNN algorithm timing, a graph-API plan's autotune) cannot run inside CUDA Graph
+// capture: its timed launches would be recorded, not run, and its event waits fail. Throws instead, caching
+// nothing, so the shape is searched by the eager step that should have preceded the capture.
+inline void require_not_capturing(cudaStream_t stream, const char* what) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  PNEUMO_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  PNEUMO_CHECK(status == cudaStreamCaptureStatusNone, what, ": first use of this shape inside a CUDA Graph capture; ",
+               "run one eager step with the same shapes before capturing (tensor/cuda_graph.h)");
+}
+
 // Makes `device` current for a scope and restores the previous one (when it was changed).
 class DeviceGuard {
  public:

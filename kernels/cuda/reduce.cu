@@ -130,14 +130,18 @@ __global__ void __launch_bounds__(kReduceThreads) column_sum_kernel(const T* x, 
 
 
 // Scratch for the first pass of reductions: one buffer per (device, stream), allocated on first use and
-// kept for the life of the process (work on one stream is ordered, so reuse across calls is safe).
+// kept for the life of the process (work on one stream is ordered, so reuse across calls is safe). A
+// cuda::Graph's stream gets one too, 4 MiB per graph that reduces, kept after the graph is gone.
 float* reduction_workspace(cudaStream_t stream) {
   static std::mutex mutex;
   static auto* buffers = new std::map<std::pair<int, cudaStream_t>, float*>();  // never freed: see above
   const int device = stream_device(stream);
   std::lock_guard<std::mutex> lock(mutex);
   float*& p = (*buffers)[{device, stream}];
-  if (!p) PNEUMO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), kWorkspaceFloats * sizeof(float)));
+  if (!p) {
+    DeviceGuard guard(device);  // cudaMalloc allocates on the current device, which need not be the stream's
+    PNEUMO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p), kWorkspaceFloats * sizeof(float)));
+  }
   return p;
 }
 
