@@ -22,8 +22,13 @@ bool cast_once_enabled() {
 
 WeightCastScope::WeightCastScope(const std::vector<ag::Variable>& params, DType dtype, bool enabled)
     : dtype_(dtype), previous_(g_active) {
+  // Active only once built: a cast that throws (out of memory in a capture) must not leave g_active pointing
+  // at this dead object, which later scopes would restore and cast_for_forward read.
+  if (enabled && dtype == DType::BF16) precast(params);
   g_active = this;
-  if (!enabled || dtype != DType::BF16) return;
+}
+
+void WeightCastScope::precast(const std::vector<ag::Variable>& params) {
   std::vector<Tensor> src;
   std::vector<const ag::Variable*> which;
   for (const ag::Variable& p : params) {

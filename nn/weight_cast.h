@@ -35,6 +35,7 @@ class WeightCastScope {
     Tensor copy;
   };
   friend ag::Variable cast_for_forward(const ag::Variable& v, DType dtype);
+  void precast(const std::vector<ag::Variable>& params);
   std::unordered_map<const void*, Entry> cast_;  // keyed by the parameter's VariableImpl
   DType dtype_;
   WeightCastScope* previous_;

@@ -20,6 +20,7 @@ namespace pneumo::profile {
 
 namespace detail {
 int state = -1;
+bool nvtx_requested = false;  // NVTX ranges asked for by themselves (PNEUMO_NVTX, set_nvtx), not via timing
 
 int read_env() {
   auto on = [](const char* name) {
@@ -27,7 +28,8 @@ int read_env() {
     return v && *v && std::strcmp(v, "0") != 0;
   };
   const bool timing = on("PNEUMO_PROFILE");
-  state = (timing ? 1 : 0) | (timing || on("PNEUMO_NVTX") ? 2 : 0);
+  nvtx_requested = on("PNEUMO_NVTX");
+  state = (timing ? 1 : 0) | (timing || nvtx_requested ? 2 : 0);
   return state;
 }
 }  // namespace detail
@@ -117,8 +119,17 @@ void print_at_exit() {
 }  // namespace
 
 bool timing() { return (state() & 1) != 0; }
-void set_timing(bool on) { detail::state = (state() & ~1) | (on ? 3 : 0) | (state() & 2); }
-void set_nvtx(bool on) { detail::state = (state() & ~2) | (on ? 2 : 0); }
+// Timing implies NVTX ranges; turning it off keeps them only where they were asked for by themselves (it kept
+// them always, so ops after a profiled step still built an NVTX string each, skewing bench-models' timings).
+void set_timing(bool on) {
+  (void)state();  // reads the environment once
+  detail::state = on ? 3 : (detail::nvtx_requested ? 2 : 0);
+}
+void set_nvtx(bool on) {
+  (void)state();
+  detail::nvtx_requested = on;
+  detail::state = (state() & 1) | (on || (state() & 1) ? 2 : 0);
+}
 
 void OpScope::begin(const char* op, const Tensor& t) {
   open_ = state();

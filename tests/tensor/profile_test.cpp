@@ -110,6 +110,25 @@ TEST(Profile, OffRecordsNothing) {
   profile::set_timing(was);
 }
 
+// Timing switches NVTX ranges on with it; switching timing off switches them off again unless they were asked
+// for by themselves (each op scope then still built an NVTX string: bench-models' later models were skewed).
+TEST(Profile, TimingOffAlsoEndsTheNvtxRangesItImplied) {
+  const bool was = profile::timing();
+  profile::set_nvtx(false);
+  profile::set_timing(true);
+  EXPECT_TRUE(profile::active());
+  profile::set_timing(false);
+  EXPECT_FALSE(profile::active());
+  profile::set_nvtx(true);
+  profile::set_timing(true);
+  profile::set_timing(false);
+  EXPECT_TRUE(profile::active());  // asked for by itself: kept
+  EXPECT_FALSE(profile::timing());
+  profile::set_nvtx(false);
+  EXPECT_FALSE(profile::active());
+  profile::set_timing(was);
+}
+
 TEST(Profile, CpuOpsAreFiledByOpShapeAndDirection) {
   TimingOn on;
   Tensor a = Tensor::uniform({64, 64}, -1, 1, 1), b = Tensor::uniform({64, 64}, -1, 1, 2);
