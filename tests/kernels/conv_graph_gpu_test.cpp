@@ -278,8 +278,9 @@ TEST(ConvGraphGpuDeterminism, GradientsRepeatBitwise) {
 // deterministic algorithm on the H200 (2026-11-27). The message named only the input, so each candidate
 // convolution of unet_se50 with that input is listed. The graph path either finds a deterministic engine
 // (then dgrad repeats bitwise) or falls back to legacy for the shape (said on stderr, counted); the test
-// prints which. Bound: both results are float32 sums rounded once to bf16, so each is within 2^-9 (relative
-// L2) of the exact value and the two within 2 * 2^-9 = 3.9e-3 of each other (arithmetic, not a measurement).
+// prints which. Bound: both results are float32 sums rounded once to bf16, so each is within bf16's unit
+// roundoff 2^-8 (relative, per element, hence in L2) of the exact value and the two within 2 * 2^-8 = 7.8e-3
+// of each other (arithmetic, not a measurement; this comment said 2^-9, which is the typical, not the worst).
 TEST(ConvGraphGpuKnownShapes, DeterministicOnlyDgradShapes) {
   PNEUMO_REQUIRE_CUDA();
 #if PNEUMO_WITH_CUDA
@@ -313,7 +314,7 @@ TEST(ConvGraphGpuKnownShapes, DeterministicOnlyDgradShapes) {
     const std::string choice = kernels::cuda::conv_graph_choice(ConvDirection::BackwardData, dt, cs, 0);
     std::cout << "  " << c.name << " dgrad: " << (fell_back ? "legacy fallback (" : "graph (") << choice << ")\n";
     const double rel = relative_l2_device(g1, legacy);
-    EXPECT_LT(rel, 3.9e-3) << choice;
+    EXPECT_LT(rel, 7.8e-3) << choice;
     if (!fell_back && !kernels::cuda::conv_graph_options().allow_nondeterministic) {
       const Tensor g2 = layer_ops::conv2d_backward_data(dy, w, xs, g);
       EXPECT_EQ(relative_l2_device(g2, g1), 0.0) << "a deterministic engine repeated differently: " << choice;

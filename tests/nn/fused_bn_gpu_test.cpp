@@ -85,7 +85,9 @@ TEST(FusedBnGpu, OneReadStatisticsUnderALargeMeanMatchCpu) {
     layer_ops::FusedBnStatistics gpu = layer_ops::fused_bn_statistics(x.to(Device::cuda(), dt), true, true);
     PNEUMO_EXPECT_CLOSE(gpu.mean.cpu(), cpu.mean, (test::Tolerance{1e-5, 1e-6}));
     PNEUMO_EXPECT_CLOSE(gpu.var.cpu(), cpu.var, (test::Tolerance{1e-5, 1e-4}));
-    PNEUMO_EXPECT_CLOSE(gpu.sample_sum.cpu(), cpu.sample_sum, (test::Tolerance{1e-2, 1e-6}));
+    // Per-sample sums ~ hw * 50 = 8.2e5: 1e-4 of that (82) is above the worst float32 error of the shifted sum,
+    // 16384 terms of |x - ref| < ~5: n * eps * sum|v| = 16384 * 6e-8 * 2.3e4 = 22 (arithmetic; was 1e-2, 8192).
+    PNEUMO_EXPECT_CLOSE(gpu.sample_sum.cpu(), cpu.sample_sum, (test::Tolerance{1e-4, 1e-6}));
   }
 }
 

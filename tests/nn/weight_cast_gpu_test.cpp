@@ -48,7 +48,7 @@ TEST(WeightCastScopeGpu, NetworkSameAsPerWeightCasts) {
   m->to(Device::cuda());
   m->train();
   Tensor input = Tensor::normal({2, 64, 64, 3}, 0, 1, 31);
-  Tensor proj = test::projection_for(*m, input, 32);
+  Tensor proj = test::projection_for(*m, input.to(Device::cuda()), 32);  // the probe runs where the model is
   m->train();
   test::NetworkRun per_weight = test::run_network(*m, input, proj, Device::cuda(), DType::BF16);
   test::NetworkRun once;
