@@ -1,30 +1,36 @@
 #!/usr/bin/env bash
 # The check run on a lent GPU machine (H100/H200, 16 cores, nvcc, no internet; 15 minutes of device time in
 # all, so this run is time-boxed to ~8 minutes and a rerun fits): configure with the CUDA backend for sm_90,
-# build with every core, then in this order:
+# build pneumo, pneumo-kernel-bench and tests_gpu with every core, then in this order (the priority: the caps add
+# up to more than the budget, and a step with no time left is reported as skipped):
 #   1. every GPU test (tests_gpu) with PNEUMO_REQUIRE_GPU=1: a GPU test that cannot run FAILS instead of
 #      skipping, and a run in which no GPU test passed is a failed step;
-#  1b. the network GPU tests again with the opt-in paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1
+#   2. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and enqueue time, peak memory,
+#      the per-op profile of one step);
+#   3. bench/gpu/networks_vs_torch.py: the goal table (the five networks against PyTorch: step time, peak
+#      memory, inference images/s; unet_se50 first, as many as the time allows);
+#   4. the network GPU tests again with the opt-in paths on (PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1
 #      PNEUMO_DGRAD_ACCUMULATE=1);
-#  1c. compute-sanitizer --tool memcheck over the op-level GPU tests (90 s cap);
-#   2. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
-#   3. pneumo-kernel-bench;  4. `pneumo bench-models` (unet_se50 1024 batch 4, bf16 and float32: step and
-#      enqueue time, peak memory, the per-op profile of one step);
-#   5. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: per-op profile, peak memory, torch.compile);
-#      then the opt-in switches in bench-models: --cast-once, --optimizer adam --cuda-graph (the whole step
-#      captured; bf16), --dgrad-accumulate (bf16), --tf32 (f32);
-#   5b. the conv tests with PNEUMO_CONV_ENGINE=graph, and the graph-vs-legacy conv kernel-bench rows;
-#   6. the train-throughput HOOK (empty until `pneumo train` exists: see below);
-#   7. bench/gpu/networks_vs_torch.py (the five networks against PyTorch: step time, peak memory, inference
-#      images/s, as many networks as the time allows), every other executable bench/gpu/* script, then
-#      `pneumo bench`, then (opt-in) the CPU tests.
+#   5. their speed in bench-models: fused BN/concat, --cast-once, --optimizer adam --cuda-graph (the whole
+#      step captured; bf16), --dgrad-accumulate (bf16), --tf32 (f32);
+#   6. bench/gpu/unet_se50_torch_profile.py (PyTorch's step: per-op profile, peak memory, torch.compile);
+#   7. pneumo-kernel-bench;  8. compute-sanitizer memcheck over the engine's own kernels (60 s cap);
+#   9. bench/gpu/models_bf16_diagnosis.sh (where the bf16 network error comes from, layer by layer);
+#  10. the conv tests with PNEUMO_CONV_ENGINE=graph and its plan cache, and the graph-vs-legacy conv rows;
+#  11. train throughput (bench/gpu/train_unet_se50_vs_torch.sh, or GPU_CHECK_TRAIN_CMD);
+#  12. every other executable bench/gpu/* script, `pneumo bench`, then (opt-in) the CPU tests.
+# On the lent machine: first `tools/gpu-carry.sh` HERE (the Debian headers and GoogleTest's sources, which
+# that machine lacks, into .deps/ and .gtest-src/), then
+#   run(command="bash tools/gpu-run.sh", carry=[".deps", ".gtest-src"], timeout_s=600)
+# which runs this script and returns report.md, console.log and an archive of every log.
 # It never stops at a failure: each step's status and log are recorded, and OUTDIR/report.md is always
 # written. Without a GPU it still runs and reports (the GPU steps fail, naming why): GPU_CHECK_NO_BUILD=1
 # with BUILD_DIR=<an existing build> skips configure + build for such a dry run.
 #   usage: tools/gpu-check.sh OUTDIR
 #   env:   BUILD_DIR (default build-gpu), GPU_CHECK_BUDGET_S (default 480), CUDNN_ROOT (optional),
 #          GPU_CHECK_CPU_TESTS=1 (also run ctest -L cpu; CI runs them), GPU_CHECK_NO_BUILD=1,
-#          GPU_CHECK_TRAIN_CMD (the train-throughput hook's command, see below)
+#          GPU_CHECK_ONLY=key,... (only those step groups, e.g. a second run: keys at "the steps" below),
+#          GPU_CHECK_TRAIN_CMD (step 11's command)
 #   exit:  0 when every step succeeded, 1 when any failed (the report is written either way)
 # Every bench/gpu script runs as `FILE BUILD_DIR` with PNEUMO_BUILD_DIR, PNEUMO_REPORT_DIR (= OUTDIR) and
 # PNEUMO_TIME_LEFT_S in the environment; each one's output goes into the report.
@@ -113,6 +119,15 @@ command -v ninja >/dev/null 2>&1 && [ ! -f "$build/CMakeCache.txt" -o -f "$build
 [ -n "$cudnn_library" ] && cmake_args+=(-DCUDNN_LIBRARY="$cudnn_library")
 # GoogleTest: the tests' CMake uses this source tree only when no installed GoogleTest is found.
 [ -f "$repo/.gtest-src/CMakeLists.txt" ] && cmake_args+=(-DPNEUMO_GTEST_SOURCE="$repo/.gtest-src")
+# The Debian headers, carried to the device machine (which has none) by tools/gpu-carry.sh.
+if [ -d "$repo/.deps/include" ]; then
+  [ -f /usr/include/stb/stb_image.h ] || cmake_args+=(-DSTB_INCLUDE_DIR="$repo/.deps/include/stb")
+  [ -f /usr/include/nlohmann/json.hpp ] || cmake_args+=(-DNLOHMANN_JSON_INCLUDE_DIR="$repo/.deps/include")
+  [ -f /usr/include/CLI/CLI.hpp ] || cmake_args+=(-DCLI11_INCLUDE_DIR="$repo/.deps/include")
+fi
+# Only what this run uses (tests_cpu only when GPU_CHECK_CPU_TESTS asks for the CPU tests).
+build_targets=(pneumo pneumo-kernel-bench tests_gpu)
+[ -n "${GPU_CHECK_CPU_TESTS:-}" ] && build_targets+=(tests_cpu)
 
 if [ -d "$repo/.git" ] || git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
   commit="$(git -C "$repo" rev-parse HEAD 2>/dev/null)$(git -C "$repo" diff --quiet 2>/dev/null || echo ' (with local changes)')"
@@ -150,7 +165,7 @@ gtest_log_summary() {  # fallback from a console log when the JSON is missing (c
   p=$(grep -c '^\[       OK \]' "$log" 2>/dev/null)
   f=$(grep -c '^\[  FAILED  \] [A-Za-z_0-9]*\.[A-Za-z_0-9/]* (' "$log" 2>/dev/null)
   s=$(grep -c '^\[  SKIPPED \] [A-Za-z_0-9]*\.[A-Za-z_0-9/]* (' "$log" 2>/dev/null)
-  echo "passed $p, failed $f, skipped $s (from the console log: the run did not finish)"
+  echo "passed $p, failed $f, skipped $s (counted from the console log)"
   grep '^\[  FAILED  \] [A-Za-z_0-9]*\.[A-Za-z_0-9/]* (' "$log" | sed 's/^\[  FAILED  \] //; s/ (.*//' | sort -u
   local last
   last=$(grep '^\[ RUN      \]' "$log" | tail -n 1 | sed 's/^\[ RUN      \] //')
@@ -215,6 +230,19 @@ write_report() {
       grep -E '(float32|bfloat16) (eval|train)|worst tensor / ' "$out/tests_gpu.log" | head -n 80
       echo '```'
     fi
+    # The other runs of tests_gpu (opt-in paths, memcheck, the graph conv engine): summary and failures.
+    for t in "$out"/tests_gpu_*.log; do
+      [ -f "$t" ] || continue
+      echo
+      echo "### $(basename "$t")"
+      echo
+      echo '```'
+      gtest_log_summary "$t"
+      grep -E 'ERROR SUMMARY|^========= (Invalid|Program hit|Error)' "$t" | head -n 20
+      grep -B1 -A8 'Failure$' "$t" | head -n 40
+      grep -E '(float32|bfloat16) (eval|train)|worst tensor / ' "$t" | head -n 40
+      echo '```'
+    done
     echo
     echo "## CPU tests (ctest -L cpu)"
     echo
@@ -256,9 +284,9 @@ if [ -n "${GPU_CHECK_NO_BUILD:-}" ]; then
 else
   run_step configure configure.log 120 cmake "${cmake_args[@]}"
   if [ -f "$build/build.ninja" ]; then
-    run_step build build.log 330 cmake --build "$build" -j "$jobs" -- -k 0
+    run_step build build.log 330 cmake --build "$build" -j "$jobs" --target "${build_targets[@]}" -- -k 0
   else
-    run_step build build.log 330 cmake --build "$build" -j "$jobs" -- -k
+    run_step build build.log 330 cmake --build "$build" -j "$jobs" --target "${build_targets[@]}" -- -k
   fi
 fi
 
@@ -275,9 +303,17 @@ run_bench_script() {  # SCRIPT CAP_SECONDS
     PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$script" "$build"
 }
 
-# ---- tests -----------------------------------------------------------------------------------------
+# ---- the steps, most important first ---------------------------------------------------------------
+# The caps add up to more than the budget: later steps are skipped when time runs out (the report says so),
+# so the order is the priority: the GPU tests, unet_se50's step and profile, the goal table against
+# PyTorch, the opt-in paths' network tests and speed, PyTorch's profile, then the rest.
+# GPU_CHECK_ONLY=key,key runs only those groups (a second run picks up what the first skipped):
+#   tests bench-models goal-table fused-tests switches torch-profile kernel-bench memcheck diagnosis
+#   conv-graph train scripts pneumo-bench cpu-tests
+want() { [ -z "${GPU_CHECK_ONLY:-}" ] || [[ ",${GPU_CHECK_ONLY}," == *",$1,"* ]]; }
+
 # ---- 1. GPU tests, every skip a failure ------------------------------------------------------------
-if [ -x "$build/tests/tests_gpu" ]; then
+if want tests && [ -x "$build/tests/tests_gpu" ]; then
   rm -f "$out/tests_gpu.json"
   run_step tests_gpu tests_gpu.log 200 env PNEUMO_REQUIRE_GPU=1 "$build/tests/tests_gpu" \
     --gtest_output="json:$out/tests_gpu.json"
@@ -289,111 +325,123 @@ if [ -x "$build/tests/tests_gpu" ]; then
   else
     record_step "tests_gpu: some GPU test passed" "FAILED (no GPU test passed: $(grep -o 'PNEUMO_REQUIRE_GPU=1 but [^"]*' "$out/tests_gpu.log" 2>/dev/null | head -n 1))" tests_gpu.log
   fi
-else
+elif want tests; then
   record_step tests_gpu "FAILED (not built)" build.log
 fi
 
-# 1b. The opt-in paths (off by default until this run verifies them): the network tests again with BN+ReLU,
+# ---- 2. pneumo's unet_se50 step: time, host enqueue time, peak memory (caching allocator) and, with --profile,
+# the per-op table of one more step (self time by op, shape and direction; op sum against wall).
+if want bench-models && [ -x "$build/pneumo" ]; then
+  run_step "pneumo info" bench-pneumo-info.log 20 "$build/pneumo" info
+  run_step "pneumo bench-models" bench-pneumo-bench-models.log 80 bash -c \
+    "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 --profile --profile-top 40 || exit 1; done"
+fi
+
+# ---- 3. the goal table of issue 12: per network, training step time and peak memory, inference images/s,
+# each against the PyTorch twin; unet_se50 first, then as many of the others as the time allows.
+if want goal-table && [ -x "$repo/bench/gpu/networks_vs_torch.py" ]; then
+  run_step "bench/gpu/networks_vs_torch.py" bench-networks_vs_torch.log 150 \
+    env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" \
+    "$repo/bench/gpu/networks_vs_torch.py" "$build" --iters 3
+fi
+
+# ---- 4. the opt-in paths (off by default until this run verifies them): the network tests again with BN+ReLU,
 # the bottleneck tails and upsample+concat fused, and the data gradients summed in the convolutions' pass
 # (cuDNN beta = 1; the CPU bf16 reference rounds as it does). Each path's op-level tests ran in step 1.
-if [ -x "$build/tests/tests_gpu" ]; then
+if want fused-tests && [ -x "$build/tests/tests_gpu" ]; then
   run_step "tests_gpu ModelsGpu with PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 PNEUMO_DGRAD_ACCUMULATE=1" tests_gpu_fused.log 100 env \
     PNEUMO_REQUIRE_GPU=1 PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 PNEUMO_DGRAD_ACCUMULATE=1 "$build/tests/tests_gpu" --gtest_filter='ModelsGpu.*:CpuBf16Gpu.*'
 fi
 
-# 1c. compute-sanitizer memcheck over the op-level GPU tests (issue 13): out-of-bounds and misaligned device
-# accesses, and CUDA API errors. The network tests are left out: under memcheck each runs minutes.
-sanitizer="$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")"
-if [ -x "$build/tests/tests_gpu" ] && [ -x "$sanitizer" ]; then
-  run_step "compute-sanitizer memcheck: tests_gpu without the network tests" tests_gpu_memcheck.log 90 \
-    env PNEUMO_REQUIRE_GPU=1 "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check no \
-    "$build/tests/tests_gpu" --gtest_filter='-ModelsGpu.*:CpuBf16Gpu.*:*Network*:*Unet*:*Deeplab*:TrainGraphGpu.Replayed*:TrainGraphGpu.TrainingRun*'
-elif [ -x "$build/tests/tests_gpu" ]; then
-  record_step "compute-sanitizer memcheck" "FAILED (compute-sanitizer not found)" build.log
+# ---- 5. their speed: fused BN and concat; weights cast once per step (bf16); the whole training step
+# (forward, backward, capturable Adam) eager and captured as a CUDA Graph (bf16), without and with the weights
+# cast once; data gradients summed in the convolutions' pass (bf16); TF32 (f32). Each against step 2's rows.
+# All run; any failure (a capture that fails included: bench-models then exits 1) fails the step.
+bm="'$build/pneumo' bench-models --device cuda --models unet_se50 --size 1024 --batch 4 --iters 3"
+if want switches && [ -x "$build/pneumo" ]; then
+  run_step "pneumo bench-models, fused BN and concat" bench-pneumo-bench-models-fused.log 45 env PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 \
+    "$build/pneumo" bench-models --device cuda --dtype bf16 --models unet_se50 --size 1024 --batch 4 --iters 5
+  run_step "pneumo bench-models --cast-once / --cuda-graph / --dgrad-accumulate / --tf32" \
+    bench-pneumo-bench-models-switches.log 150 bash -c \
+    "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --optimizer adam --cuda-graph || rc=1; $bm --dtype bf16 --optimizer adam --cast-once --cuda-graph || rc=1; $bm --dtype bf16 --dgrad-accumulate || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
 fi
 
-# ---- 2-5. the bf16 diagnosis, kernel bench, bench-models, PyTorch's step --------------------------
-[ -x "$repo/bench/gpu/models_bf16_diagnosis.sh" ] && run_bench_script "$repo/bench/gpu/models_bf16_diagnosis.sh" 100
-if [ -x "$build/pneumo-kernel-bench" ]; then
+# ---- 6. PyTorch's step: eager time and enqueue time (AMP bf16, and float32 with --fp32), peak memory, the
+# profiler's per-op table (also by input shape), torch.compile time and peak memory.
+if want torch-profile && [ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ]; then
+  run_step "bench/gpu/unet_se50_torch_profile.py" bench-unet_se50_torch_profile.log 150 \
+    env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 \
+    PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$repo/bench/gpu/unet_se50_torch_profile.py" "$build" --fp32
+fi
+
+# ---- 7. the kernel benchmark ------------------------------------------------------------------------
+if want kernel-bench && [ -x "$build/pneumo-kernel-bench" ]; then
   run_step "pneumo-kernel-bench" bench-kernel-bench.log 60 "$build/pneumo-kernel-bench" --device cuda \
     --json "$out/kernel-bench.json"
 fi
-if [ -x "$build/pneumo" ]; then
-  run_step "pneumo info" bench-pneumo-info.log 20 "$build/pneumo" info
-  # Step time, host enqueue time, peak memory (caching allocator) and, with --profile, the per-op table of
-  # one more step (PNEUMO_PROFILE's table: self time by op, shape and direction; op sum against wall).
-  run_step "pneumo bench-models" bench-pneumo-bench-models.log 90 bash -c \
-    "for dt in bf16 f32; do '$build/pneumo' bench-models --device cuda --dtype \$dt --models unet_se50 --size 1024 --batch 4 --iters 5 --profile --profile-top 40 || exit 1; done"
-fi
-if [ -x "$build/pneumo" ]; then
-  run_step "pneumo bench-models, fused BN and concat" bench-pneumo-bench-models-fused.log 45 env PNEUMO_FUSED_BN=1 PNEUMO_FUSED_CONCAT=1 \
-    "$build/pneumo" bench-models --device cuda --dtype bf16 --models unet_se50 --size 1024 --batch 4 --iters 5
-fi
-# PyTorch's step: eager time and enqueue time (AMP bf16, and float32 with --fp32), peak memory, the
-# profiler's per-op table (also by input shape), torch.compile time and peak memory.
-[ -x "$repo/bench/gpu/unet_se50_torch_profile.py" ] && run_step "bench/gpu/unet_se50_torch_profile.py" \
-  bench-unet_se50_torch_profile.log 150 env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 \
-  PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" "$repo/bench/gpu/unet_se50_torch_profile.py" "$build" --fp32
-# The opt-in switches, each against the default rows of step 4: weights cast once per step (bf16); the whole
-# training step (forward, backward, capturable Adam) eager and captured as a CUDA Graph (bf16), without and
-# with the weights cast once; data gradients summed in the convolutions' pass (bf16); TF32 (f32). All run;
-# any failure fails the step.
-bm="'$build/pneumo' bench-models --device cuda --models unet_se50 --size 1024 --batch 4 --iters 3"
-[ -x "$build/pneumo" ] && run_step "pneumo bench-models --cast-once / --cuda-graph / --dgrad-accumulate / --tf32" \
-  bench-pneumo-bench-models-switches.log 150 bash -c \
-  "rc=0; $bm --dtype bf16 --cast-once || rc=1; $bm --dtype bf16 --optimizer adam --cuda-graph || rc=1; $bm --dtype bf16 --optimizer adam --cast-once --cuda-graph || rc=1; $bm --dtype bf16 --dgrad-accumulate || rc=1; $bm --dtype f32 --tf32 || rc=1; exit \$rc"
 
-# ---- 5b. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph; its
-# own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
-if [ -x "$build/tests/tests_gpu" ]; then
+# ---- 8. compute-sanitizer memcheck over the engine's own kernels: out-of-bounds and misaligned device
+# accesses. A positive list: the network tests run minutes under memcheck, the cuDNN autotune shapes too,
+# and the tests that fail CUDA calls on purpose (an out-of-memory request, a bad device, a host sync in a
+# capture, a planted fault in a child process) would be reported as errors.
+sanitizer="$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")"
+memcheck_filter='OpsGpu.*:TensorKernelsGpu.*:FusedBnGpu.*:SqueezeExciteGpu.*:LossesGpu.*:OptimGpu.*:RleGpu.*'
+memcheck_filter+=':MetricGpu.*:MultiTensorCastGpu.*:DropoutGpu.*:PoolGpu.*:ResizeGpu.*:ConcatGpu.*:BatchNormGpu.*'
+memcheck_filter+=':AugmentGpu.*:CudaAllocatorGpu.*:CudaGraphGpu.*:ConvGpuAccumulate.*:WeightCastScopeGpu.*'
+memcheck_filter+='-CudaAllocatorGpu.OutOfMemory*:CudaAllocatorGpu.BadDevice*:CudaGraphGpu.HostSync*:*BandwidthReport*'
+if want memcheck && [ -x "$build/tests/tests_gpu" ] && [ -x "$sanitizer" ]; then
+  run_step "compute-sanitizer memcheck: the engine's kernels" tests_gpu_memcheck.log 60 \
+    env PNEUMO_REQUIRE_GPU=1 "$sanitizer" --tool memcheck --error-exitcode 1 --leak-check no \
+    "$build/tests/tests_gpu" --gtest_filter="$memcheck_filter"
+elif want memcheck && [ -x "$build/tests/tests_gpu" ]; then
+  record_step "compute-sanitizer memcheck" "FAILED (compute-sanitizer not found)" build.log
+fi
+
+# ---- 9. where the bf16 network error comes from, layer by layer ------------------------------------
+want diagnosis && [ -x "$repo/bench/gpu/models_bf16_diagnosis.sh" ] && run_bench_script "$repo/bench/gpu/models_bf16_diagnosis.sh" 100
+
+# ---- 10. the conv layer tests again with the cuDNN graph-API engine as the default (PNEUMO_CONV_ENGINE=graph;
+# its own tests, ConvGraphGpu*, ran in step 1), then its kernel-bench rows against legacy (unet_se50 1024 b4 bf16).
+# ConvGpuCache counts the legacy algorithm cache only: under the graph engine it would test nothing or fail.
+if want conv-graph && [ -x "$build/tests/tests_gpu" ]; then
   rm -f "$out/conv-plans.txt"  # the plan cache: written by the first run, read by the second
   run_step "tests_gpu (conv engine graph)" tests_gpu_conv_graph.log 60 env PNEUMO_REQUIRE_GPU=1 PNEUMO_CONV_ENGINE=graph \
     PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" \
-    --gtest_filter='*ConvGpu*:*ConvGraphGpu*:-ConvGraphGpuKnownShapes.*'
-  run_step "tests_gpu (conv plan cache, 2nd process)" tests_gpu_conv_graph_cache.log 20 env PNEUMO_REQUIRE_GPU=1 \
-    PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" --gtest_filter='ConvGraphGpuDiskCache.*'
+    --gtest_filter='*ConvGpu*:*ConvGraphGpu*:-ConvGraphGpuKnownShapes.*:ConvGpuCache.*'
+  if [ -s "$out/conv-plans.txt" ]; then
+    run_step "tests_gpu (conv plan cache, 2nd process)" tests_gpu_conv_graph_cache.log 20 env PNEUMO_REQUIRE_GPU=1 \
+      PNEUMO_CONV_PLAN_CACHE="$out/conv-plans.txt" "$build/tests/tests_gpu" --gtest_filter='ConvGraphGpuDiskCache.*'
+  else  # the second process would take an empty file for a first run and pass without testing the cache
+    record_step "tests_gpu (conv plan cache, 2nd process)" "FAILED (the first process wrote no plan cache)" tests_gpu_conv_graph.log
+  fi
 fi
-if [ -x "$build/pneumo-kernel-bench" ]; then
+if want conv-graph && [ -x "$build/pneumo-kernel-bench" ]; then
   run_step "kernel-bench conv engines" bench-conv-engines.log 60 env PNEUMO_KBENCH_CONV=1 "$build/pneumo-kernel-bench" \
     --device cuda --filter conv_engines --json "$out/kernel-bench-conv.json"
 fi
 
-# ---- 6. HOOK: train throughput ---------------------------------------------------------------------
-# >>> HOOK (for the lead, once `pneumo train` is on main): set GPU_CHECK_TRAIN_CMD, or replace the default
-# below with the real command, e.g. "$build/pneumo train --device cuda ... --max-steps 50" printing images/s.
-# It runs with a 90 s cap; its log becomes the report's "Benchmark: train-throughput" section.
+# ---- 11. train throughput: pneumo train unet_se50 1024 b4 bf16 (loader included; generated images when the
+# SIIM sample is not on the machine) beside PyTorch AMP channels_last. GPU_CHECK_TRAIN_CMD replaces it.
 train_cmd="${GPU_CHECK_TRAIN_CMD:-}"
 if [ -z "$train_cmd" ] && [ -x "$build/pneumo" ] && [ -x "$repo/bench/gpu/train_unet_se50_vs_torch.sh" ]; then
-  # pneumo train unet_se50 1024 b4 bf16 (loader included) beside PyTorch AMP channels_last, 100 steps each.
   train_cmd="'$repo/bench/gpu/train_unet_se50_vs_torch.sh' '$build' 100"
 fi
-if [ -n "$train_cmd" ]; then
+if want train && [ -n "$train_cmd" ]; then
   run_step "train throughput" bench-train-throughput.log 180 env PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" \
     bash -c "$train_cmd"
-elif [ -x "$build/pneumo" ] && "$build/pneumo" train --help > /dev/null 2>&1; then
-  steps+=("train throughput|HOOK NOT FILLED: pneumo train exists, set GPU_CHECK_TRAIN_CMD|0|-")
-else
-  steps+=("train throughput|not available (no pneumo train at this commit)|0|-")
 fi
-# <<< HOOK
 
-# ---- 7. the five networks against PyTorch, the other bench/gpu scripts, pneumo bench, CPU tests (opt-in) ----
-# The goal table of issue 12: per network, training step time and peak memory, inference images/s, each
-# against the PyTorch twin; unet_se50 first, then as many of the others as the time allows.
-[ -x "$repo/bench/gpu/networks_vs_torch.py" ] && run_step "bench/gpu/networks_vs_torch.py" bench-networks_vs_torch.log 150 \
-  env PNEUMO_BUILD_DIR="$build" PNEUMO_REPORT_DIR="$out" PNEUMO_STEP_CAP_S=150 PNEUMO_TIME_LEFT_S="$(( $(time_left) - 40 ))" \
-  "$repo/bench/gpu/networks_vs_torch.py" "$build" --iters 3
-if [ -d "$repo/bench/gpu" ]; then
+# ---- 12. the other bench/gpu scripts, pneumo bench, the CPU tests (opt-in) --------------------------
+if want scripts && [ -d "$repo/bench/gpu" ]; then
   for script in "$repo"/bench/gpu/*; do
     [ -f "$script" ] && [ -x "$script" ] || continue
-    # unet_se50_step_vs_torch.sh: its two halves are steps 4 and 5 above (same shapes), not run twice.
-    # train_unet_se50_vs_torch.sh ends by running this script: run from here it recursed without end.
-    # networks_vs_torch.py: run just above, with its own cap.
+    # Run above with their own caps, or (unet_se50_step_vs_torch.sh) the same shapes as steps 2 and 6;
+    # train_unet_se50_vs_torch.sh also ends by running this script when asked (it recursed once).
     case "$(basename "$script")" in models_bf16_diagnosis.sh | unet_se50_torch_profile.py | unet_se50_step_vs_torch.sh | train_unet_se50_vs_torch.sh | networks_vs_torch.py) continue ;; esac
     run_bench_script "$script" 120
   done
 fi
-if [ -x "$build/pneumo" ] && "$build/pneumo" --help 2>&1 | grep -qw bench; then
+if want pneumo-bench && [ -x "$build/pneumo" ] && "$build/pneumo" --help 2>&1 | grep -qw bench; then
   run_step "pneumo bench" bench-pneumo-bench.log 60 "$build/pneumo" bench --device cuda --suite all \
     --json "$out/pneumo-bench.json"
 fi
