@@ -116,6 +116,9 @@ Device resolve_device(const std::string& device) {
       user_error("--device ", device, ": no GPU found", cuda::compiled_with_cuda() ? "" : " (this build is CPU only)");
     const int n = static_cast<int>(cuda::devices().size());
     if (d.index >= n) user_error("--device ", device, ": only ", n, " GPU(s) found");
+    // The launchers use the current device's context: cuda:1 must be current before its first kernel.
+    // (One GPU per process; GPU work runs on this thread, the loader and prefetch threads prepare host images.)
+    cuda::set_device(d.index);
   }
   return d;
 }
