@@ -102,7 +102,10 @@ class Tensor {
   // ---- copies ----
   Tensor to(Device device) const;  // same tensor when already there
   Tensor to(DType dtype) const;    // same tensor when already that dtype
-  Tensor to(Device device, DType dtype) const { return to(dtype).to(device); }
+  // Cast where float64 is allowed: on the CPU (to the CPU: move, then cast; to a GPU: cast, then move).
+  Tensor to(Device device, DType dtype) const {
+    return device.is_cpu() ? to(device).to(dtype) : to(dtype).to(device);
+  }
   Tensor cpu() const { return to(Device::cpu()); }
   Tensor clone() const;
   void copy_from(const Tensor& src);  // same shape (numel) and dtype, any devices

@@ -33,9 +33,16 @@ struct HostBuffer {
     ptr = static_cast<float*>(pinned ? cuda::pinned_alloc(bytes) : std::malloc(bytes));
     PNEUMO_CHECK(ptr != nullptr, "loader: cannot allocate ", bytes, " bytes of batch memory");
   }
-  ~HostBuffer() {
-    if (!ptr) return;
-    if (pinned) cuda::pinned_free(ptr); else std::free(ptr);
+  ~HostBuffer() {  // never throws: after a sticky CUDA error cudaFreeHost fails too, and the error in flight
+    if (!ptr) return;  // must reach the user instead of std::terminate
+    if (!pinned) {
+      std::free(ptr);
+      return;
+    }
+    try {
+      cuda::pinned_free(ptr);
+    } catch (...) {
+    }
   }
 };
 

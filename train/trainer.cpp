@@ -766,7 +766,12 @@ TrainResult run_training(TrainConfig cfg, bool resume) {
   resolve_config(cfg);
   if (cfg.threads > 0) omp_set_num_threads(cfg.threads);
   const Device device = Device::parse(cfg.device);
-  if (device.is_cuda()) PNEUMO_CHECK(cuda::available(), "--device ", cfg.device, ": no CUDA device available");
+  if (device.is_cuda()) {
+    PNEUMO_CHECK(cuda::available(), "--device ", cfg.device, ": no CUDA device available");
+    // The run's own device (a resumed run takes it from config.json, not the command line) must be current:
+    // the launchers and the loader's copy events use the current device's context.
+    cuda::set_device(device.index);
+  }
   if (cfg.dtype == "auto") cfg.dtype = device.is_cuda() ? "bf16" : "f32";
   const DType compute_dtype = cfg.dtype == "bf16" ? DType::BF16 : DType::F32;
   PNEUMO_CHECK(compute_dtype == DType::F32 || device.is_cuda(), "--dtype bf16 needs --device cuda");
