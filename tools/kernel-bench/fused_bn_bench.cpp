@@ -43,6 +43,8 @@ Channels channel_buffers(Context& ctx, int64_t c) {
   v.var.fill_random(DType::F32, 0.5f, 1.5f, 12);
   v.w.fill_random(DType::F32, 0.5f, 1.5f, 13);
   v.b.fill_random(DType::F32, -0.5f, 0.5f, 14);
+  v.db.fill_zero();  // read by the tails' backward-data rows
+  v.dw.fill_zero();
   return v;
 }
 

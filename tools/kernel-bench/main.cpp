@@ -75,7 +75,9 @@ void Buffer::fill_random(DType dt, float lo, float hi, uint64_t seed, bool mask)
   }
 #if PNEUMO_WITH_CUDA
   if (gpu_) {
+    // On the legacy default stream, which the kernels' non-blocking stream does not wait for: finish here.
     PNEUMO_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes_, cudaMemcpyHostToDevice));
+    PNEUMO_CUDA_CHECK(cudaDeviceSynchronize());
     return;
   }
 #endif
@@ -86,6 +88,7 @@ void Buffer::fill_zero() {
 #if PNEUMO_WITH_CUDA
   if (gpu_) {
     PNEUMO_CUDA_CHECK(cudaMemset(ptr_, 0, bytes_));
+    PNEUMO_CUDA_CHECK(cudaDeviceSynchronize());  // as above
     return;
   }
 #endif
@@ -229,15 +232,31 @@ int main(int argc, char** argv) {
     std::printf("  %-26s %-26s %-8s %13s %13s %14s %7s\n", "kernel", "shape", "dtype", "time", "bytes", "bandwidth",
                 "%copy");
     measure_copy(ctx);
+    // A case that throws is reported and the others still run; the JSON holds every row measured.
+    int failed = 0;
     for (const Case& c : registry()) {
       if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
-      c.run(ctx);
+      try {
+        c.run(ctx);
+      } catch (const std::exception& e) {
+        ++failed;
+        std::printf("  %s: FAILED: %s\n", c.name.c_str(), e.what());
+        std::fflush(stdout);
+#if PNEUMO_WITH_CUDA
+        // A sticky CUDA error poisons every later launch: stop there.
+        if (ctx.gpu && cudaDeviceSynchronize() != cudaSuccess) {
+          std::printf("  the CUDA context is unusable after that error: the remaining cases are not run\n");
+          break;
+        }
+#endif
+      }
     }
     if (!json.empty()) {
       write_json(ctx, json, device_name);
       std::printf("wrote %s\n", json.c_str());
     }
-    return 0;
+    if (failed > 0) std::fprintf(stderr, "pneumo-kernel-bench: %d case(s) failed (see FAILED above)\n", failed);
+    return failed > 0 ? 1 : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pneumo-kernel-bench: %s\n", e.what());
     return 1;

@@ -64,11 +64,11 @@ double time_runs(const std::function<void()>& fn, int64_t iters, pneumo::Device 
   using namespace pneumo;
   std::vector<double> times;
   for (int64_t it = 0; it <= iters; ++it) {
-    if (device.is_cuda()) cuda::synchronize();
+    if (device.is_cuda()) cuda::synchronize(device.index);
     if (it == 1) reset_peak_memory(device);
     const auto t0 = std::chrono::steady_clock::now();
     fn();
-    if (device.is_cuda()) cuda::synchronize();
+    if (device.is_cuda()) cuda::synchronize(device.index);
     if (it > 0) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return median(times);
@@ -183,14 +183,14 @@ int run_bench_models(const BenchModelsOptions& o) {
     std::vector<double> times, enqueue;
     for (int64_t it = 0; it <= iters; ++it) {
       m->zero_grad();
-      if (device.is_cuda()) cuda::synchronize();
+      if (device.is_cuda()) cuda::synchronize(device.index);
       // Peak over the timed steps: weights, gradients (freed by zero_grad above: allocated anew each step,
       // as PyTorch's zero_grad(set_to_none=True)), activations, workspaces.
       if (it == 1) reset_peak_memory(device);
       auto t0 = std::chrono::steady_clock::now();
       step();
       auto t1 = std::chrono::steady_clock::now();
-      if (device.is_cuda()) cuda::synchronize();
+      if (device.is_cuda()) cuda::synchronize(device.index);
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (it > 0) {  // the first run warms caches and allocators
         times.push_back(s);
@@ -216,7 +216,7 @@ int run_bench_models(const BenchModelsOptions& o) {
     if (graph) {
       // The same step captured once (after the warm-up above) and replayed: the host enqueues one launch.
       m->zero_grad();
-      cuda::synchronize();
+      cuda::synchronize(device.index);
       cuda::Graph g(device.index);
       try {
         g.capture(step);
@@ -236,13 +236,13 @@ int run_bench_models(const BenchModelsOptions& o) {
     }
     if (o.profile) {
       m->zero_grad();
-      if (device.is_cuda()) cuda::synchronize();
+      if (device.is_cuda()) cuda::synchronize(device.index);
       const bool was = profile::timing();
       profile::set_timing(true);
       profile::reset();
       auto t0 = std::chrono::steady_clock::now();
       step();
-      if (device.is_cuda()) cuda::synchronize();
+      if (device.is_cuda()) cuda::synchronize(device.index);
       const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       const std::string title = "bench-models profile " + name + " (one step, " + dtype_name + ", self time per op; " +
                                 (device.is_cuda() ? "device time from cudaEvents" : "host time") + ")";
