@@ -174,8 +174,8 @@ def main():
             print("torch.compile step: median %.2f ms, best %.2f ms (eager %.2f ms)" % (med_c, best_c, med), flush=True)
             if cuda:
                 peak_memory(compiled, "torch.compile")
-        except TimeoutError as e:
-            print(e)
+        except Exception as e:  # the alarm's TimeoutError may come back wrapped by dynamo (BackendCompilerFailed...)
+            print("torch.compile: not measured: %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
         finally:
             signal.alarm(0)
     return 0
