@@ -268,6 +268,9 @@ const Choice& choose(Plan& p, Direction dir, DType dt, const ConvShape& cs, cudn
           cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x, p.y, p.conv[dir], p.w, kMax, &returned, perf));
     c = pick(perf, returned, dt, true, "backward filter", cs);
   }
+  // float32 without TF32: the search ran with FMA math, but an entry may report CUDNN_DEFAULT_MATH, which cuDNN
+  // documents as permitting TF32 tensor cores on Ampere and later. Keep the descriptor at FMA.
+  if (dt == DType::F32 && !allow_tf32() && c.math == CUDNN_DEFAULT_MATH) c.math = CUDNN_FMA_MATH;
   PNEUMO_CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[dir], c.math));
   return c;
 }
