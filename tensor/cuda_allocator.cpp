@@ -142,6 +142,15 @@ class CachingAllocator {
       if (block.device == device && block.stream == stream) block.stream = heir;
     auto pool = free_.find(key);
     if (pool == free_.end()) return;
+    if (captures_underway_ > 0) {  // no cudaFree during a capture: the heir caches them for a later free
+      auto& heirs = free_[PoolKey{device, heir}];
+      for (auto& entry : pool->second) {
+        blocks_[entry.second].stream = heir;
+        heirs.emplace(entry.first, entry.second);
+      }
+      free_.erase(key);
+      return;
+    }
     DeviceGuard guard(device);
     CudaMemoryStats& st = stats_for(device);
     for (auto& entry : pool->second) {

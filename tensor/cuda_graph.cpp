@@ -51,9 +51,10 @@ Graph::Graph(int device) : impl_(std::make_unique<Impl>()), device_(device) {
 Graph::~Graph() {
   // Never throws. A replay may still run: wait for it before the buffers it reads (kept, pool blocks) are
   // handed out or freed; after a sticky CUDA error the waits fail and the frees are best effort.
+  // (Only a captured graph can have replays; a device sync would also break another thread's capture.)
   int previous = 0;
   const bool switched = cudaGetDevice(&previous) == cudaSuccess && cudaSetDevice(device_) == cudaSuccess;
-  if (switched) cudaDeviceSynchronize();
+  if (switched && impl_->exec) cudaDeviceSynchronize();
   cudaGetLastError();
   impl_->kept.clear();
   if (impl_->exec) cudaGraphExecDestroy(impl_->exec);
@@ -65,7 +66,10 @@ Graph::~Graph() {
     heir = current_stream(device_);
   } catch (...) {
   }
-  if (heir && heir != impl_->stream) cuda_memory::graph_pool_close(device_, impl_->stream, heir);
+  try {
+    if (heir && heir != impl_->stream) cuda_memory::graph_pool_close(device_, impl_->stream, heir);
+  } catch (...) {  // a CUDA error already in flight: the pool stays cached
+  }
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
   if (switched) cudaSetDevice(previous);
   cudaGetLastError();

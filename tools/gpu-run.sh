@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 dest="${OUT:-/tmp/gpu-check-out}"
 mkdir -p "$dest"
 rm -rf /tmp/gpu-check
-tools/gpu-check.sh /tmp/gpu-check
+# Under the device call's 600 s: a check cut off still writes its report (gpu-check's exit trap) and returns.
+timeout --kill-after=10 "${GPU_RUN_LIMIT_S:-560}" bash tools/gpu-check.sh /tmp/gpu-check
 rc=$?
 cp /tmp/gpu-check/report.md /tmp/gpu-check/console.log "$dest/" 2>/dev/null
 tar czf "$dest/gpu-check-logs.tgz" -C /tmp gpu-check 2>/dev/null

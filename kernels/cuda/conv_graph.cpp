@@ -23,10 +23,10 @@
 namespace pneumo::kernels::cuda {
 namespace {
 
-// A failure while building a plan: caught by conv2d_graph, which then falls back to legacy for the key.
-struct CaptureUnderway : Error {  // a plan build asked for inside a CUDA Graph capture
+struct CaptureUnderway : Error {  // a plan build asked for inside a CUDA Graph capture: rethrown, not cached
   using Error::Error;
 };
+// A failure while building a plan: caught by conv2d_graph, which then falls back to legacy for the key.
 struct BuildError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

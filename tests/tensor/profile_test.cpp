@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "autograd/functions.h"
@@ -114,6 +116,8 @@ TEST(Profile, OffRecordsNothing) {
 // for by themselves (each op scope then still built an NVTX string: bench-models' later models were skewed).
 TEST(Profile, TimingOffAlsoEndsTheNvtxRangesItImplied) {
   const bool was = profile::timing();
+  const char* env = std::getenv("PNEUMO_NVTX");
+  const bool nvtx_was = env && *env && std::strcmp(env, "0") != 0;
   profile::set_nvtx(false);
   profile::set_timing(true);
   EXPECT_TRUE(profile::active());
@@ -126,6 +130,7 @@ TEST(Profile, TimingOffAlsoEndsTheNvtxRangesItImplied) {
   EXPECT_FALSE(profile::timing());
   profile::set_nvtx(false);
   EXPECT_FALSE(profile::active());
+  profile::set_nvtx(nvtx_was);
   profile::set_timing(was);
 }
 

@@ -269,7 +269,8 @@ TEST(Optim, CapturableModeNeedsNoDeviceAndNothingCapturesOnTheCpu) {
   ps[0].mutable_grad() = Tensor::full({3}, 1.0);
   adam.step();
   EXPECT_NEAR(ps[0].value().to_vector()[0], 0.85f, 1e-6);  // g = 1 throughout: each Adam step moves by lr
-  // A parameter of 0 elements (no chunk to update) still counts its steps, on both backends.
+  // A parameter of 0 elements (no chunk to update) still counts its steps (the CPU always did; the CUDA
+  // launcher did not: TrainGraphGpu.CapturableStepCountsAdvanceForEmptyParameters).
   std::vector<Variable> empty = make_params({Tensor::zeros({0})});
   train::Adam none(empty, {0.1});
   none.set_capturable(true);

@@ -55,11 +55,11 @@ void reset_peak_memory(pneumo::Device device) {
     pneumo::kernels::cpu::host_cache_reset_peak();
 }
 
-// Median seconds of `iters` runs of fn after one warm-up, each ended by a device sync; the peak memory
-// counts from the first timed run.
 // Captures asked for (--cuda-graph) that failed: the other rows are still timed, then the command fails.
 int g_capture_failures = 0;
 
+// Median seconds of `iters` runs of fn after one warm-up, each ended by a device sync; the peak memory
+// counts from the first timed run.
 double time_runs(const std::function<void()>& fn, int64_t iters, pneumo::Device device) {
   using namespace pneumo;
   std::vector<double> times;
