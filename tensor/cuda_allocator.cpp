@@ -138,17 +138,14 @@ class CachingAllocator {
     std::lock_guard<std::mutex> lock(mutex_);
     const PoolKey key{device, stream};
     graph_pools_.erase(key);
-    for (auto& [ptr, block] : blocks_)  // in use: released later into the heir's pool
+    // Every block of the pool now belongs to the heir: one in use is released later into its cache.
+    for (auto& [ptr, block] : blocks_)
       if (block.device == device && block.stream == stream) block.stream = heir;
     auto pool = free_.find(key);
     if (pool == free_.end()) return;
     if (captures_underway_ > 0) {  // no cudaFree during a capture: the heir caches them for a later free
-      auto& heirs = free_[PoolKey{device, heir}];
-      for (auto& entry : pool->second) {
-        blocks_[entry.second].stream = heir;
-        heirs.emplace(entry.first, entry.second);
-      }
-      free_.erase(key);
+      free_[PoolKey{device, heir}].merge(pool->second);
+      free_.erase(pool);
       return;
     }
     DeviceGuard guard(device);

@@ -61,13 +61,9 @@ Graph::~Graph() {
   if (impl_->graph) cudaGraphDestroy(impl_->graph);
   // The pool's cached blocks go back to the driver; outputs still held (loss, gradients) are handed to the
   // device's stream, where the eager code that holds them runs.
-  cudaStream_t heir = nullptr;
   try {
-    heir = current_stream(device_);
-  } catch (...) {
-  }
-  try {
-    if (heir && heir != impl_->stream) cuda_memory::graph_pool_close(device_, impl_->stream, heir);
+    const cudaStream_t heir = current_stream(device_);
+    if (heir != impl_->stream) cuda_memory::graph_pool_close(device_, impl_->stream, heir);
   } catch (...) {  // a CUDA error already in flight: the pool stays cached
   }
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
